@@ -60,9 +60,9 @@ type Expiry struct {
 	At       time.Time `json:"at"`
 }
 
-// OutOfOffice is the out-of-office overlay (mailbox driven in Graph, a test
+// OutOfOfficeSettings is the out-of-office overlay (mailbox driven in Graph, a test
 // hook here).
-type OutOfOffice struct {
+type OutOfOfficeSettings struct {
 	IsOutOfOffice bool    `json:"isOutOfOffice"`
 	Message       *string `json:"message"`
 }
@@ -72,10 +72,10 @@ type OutOfOffice struct {
 type State struct {
 	// Sessions are the user's sessions, possibly including expired ones not
 	// yet pruned; ordered by (Kind, ID).
-	Sessions  []Session      `json:"sessions,omitempty"`
-	Preferred *Preferred     `json:"preferred,omitempty"`
-	Status    *StatusMessage `json:"status,omitempty"`
-	OOF       OutOfOffice    `json:"oof"`
+	Sessions  []Session           `json:"sessions,omitempty"`
+	Preferred *Preferred          `json:"preferred,omitempty"`
+	Status    *StatusMessage      `json:"status,omitempty"`
+	OOF       OutOfOfficeSettings `json:"oof"`
 	// CalendarBusy is the "in a meeting" overlay.
 	CalendarBusy bool `json:"calendarBusy,omitempty"`
 	// PresenceDisabled marks a user not enabled for presence

@@ -1,0 +1,262 @@
+package presence
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Event says that the visible availability or activity of a user changed,
+// whoever caused it: an API call, the clock or a test hook.
+type Event struct {
+	Key    Key
+	Before View
+	After  View
+	// At is the instant of the change; for a change made by the clock it is
+	// the instant it fell due, even when it is processed later.
+	At time.Time
+}
+
+// Change is the outcome of one command: the views just before and after it,
+// and the events it caused (clock changes that fell due first, then the
+// command's own).
+type Change struct {
+	Before View
+	After  View
+	Events []Event
+}
+
+// Stats are the Service's counters since it started.
+type Stats struct {
+	// Events counts change events emitted.
+	Events uint64
+	// EventsDropped counts events a slow subscriber did not take.
+	EventsDropped uint64
+	// Fired counts users the scheduler re-evaluated.
+	Fired uint64
+	// LagNanos is how late the last scheduled change was processed.
+	LagNanos int64
+	// Sessions is the number of stored sessions, as counted by writes since
+	// start-up (expired sessions leave when the scheduler prunes them).
+	Sessions int64
+}
+
+// Service applies commands to users' presence through a Store, emits change
+// events, and runs the scheduler that makes the clock's changes happen.
+type Service struct {
+	store  Store
+	clock  Clock
+	env    Env
+	logger *slog.Logger
+
+	fireMu sync.Mutex
+
+	subMu sync.RWMutex
+	subs  map[*subscriber]struct{}
+
+	events, dropped, fired atomic.Uint64
+	lag, sessions          atomic.Int64
+}
+
+type subscriber struct{ ch chan Event }
+
+// NewService returns a Service over store with clock.
+func NewService(store Store, clock Clock, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		store:  store,
+		clock:  clock,
+		env:    Env{Zones: NewTimeZones()},
+		logger: logger,
+		subs:   make(map[*subscriber]struct{}),
+	}
+}
+
+// Clock returns the service's clock.
+func (s *Service) Clock() Clock { return s.clock }
+
+// Stats returns the service's counters.
+func (s *Service) Stats() Stats {
+	return Stats{
+		Events:        s.events.Load(),
+		EventsDropped: s.dropped.Load(),
+		Fired:         s.fired.Load(),
+		LagNanos:      s.lag.Load(),
+		Sessions:      s.sessions.Load(),
+	}
+}
+
+// Read returns the views of users in tenant at the service's now, in order.
+func (s *Service) Read(ctx context.Context, tenant string, users []string) ([]View, error) {
+	states, err := s.store.Get(ctx, tenant, users)
+	if err != nil {
+		return nil, fmt.Errorf("read presence: %w", err)
+	}
+	now := s.clock.Now()
+	views := make([]View, len(states))
+	for i := range states {
+		views[i] = states[i].ViewAt(now)
+	}
+	return views, nil
+}
+
+// Do validates cmd and applies it to the user at the service's now.
+func (s *Service) Do(ctx context.Context, key Key, cmd Command) (Change, error) {
+	if err := cmd.Validate(&s.env); err != nil {
+		return Change{}, err
+	}
+	return s.apply(ctx, key, cmd, s.clock.Now())
+}
+
+// apply runs one read-modify-write of the user's state at now: first the
+// clock's changes that fell due, each at its own instant, then cmd.
+func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time) (Change, error) {
+	var ch Change
+	before, after, err := s.store.Update(ctx, key, func(st *State) error {
+		var err error
+		ch, err = Step(key, st, cmd, now)
+		return err
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	s.sessions.Add(int64(len(after.Sessions) - len(before.Sessions)))
+	if !before.Due.IsZero() && !before.Due.After(now) {
+		s.lag.Store(int64(now.Sub(before.Due)))
+	}
+	for _, ev := range ch.Events {
+		s.publish(ev)
+	}
+	return ch, nil
+}
+
+// Step applies cmd to st at now: first the clock's changes that fell due
+// since st was written, each at its own instant, then cmd itself. It keeps
+// Seq, SeqAt and Due up to date and returns the views around cmd and the
+// events. It is pure: the same inputs give the same result.
+func Step(key Key, st *State, cmd Command, now time.Time) (Change, error) {
+	var ch Change
+	ch.Events = catchUp(key, st, now, nil)
+	ch.Before = st.ViewAt(now)
+	st.SeqAt = now
+	if err := cmd.Apply(st, now); err != nil {
+		return Change{}, err
+	}
+	st.prune(now)
+	ch.After = st.visible(now)
+	ch.After.Seq = ch.Before.Seq
+	if !sameVisible(ch.Before, ch.After) {
+		st.Seq++
+		ch.After.Seq = st.Seq
+	}
+	if ch.Before.Pair != ch.After.Pair {
+		ch.Events = append(ch.Events, Event{Key: key, Before: ch.Before, After: ch.After, At: now})
+	}
+	st.Due, _ = st.NextChange(now)
+	return ch, nil
+}
+
+// catchUp records, in time order, every change the clock made to st since
+// it was written and up to now, advancing Seq and SeqAt, and returns the
+// events for those that changed the visible pair.
+func catchUp(key Key, st *State, now time.Time, events []Event) []Event {
+	if st.SeqAt.IsZero() {
+		st.SeqAt = now
+	}
+	for {
+		at, ok := st.NextChange(st.SeqAt)
+		if !ok || at.After(now) {
+			return events
+		}
+		before := st.visible(st.SeqAt)
+		before.Seq = st.Seq
+		after := st.visible(at)
+		if !sameVisible(before, after) {
+			st.Seq++
+		}
+		after.Seq = st.Seq
+		if before.Pair != after.Pair {
+			events = append(events, Event{Key: key, Before: before, After: after, At: at})
+		}
+		st.SeqAt = at
+		st.prune(at)
+	}
+}
+
+// Fire re-evaluates every user whose next change has fallen due by the
+// service's now, emitting the events the clock caused. It returns how many
+// users it re-evaluated.
+func (s *Service) Fire(ctx context.Context) (int, error) {
+	s.fireMu.Lock()
+	defer s.fireMu.Unlock()
+	now := s.clock.Now()
+	total := 0
+	for {
+		keys, err := s.store.Due(ctx, now, 1024)
+		if err != nil {
+			return total, fmt.Errorf("scheduler: list due users: %w", err)
+		}
+		if len(keys) == 0 {
+			return total, nil
+		}
+		for _, k := range keys {
+			if _, err := s.apply(ctx, k, Tick{}, now); err != nil {
+				return total, fmt.Errorf("scheduler: re-evaluate %s: %w", k, err)
+			}
+			total++
+			s.fired.Add(1)
+		}
+	}
+}
+
+// RunScheduler fires due changes every interval until ctx is done.
+func (s *Service) RunScheduler(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.Fire(ctx); err != nil && ctx.Err() == nil {
+				s.logger.ErrorContext(ctx, "scheduler failed", "err", err)
+			}
+		}
+	}
+}
+
+// Subscribe returns a stream of change events with room for buffer of them;
+// events a full stream cannot take are dropped and counted. Call cancel to
+// stop receiving.
+func (s *Service) Subscribe(buffer int) (events <-chan Event, cancel func()) {
+	sub := &subscriber{ch: make(chan Event, buffer)}
+	s.subMu.Lock()
+	s.subs[sub] = struct{}{}
+	s.subMu.Unlock()
+	var once sync.Once
+	return sub.ch, func() {
+		once.Do(func() {
+			s.subMu.Lock()
+			delete(s.subs, sub)
+			s.subMu.Unlock()
+		})
+	}
+}
+
+func (s *Service) publish(ev Event) {
+	s.events.Add(1)
+	s.subMu.RLock()
+	defer s.subMu.RUnlock()
+	for sub := range s.subs {
+		select {
+		case sub.ch <- ev:
+		default:
+			s.dropped.Add(1)
+		}
+	}
+}
