@@ -81,7 +81,7 @@ type Config struct {
 	// JWKSURL as well, keys from both are accepted.
 	JWKSFile string
 	// Issuers, when not empty, are the accepted values of iss. An entry may
-	// contain TenantIDPlaceholder.
+	// contain TenantIDPlaceholder once.
 	Issuers []string
 	// Audiences, when not empty, are the accepted values of aud: a token is
 	// accepted when one of its audiences is one of them.
@@ -277,17 +277,21 @@ func (v *Verifier) verify(ctx context.Context, raw string) (presence.Principal, 
 	return p, c.ExpiresAt.Add(v.skew), nil
 }
 
-// issuerOK reports whether iss is one of the accepted issuers, with
-// TenantIDPlaceholder standing for tid.
+// issuerOK reports whether iss is one of the accepted issuers, where
+// TenantIDPlaceholder stands for the token's tid (in either case, as the GUID
+// is compared case-insensitively).
 func (v *Verifier) issuerOK(iss, tid string) bool {
 	for _, want := range v.issuers {
-		if strings.Contains(want, TenantIDPlaceholder) {
-			if tid == "" {
-				continue
+		prefix, suffix, template := strings.Cut(want, TenantIDPlaceholder)
+		if !template {
+			if iss == want {
+				return true
 			}
-			want = strings.ReplaceAll(want, TenantIDPlaceholder, tid)
+			continue
 		}
-		if iss == want {
+		if tid != "" && len(iss) == len(prefix)+len(tid)+len(suffix) &&
+			strings.HasPrefix(iss, prefix) && strings.HasSuffix(iss, suffix) &&
+			strings.EqualFold(iss[len(prefix):len(prefix)+len(tid)], tid) {
 			return true
 		}
 	}

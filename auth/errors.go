@@ -2,7 +2,6 @@ package auth
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -81,9 +80,4 @@ func classify(err error) *TokenError {
 	default:
 		return tokenError(messageInvalid, err)
 	}
-}
-
-// keyError wraps an error from looking up a verification key.
-func keyError(format string, args ...any) error {
-	return fmt.Errorf("auth: "+format, args...)
 }

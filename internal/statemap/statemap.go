@@ -180,33 +180,6 @@ func (m *Map) Publish(key presence.Key, s presence.State) {
 	}
 }
 
-// Update is the read-modify-write shared by stores: it takes key's stripe
-// lock, applies fn to a copy of the current State, calls commit (if not
-// nil) with the new State while still holding the lock, publishes the new
-// State if commit succeeded, and releases the lock. If fn or commit fails,
-// nothing is published and the error is returned unchanged, with zero
-// States. The States returned are the caller's own copies.
-func (m *Map) Update(ctx context.Context, key presence.Key, fn func(*presence.State) error,
-	commit func(ctx context.Context, key presence.Key, after presence.State) error,
-) (before, after presence.State, err error) {
-	if err := m.Lock(ctx, key); err != nil {
-		return presence.State{}, presence.State{}, err
-	}
-	defer m.Unlock(key)
-	before = m.Load(key)
-	after = before.Clone()
-	if err := fn(&after); err != nil {
-		return presence.State{}, presence.State{}, err
-	}
-	if commit != nil {
-		if err := commit(ctx, key, after); err != nil {
-			return presence.State{}, presence.State{}, err
-		}
-	}
-	m.Publish(key, after)
-	return before, after, nil
-}
-
 // Due returns, earliest Due first, up to limit keys whose State.Due is not
 // zero and not after now. A limit of zero or less returns nil. Returned keys
 // stay due until their Due is changed by a Publish; see the package doc.

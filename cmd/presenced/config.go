@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+)
+
+// Config is everything presenced is started with.
+type Config struct {
+	Addr          string
+	DataDir       string
+	Store         string
+	PublicURL     string
+	JWKSURL       string
+	JWKSFile      string
+	Issuers       []string
+	Audiences     []string
+	TestHooks     bool
+	WebhookCAFile string
+	RateLimit     int
+	LogLevel      slog.Level
+	DevKeyFile    string
+}
+
+// Development-mode token defaults, shared by the server and `presenced token`.
+const (
+	devIssuer = "https://presenced.invalid/dev"
+	devTenant = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+	devApp    = "22553876-f5ab-4529-bffb-cfe50aa89f87"
+)
+
+// envFlag is one flag and the environment variable that sets it when the
+// command line does not.
+type envFlag struct {
+	name, env, def, usage string
+	target                *string
+}
+
+// parseConfig reads flags, falling back to the environment, then defaults.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey string
+	flags := []envFlag{
+		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
+		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
+		{"store", "PRESENCED_STORE", "file", "store engine: file (durable, default) or memory (lost at exit)", &store},
+		{"public-url", "PRESENCED_PUBLIC_URL", "", "base URL used in @odata.context (default: derived from each request)", &publicURL},
+		{"jwks-url", "PRESENCED_JWKS_URL", "", "URL of the JSON Web Key Set that signs accepted access tokens", &jwksURL},
+		{"jwks-file", "PRESENCED_JWKS_FILE", "", "file holding the JSON Web Key Set that signs accepted access tokens", &jwksFile},
+		{"issuer", "PRESENCED_ISSUER", "", "required iss of access tokens (comma-separated list)", &issuer},
+		{"audience", "PRESENCED_AUDIENCE", "", "accepted aud values (comma-separated)", &audience},
+		{"webhook-ca-file", "PRESENCED_WEBHOOK_CA_FILE", "", "extra PEM roots trusted when calling notification URLs (for change notifications)", &caFile},
+		{"rate-limit", "PRESENCED_RATE_LIMIT", "1500", "presence requests allowed per 30 s per (app, tenant); 0 turns throttling off", &rate},
+		{"log-level", "PRESENCED_LOG_LEVEL", "info", "debug, info, warn or error (debug logs every request)", &logLevel},
+		{"dev-key", "PRESENCED_DEV_KEY", "", "development signing key (default: <data>/dev-signing-key.pem)", &devKey},
+	}
+	for _, f := range flags {
+		def := f.def
+		if v := getenv(f.env); v != "" {
+			def = v
+		}
+		fs.StringVar(f.target, f.name, def, f.usage+" ($"+f.env+")")
+	}
+	hooksDefault, err := parseBool(getenv("PRESENCED_TEST_HOOKS"))
+	if err != nil {
+		return Config{}, fmt.Errorf("PRESENCED_TEST_HOOKS: %w", err)
+	}
+	var testHooks bool
+	fs.BoolVar(&testHooks, "test-hooks", hooksDefault, "mount /_test/ and use a test clock (never in production) ($PRESENCED_TEST_HOOKS=1)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := Config{Addr: addr, DataDir: data, Store: store, PublicURL: strings.TrimSuffix(publicURL, "/"), JWKSURL: jwksURL,
+		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
+		TestHooks: testHooks}
+	if cfg.RateLimit, err = strconv.Atoi(rate); err != nil || cfg.RateLimit < 0 {
+		return Config{}, fmt.Errorf("--rate-limit: want a number of requests, 0 or more, got %q", rate)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return Config{}, fmt.Errorf("--log-level: %w", err)
+	}
+	if cfg.Store != "file" && cfg.Store != "memory" {
+		return Config{}, fmt.Errorf("--store: want file or memory, got %q", cfg.Store)
+	}
+	if cfg.DevKeyFile == "" && cfg.Store == "file" {
+		cfg.DevKeyFile = data + "/dev-signing-key.pem"
+	}
+	return cfg, nil
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "", "0", "false", "no", "off":
+		return false, nil
+	}
+	return false, errors.New("want true or false, got " + strconv.Quote(s))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/filestore"
+	"github.com/presenced/presenced/graphapi"
+	"github.com/presenced/presenced/memstore"
+	"github.com/presenced/presenced/testhooks"
+)
+
+// serve runs presenced until ctx is done, then shuts down gracefully: it
+// stops accepting, finishes in-flight requests and closes the store.
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	store, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("closing the store", "err", err)
+		}
+	}()
+
+	var clock presence.Clock = presence.SystemClock{}
+	var testClock *presence.TestClock
+	if cfg.TestHooks {
+		testClock = presence.NewTestClock(time.Now())
+		clock = testClock
+		logger.Warn("TEST HOOKS ENABLED: /_test/ is mounted and the service clock moves only when advanced; never use this in production")
+	}
+	svc := presence.NewService(store, clock, logger)
+
+	verifier, err := newAuthenticator(ctx, cfg, logger, stderr)
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerServiceMetrics(reg, svc)
+	if fs, ok := store.(*filestore.Store); ok {
+		registerStoreMetrics(reg, fs)
+	}
+
+	api, err := graphapi.NewServer(graphapi.Config{
+		Service:    svc,
+		Auth:       verifier,
+		PublicURL:  cfg.PublicURL,
+		RateLimit:  cfg.RateLimit,
+		Logger:     logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		// The store is open once serve gets here; a read proves it answers.
+		if _, err := store.Get(r.Context(), devTenant, []string{devApp}); err != nil {
+			http.Error(w, "store not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if cfg.TestHooks {
+		mux.Handle("/_test/", testhooks.NewHandler(testhooks.Config{
+			Service:      svc,
+			Clock:        testClock,
+			SetRateLimit: api.SetRateLimit,
+			WriteError:   api.WriteError,
+		}))
+	}
+	mux.Handle("/", api)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { svc.RunScheduler(schedCtx, 100*time.Millisecond) })
+	defer func() {
+		stopSched()
+		wg.Wait()
+	}()
+	// Catch up at once on what fell due while the server was down.
+	if _, err := svc.Fire(ctx); err != nil {
+		logger.Error("first scheduler pass", "err", err)
+	}
+
+	logger.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks)
+	fmt.Fprintf(stdout, "presenced listening on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.Store, error) {
+	if cfg.Store == "memory" {
+		logger.Warn("memory store: every write is lost when presenced stops")
+		return memstore.New(), nil
+	}
+	s, err := filestore.Open(ctx, cfg.DataDir, filestore.Options{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+	}
+	return s, nil
+}
+
+// newAuthenticator builds the token verifier: from the configured JWKS, or in
+// development mode from presenced's own signing key, said loudly.
+func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Writer) (*auth.Verifier, error) {
+	acfg := auth.Config{JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, Issuers: cfg.Issuers, Audiences: cfg.Audiences}
+	if cfg.JWKSURL != "" || cfg.JWKSFile != "" {
+		v, err := auth.NewVerifier(ctx, acfg, logger)
+		if err != nil {
+			return nil, fmt.Errorf("token verifier: %w", err)
+		}
+		return v, nil
+	}
+	dev, err := auth.NewDevIssuer(cfg.DevKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("development issuer: %w", err)
+	}
+	if len(acfg.Issuers) == 0 {
+		acfg.Issuers = []string{devIssuer}
+	}
+	if len(acfg.Audiences) == 0 {
+		acfg.Audiences = []string{auth.DefaultAudience, auth.GraphAppID}
+	}
+	fmt.Fprintln(stderr, "WARNING: DEVELOPMENT AUTH MODE. No --jwks-url or --jwks-file is set, so presenced accepts tokens")
+	fmt.Fprintln(stderr, "WARNING: signed by its own development key. Anyone who can read that key can act as any user.")
+	fmt.Fprintln(stderr, "WARNING: Mint a token with: go run ./cmd/presenced token --help")
+	logger.Warn("development auth mode: accepting tokens signed by presenced's own key", "key", cfg.DevKeyFile, "issuer", acfg.Issuers)
+	return dev.Verifier(acfg), nil
+}
+
+func registerServiceMetrics(reg prometheus.Registerer, svc *presence.Service) {
+	stat := func(f func(presence.Stats) float64) func() float64 {
+		return func() float64 { return f(svc.Stats()) }
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_change_events_total", Help: "Presence change events emitted (visible availability or activity changed)."},
+			stat(func(s presence.Stats) float64 { return float64(s.Events) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_change_events_dropped_total", Help: "Change events a slow in-process subscriber did not take."},
+			stat(func(s presence.Stats) float64 { return float64(s.EventsDropped) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_scheduler_fired_total", Help: "Users re-evaluated by the scheduler because a fade or expiry fell due."},
+			stat(func(s presence.Stats) float64 { return float64(s.Fired) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_scheduler_lag_seconds", Help: "How late the last due change was processed."},
+			stat(func(s presence.Stats) float64 { return time.Duration(s.LagNanos).Seconds() })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_sessions", Help: "Sessions stored, as counted by writes since start-up."},
+			stat(func(s presence.Stats) float64 { return float64(s.Sessions) })),
+	)
+}
+
+// registerStoreMetrics is filled in with the store's write statistics.
+func registerStoreMetrics(prometheus.Registerer, *filestore.Store) {}

@@ -1,0 +1,162 @@
+package graphapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	presence "github.com/presenced/presenced"
+)
+
+const msgBadPayload = "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format."
+
+// object is one JSON object of a request body, its members kept raw until a
+// handler asks for them by name.
+type object struct {
+	op      string
+	members map[string]json.RawMessage
+}
+
+// readBody reads the request body as a JSON object of the operation op.
+// emptyOK allows an absent or empty body (with or without a content type),
+// which reads as an empty object.
+func readBody(r *http.Request, op string, emptyOK bool) (*object, error) {
+	if emptyOK && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) {
+		return &object{op: op}, nil
+	}
+	data, err := readAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if emptyOK && len(bytes.TrimSpace(data)) == 0 {
+		return &object{op: op}, nil
+	}
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		return nil, presence.Errorf(presence.CodeBadRequest, msgBadPayload)
+	}
+	return parseObject(data, op)
+}
+
+// readJSON reads a body that must be labelled JSON.
+func readJSON(r *http.Request) ([]byte, error) {
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		return nil, presence.Errorf(presence.CodeBadRequest, msgBadPayload)
+	}
+	return readAll(r)
+}
+
+func readAll(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, presence.Errorf(presence.CodeBadRequest, msgBadPayload)
+	}
+	return data, nil
+}
+
+// parseObject parses data as a JSON object of the operation op.
+func parseObject(data []byte, op string) (*object, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil || members == nil {
+		return nil, presence.Errorf(presence.CodeBadRequest, msgBadPayload)
+	}
+	return &object{op: op, members: members}, nil
+}
+
+func isJSONContentType(ct string) bool {
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
+// only rejects members other than names, ignoring OData annotations such as
+// "@odata.type".
+func (o *object) only(names ...string) error {
+	for k := range o.members {
+		if strings.HasPrefix(k, "@") || strings.Contains(k, "@odata.") {
+			continue
+		}
+		known := false
+		for _, n := range names {
+			if k == n {
+				known = true
+				break
+			}
+		}
+		if !known {
+			return presence.Errorf(presence.CodeBadRequest, "The parameter '%s' in the request payload is not a valid parameter for the operation '%s'.", k, o.op)
+		}
+	}
+	return nil
+}
+
+// has reports whether the member is present and not null.
+func (o *object) has(name string) bool {
+	v, ok := o.members[name]
+	return ok && !bytes.Equal(bytes.TrimSpace(v), []byte("null"))
+}
+
+// str returns a string member; absent or null gives "".
+func (o *object) str(name string) (string, error) {
+	if !o.has(name) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(o.members[name], &s); err != nil {
+		return "", presence.Errorf(presence.CodeBadRequest, "The value of the parameter '%s' is not a valid string.", name)
+	}
+	return s, nil
+}
+
+// obj returns a nested object member, nil when absent or null.
+func (o *object) obj(name string) (*object, error) {
+	if !o.has(name) {
+		return nil, nil
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(o.members[name], &members); err != nil {
+		return nil, presence.Errorf(presence.CodeBadRequest, "The value of the parameter '%s' is not a valid object.", name)
+	}
+	return &object{op: o.op, members: members}, nil
+}
+
+// strings returns a string-array member.
+func (o *object) strings(name string) ([]string, bool, error) {
+	if !o.has(name) {
+		return nil, false, nil
+	}
+	var ss []string
+	if err := json.Unmarshal(o.members[name], &ss); err != nil {
+		return nil, true, presence.Errorf(presence.CodeBadRequest, "The value of the parameter '%s' is not a valid collection of strings.", name)
+	}
+	return ss, true, nil
+}
+
+// duration returns an Edm.Duration member, nil when absent or null.
+func (o *object) duration(name string) (*time.Duration, error) {
+	if !o.has(name) {
+		return nil, nil
+	}
+	s, err := o.str(name)
+	if err != nil {
+		return nil, err
+	}
+	d, err := presence.ParseDuration(s)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

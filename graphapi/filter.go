@@ -1,0 +1,118 @@
+package graphapi
+
+import (
+	"strings"
+
+	presence "github.com/presenced/presenced"
+)
+
+// ParseIDFilter parses the only $filter presence supports on the presence
+// collection: "id in ('g1','g2',...)" or "id eq 'g1'", with single-quoted
+// values (” escapes a quote, as in OData), any spacing, and case-insensitive
+// keywords. It returns the raw values in order; callers check them as GUIDs.
+func ParseIDFilter(f string) ([]string, error) {
+	bad := presence.Errorf(presence.CodeBadRequest, "Invalid $filter: only \"id in ('{id}',...)\" and \"id eq '{id}'\" are supported.")
+	p := &filterLexer{s: f}
+	if !p.keyword("id") {
+		return nil, bad
+	}
+	switch {
+	case p.keyword("eq"):
+		v, ok := p.quoted()
+		if !ok || !p.end() {
+			return nil, bad
+		}
+		return []string{v}, nil
+	case p.keyword("in"):
+		if !p.punct('(') {
+			return nil, bad
+		}
+		var vals []string
+		for {
+			v, ok := p.quoted()
+			if !ok {
+				return nil, bad
+			}
+			vals = append(vals, v)
+			if len(vals) > maxIDs {
+				return nil, presence.Errorf(presence.CodeBadRequest, "The number of ids exceeds the maximum of 650.")
+			}
+			if p.punct(')') {
+				break
+			}
+			if !p.punct(',') {
+				return nil, bad
+			}
+		}
+		if !p.end() {
+			return nil, bad
+		}
+		return vals, nil
+	}
+	return nil, bad
+}
+
+type filterLexer struct {
+	s   string
+	pos int
+}
+
+func (l *filterLexer) skipSpace() {
+	for l.pos < len(l.s) && (l.s[l.pos] == ' ' || l.s[l.pos] == '\t') {
+		l.pos++
+	}
+}
+
+// keyword consumes word when it stands next, followed by a non-letter.
+func (l *filterLexer) keyword(word string) bool {
+	l.skipSpace()
+	end := l.pos + len(word)
+	if end > len(l.s) || !strings.EqualFold(l.s[l.pos:end], word) {
+		return false
+	}
+	if end < len(l.s) {
+		c := l.s[end]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' {
+			return false
+		}
+	}
+	l.pos = end
+	return true
+}
+
+func (l *filterLexer) punct(c byte) bool {
+	l.skipSpace()
+	if l.pos < len(l.s) && l.s[l.pos] == c {
+		l.pos++
+		return true
+	}
+	return false
+}
+
+// quoted consumes a single-quoted literal.
+func (l *filterLexer) quoted() (string, bool) {
+	l.skipSpace()
+	if l.pos >= len(l.s) || l.s[l.pos] != '\'' {
+		return "", false
+	}
+	var b strings.Builder
+	for i := l.pos + 1; i < len(l.s); i++ {
+		if l.s[i] != '\'' {
+			b.WriteByte(l.s[i])
+			continue
+		}
+		if i+1 < len(l.s) && l.s[i+1] == '\'' {
+			b.WriteByte('\'')
+			i++
+			continue
+		}
+		l.pos = i + 1
+		return b.String(), true
+	}
+	return "", false
+}
+
+func (l *filterLexer) end() bool {
+	l.skipSpace()
+	return l.pos == len(l.s)
+}

@@ -1,0 +1,423 @@
+package graphapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	presence "github.com/presenced/presenced"
+)
+
+// maxIDs is Graph's limit of ids per getPresencesByUserId and per filter.
+const maxIDs = 650
+
+// wirePresence is the JSON of a presence entity, in Graph's member order.
+type wirePresence struct {
+	Context             string           `json:"@odata.context,omitempty"`
+	ID                  string           `json:"id,omitempty"`
+	Availability        *string          `json:"availability,omitempty"`
+	Activity            *string          `json:"activity,omitempty"`
+	StatusMessage       *json.RawMessage `json:"statusMessage,omitempty"`
+	OutOfOfficeSettings *wireOOF         `json:"outOfOfficeSettings,omitempty"`
+	SequenceNumber      *string          `json:"sequenceNumber,omitempty"`
+}
+
+type wireOOF struct {
+	Message       *string `json:"message"`
+	IsOutOfOffice bool    `json:"isOutOfOffice"`
+}
+
+type wireStatus struct {
+	Message           wireItemBody  `json:"message"`
+	PublishedDateTime string        `json:"publishedDateTime,omitempty"`
+	ExpiryDateTime    *wireDateTime `json:"expiryDateTime,omitempty"`
+}
+
+type wireItemBody struct {
+	Content     string `json:"content"`
+	ContentType string `json:"contentType"`
+}
+
+type wireDateTime struct {
+	DateTime string `json:"dateTime"`
+	TimeZone string `json:"timeZone"`
+}
+
+var nullJSON = json.RawMessage("null")
+
+// selectable are the properties $select may name.
+var selectable = []string{"id", "availability", "activity", "statusMessage", "outOfOfficeSettings", "sequenceNumber"}
+
+// toWire renders a view of user; private reports whether the reader sees
+// the status message's dates; sel, when not nil, limits the properties.
+func toWire(user string, v presence.View, private bool, sel []string) wirePresence {
+	want := func(p string) bool { return sel == nil || slices.Contains(sel, p) }
+	var w wirePresence
+	w.ID = user
+	if want("availability") {
+		w.Availability = &v.Availability
+	}
+	if want("activity") {
+		w.Activity = &v.Activity
+	}
+	if want("statusMessage") {
+		raw := nullJSON
+		if v.Status != nil {
+			ws := wireStatus{Message: wireItemBody{Content: v.Status.Content, ContentType: v.Status.ContentType}}
+			if private {
+				ws.PublishedDateTime = v.Status.PublishedAt.UTC().Format("2006-01-02T15:04:05.0000000Z")
+				if e := v.Status.Expiry; e != nil {
+					ws.ExpiryDateTime = &wireDateTime{DateTime: e.DateTime, TimeZone: e.TimeZone}
+				}
+			}
+			raw, _ = json.Marshal(ws)
+		}
+		w.StatusMessage = &raw
+	}
+	if want("outOfOfficeSettings") {
+		w.OutOfOfficeSettings = &wireOOF{Message: v.OOF.Message, IsOutOfOffice: v.OOF.IsOutOfOffice}
+	}
+	if want("sequenceNumber") {
+		seq := v.SequenceNumber()
+		w.SequenceNumber = &seq
+	}
+	return w
+}
+
+// base is the URL @odata.context starts with: the public URL, or the
+// request's own scheme and host.
+func (s *Server) base(r *http.Request, c *call) string {
+	if s.publicURL != "" {
+		return s.publicURL + "/" + c.version
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/" + c.version
+}
+
+// parseSelect reads $select; nil means every property. $expand is refused:
+// presence has no navigation properties.
+func parseSelect(q url.Values) ([]string, error) {
+	if q.Has("$expand") {
+		return nil, presence.Errorf(presence.CodeBadRequest, "Parsing OData Select and Expand failed: presence has no navigation properties to expand.")
+	}
+	if !q.Has("$select") {
+		return nil, nil
+	}
+	var sel []string
+	for _, p := range strings.Split(q.Get("$select"), ",") {
+		p = strings.TrimSpace(p)
+		i := slices.IndexFunc(selectable, func(s string) bool { return strings.EqualFold(s, p) })
+		if i < 0 {
+			return nil, presence.Errorf(presence.CodeBadRequest, "Could not find a property named '%s' on type 'microsoft.graph.presence'.", p)
+		}
+		sel = append(sel, selectable[i])
+	}
+	return sel, nil
+}
+
+func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *call) error {
+	user, err := c.target()
+	if err != nil {
+		return err
+	}
+	if err := c.principal.CanRead(user); err != nil {
+		return err
+	}
+	sel, err := parseSelect(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	views, err := s.svc.Read(r.Context(), c.principal.Tenant, []string{user})
+	if err != nil {
+		return err
+	}
+	wp := toWire(user, views[0], c.principal.SeesPrivateStatus(user), sel)
+	proj := ""
+	if sel != nil {
+		proj = "(" + strings.Join(sel, ",") + ")"
+	}
+	if c.alias == aliasCommunications {
+		wp.Context = s.base(r, c) + "/$metadata#communications/presences" + proj + "/$entity"
+	} else {
+		wp.Context = s.base(r, c) + "/$metadata#users('" + user + "')/presence" + proj + "/$entity"
+	}
+	body, err := json.Marshal(wp)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// readMany answers the views of ids (distinct, in order) as a collection.
+func (s *Server) readMany(w http.ResponseWriter, r *http.Request, c *call, ids []string, context string) error {
+	views, err := s.svc.Read(r.Context(), c.principal.Tenant, ids)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Context string         `json:"@odata.context"`
+		Value   []wirePresence `json:"value"`
+	}{Context: context, Value: make([]wirePresence, len(ids))}
+	for i, id := range ids {
+		out.Value[i] = toWire(id, views[i], c.principal.SeesPrivateStatus(id), nil)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// distinctIDs checks and canonicalizes 1..650 GUIDs, keeping the first of
+// duplicates.
+func distinctIDs(raw []string) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, presence.Errorf(presence.CodeBadRequest, "At least one id is required.")
+	}
+	if len(raw) > maxIDs {
+		return nil, presence.Errorf(presence.CodeBadRequest, "The number of ids exceeds the maximum of 650.")
+	}
+	seen := make(map[string]struct{}, len(raw))
+	out := make([]string, 0, len(raw))
+	for _, id := range raw {
+		g, ok := presence.CanonicalGUID(id)
+		if !ok {
+			return nil, presence.Errorf(presence.CodeBadRequest, "Invalid object identifier '%s'.", id)
+		}
+		if _, dup := seen[g]; !dup {
+			seen[g] = struct{}{}
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) getPresencesByUserID(w http.ResponseWriter, r *http.Request, c *call) error {
+	if err := c.principal.CanReadMany(); err != nil {
+		return err
+	}
+	o, err := readBody(r, "getPresencesByUserId", false)
+	if err != nil {
+		return err
+	}
+	if err := o.only("ids"); err != nil {
+		return err
+	}
+	raw, ok, err := o.strings("ids")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return presence.Errorf(presence.CodeBadRequest, "The parameter 'ids' is required.")
+	}
+	ids, err := distinctIDs(raw)
+	if err != nil {
+		return err
+	}
+	return s.readMany(w, r, c, ids, s.base(r, c)+"/$metadata#Collection(microsoft.graph.presence)")
+}
+
+func (s *Server) listPresences(w http.ResponseWriter, r *http.Request, c *call) error {
+	if err := c.principal.CanReadMany(); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if !q.Has("$filter") {
+		return presence.Errorf(presence.CodeBadRequest, "A $filter on id is required.")
+	}
+	raw, err := ParseIDFilter(q.Get("$filter"))
+	if err != nil {
+		return err
+	}
+	ids, err := distinctIDs(raw)
+	if err != nil {
+		return err
+	}
+	return s.readMany(w, r, c, ids, s.base(r, c)+"/$metadata#communications/presences")
+}
+
+// write runs a write action on the addressed user after the permission check.
+func (s *Server) write(r *http.Request, c *call, cmd func(user string) (presence.Command, error)) error {
+	user, err := c.target()
+	if err != nil {
+		return err
+	}
+	if err := c.principal.CanWrite(user); err != nil {
+		return err
+	}
+	command, err := cmd(user)
+	if err != nil {
+		return err
+	}
+	_, err = s.svc.Do(r.Context(), presence.Key{Tenant: c.principal.Tenant, User: user}, command)
+	return err
+}
+
+// ok answers an action's success: 200 with no body and no content type.
+func ok(w http.ResponseWriter) error {
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, c *call) error {
+	err := s.write(r, c, func(string) (presence.Command, error) {
+		o, err := readBody(r, "setPresence", false)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.only("sessionId", "availability", "activity", "expirationDuration"); err != nil {
+			return nil, err
+		}
+		cmd := &presence.SetPresence{CallerApp: c.principal.AppID}
+		if cmd.SessionID, err = o.str("sessionId"); err != nil {
+			return nil, err
+		}
+		if cmd.Availability, err = o.str("availability"); err != nil {
+			return nil, err
+		}
+		if cmd.Activity, err = o.str("activity"); err != nil {
+			return nil, err
+		}
+		if cmd.Expiration, err = o.duration("expirationDuration"); err != nil {
+			return nil, err
+		}
+		return cmd, nil
+	})
+	if err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func (s *Server) clearPresence(w http.ResponseWriter, r *http.Request, c *call) error {
+	err := s.write(r, c, func(string) (presence.Command, error) {
+		o, err := readBody(r, "clearPresence", false)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.only("sessionId"); err != nil {
+			return nil, err
+		}
+		cmd := &presence.ClearPresence{CallerApp: c.principal.AppID}
+		if cmd.SessionID, err = o.str("sessionId"); err != nil {
+			return nil, err
+		}
+		return cmd, nil
+	})
+	if err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func (s *Server) setUserPreferredPresence(w http.ResponseWriter, r *http.Request, c *call) error {
+	err := s.write(r, c, func(string) (presence.Command, error) {
+		o, err := readBody(r, "setUserPreferredPresence", false)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.only("availability", "activity", "expirationDuration"); err != nil {
+			return nil, err
+		}
+		cmd := &presence.SetPreferred{}
+		if cmd.Availability, err = o.str("availability"); err != nil {
+			return nil, err
+		}
+		if cmd.Activity, err = o.str("activity"); err != nil {
+			return nil, err
+		}
+		if cmd.Expiration, err = o.duration("expirationDuration"); err != nil {
+			return nil, err
+		}
+		return cmd, nil
+	})
+	if err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func (s *Server) clearUserPreferredPresence(w http.ResponseWriter, r *http.Request, c *call) error {
+	err := s.write(r, c, func(string) (presence.Command, error) {
+		o, err := readBody(r, "clearUserPreferredPresence", true)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.only(); err != nil {
+			return nil, err
+		}
+		return presence.ClearPreferred{}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func (s *Server) setStatusMessage(w http.ResponseWriter, r *http.Request, c *call) error {
+	err := s.write(r, c, func(string) (presence.Command, error) {
+		o, err := readBody(r, "setStatusMessage", false)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.only("statusMessage"); err != nil {
+			return nil, err
+		}
+		sm, err := o.obj("statusMessage")
+		if err != nil {
+			return nil, err
+		}
+		if sm == nil {
+			return nil, presence.Errorf(presence.CodeInvalidArgument, "The parameter 'statusMessage' is required.")
+		}
+		if err := sm.only("message", "expiryDateTime", "publishedDateTime"); err != nil {
+			return nil, err
+		}
+		msg, err := sm.obj("message")
+		if err != nil {
+			return nil, err
+		}
+		if msg == nil {
+			return nil, presence.Errorf(presence.CodeInvalidArgument, "The property 'statusMessage.message' is required.")
+		}
+		if err := msg.only("content", "contentType"); err != nil {
+			return nil, err
+		}
+		cmd := &presence.SetStatusMessage{}
+		if cmd.Content, err = msg.str("content"); err != nil {
+			return nil, err
+		}
+		if cmd.ContentType, err = msg.str("contentType"); err != nil {
+			return nil, err
+		}
+		exp, err := sm.obj("expiryDateTime")
+		if err != nil {
+			return nil, err
+		}
+		if exp != nil {
+			if err := exp.only("dateTime", "timeZone"); err != nil {
+				return nil, err
+			}
+			cmd.HasExpiry = true
+			if cmd.ExpiryDateTime, err = exp.str("dateTime"); err != nil {
+				return nil, err
+			}
+			if cmd.ExpiryTimeZone, err = exp.str("timeZone"); err != nil {
+				return nil, err
+			}
+		}
+		return cmd, nil
+	})
+	if err != nil {
+		return err
+	}
+	return ok(w)
+}

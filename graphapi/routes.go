@@ -1,0 +1,134 @@
+package graphapi
+
+import (
+	"net/http"
+	"strings"
+
+	presence "github.com/presenced/presenced"
+)
+
+// routeTable is the whole Graph API on one screen. Paths are relative to
+// /v1.0 or /beta; literal segments match case-insensitively; {id} captures a
+// segment. Every presence address (/me/presence, /users/{id}/presence,
+// /communications/presences/{id}) takes every action, by its short and its
+// microsoft.graph-qualified name.
+func (s *Server) routeTable() []route {
+	rs := []route{
+		{method: "GET", path: "communications/presences", name: "listPresences", handle: s.listPresences, throttled: true},
+		{method: "POST", path: "communications/getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
+		{method: "POST", path: "communications/microsoft.graph.getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
+		{method: "POST", path: "$batch", name: "batch", handle: s.batch},
+	}
+	for alias, path := range map[string]string{aliasMe: "me/presence", aliasUsers: "users/{id}/presence", aliasCommunications: "communications/presences/{id}"} {
+		rs = append(rs, route{method: "GET", path: path, alias: alias, name: "getPresence", handle: s.getPresence, throttled: true})
+		for name, h := range map[string]handler{
+			"setPresence":                s.setPresence,
+			"clearPresence":              s.clearPresence,
+			"setUserPreferredPresence":   s.setUserPreferredPresence,
+			"clearUserPreferredPresence": s.clearUserPreferredPresence,
+			"setStatusMessage":           s.setStatusMessage,
+		} {
+			for _, seg := range []string{name, "microsoft.graph." + name} {
+				rs = append(rs, route{method: "POST", path: path + "/" + seg, alias: alias, name: name, handle: h, throttled: true})
+			}
+		}
+	}
+	for i := range rs {
+		rs[i].segments = strings.Split(rs[i].path, "/")
+	}
+	return rs
+}
+
+// handler serves one route; it returns errors for the one error adapter.
+type handler func(w http.ResponseWriter, r *http.Request, c *call) error
+
+// The three addresses of a user's presence.
+const (
+	aliasMe             = "me"
+	aliasUsers          = "users"
+	aliasCommunications = "communications"
+)
+
+type route struct {
+	method    string
+	alias     string
+	path      string
+	name      string
+	handle    handler
+	public    bool // no token needed
+	throttled bool // counts against the presence budget
+	segments  []string
+	allow     string
+}
+
+// call is what a handler knows about its request beyond *http.Request.
+type call struct {
+	version   string
+	alias     string
+	params    map[string]string
+	principal presence.Principal
+	// outer is the $batch request this one runs inside, if any.
+	outer *call
+}
+
+var errMethod = presence.Errorf(presence.CodeMethodNotAllowed, "Specified HTTP method is not allowed for the request target.")
+
+// match finds the route of method and path. A path that matches with another
+// method gives errMethod and the route with its Allow header filled in.
+func (s *Server) match(method, path string) (*route, map[string]string, error) {
+	segs := strings.Split(strings.TrimSuffix(path, "/"), "/")
+	var allowed []string
+	for i := range s.routes {
+		rt := &s.routes[i]
+		params, ok := matchSegments(rt.segments, segs)
+		if !ok {
+			continue
+		}
+		if rt.method == method {
+			return rt, params, nil
+		}
+		allowed = append(allowed, rt.method)
+	}
+	if len(allowed) > 0 {
+		return &route{allow: strings.Join(allowed, ", ")}, nil, errMethod
+	}
+	last := segs[len(segs)-1]
+	return nil, nil, presence.Errorf(presence.CodeNotFound, "Resource not found for the segment '%s'.", last)
+}
+
+func matchSegments(pattern, segs []string) (map[string]string, bool) {
+	if len(pattern) != len(segs) {
+		return nil, false
+	}
+	var params map[string]string
+	for i, p := range pattern {
+		if strings.HasPrefix(p, "{") {
+			if segs[i] == "" {
+				return nil, false
+			}
+			if params == nil {
+				params = make(map[string]string, 1)
+			}
+			params[strings.Trim(p, "{}")] = segs[i]
+			continue
+		}
+		if !strings.EqualFold(p, segs[i]) {
+			return nil, false
+		}
+	}
+	return params, true
+}
+
+// target resolves the user a presence route addresses: the signed-in user for
+// /me, else the {id} segment, which must be a GUID.
+func (c *call) target() (string, error) {
+	raw, ok := c.params["id"]
+	if !ok {
+		return c.principal.Me()
+	}
+	id, ok := presence.CanonicalGUID(raw)
+	if !ok {
+		return "", presence.Errorf(presence.CodeBadRequest, "Invalid object identifier '%s'.", raw)
+	}
+	return id, nil
+}

@@ -1,0 +1,300 @@
+// Package graphapi serves the Microsoft Graph presence API over HTTP: it
+// decodes requests (gzip bodies too), routes every path alias of /v1.0 and
+// /beta, authenticates and throttles callers, runs JSON $batch, and answers
+// in Graph's wire format, errors included.
+package graphapi
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	presence "github.com/presenced/presenced"
+)
+
+// Authenticator turns a bearer token into a verified Principal. Failures are
+// *presence.Error values with code InvalidAuthenticationToken.
+type Authenticator interface {
+	Verify(ctx context.Context, raw string) (presence.Principal, error)
+}
+
+// Config holds what the Graph surface needs.
+type Config struct {
+	Service *presence.Service
+	Auth    Authenticator
+	// PublicURL is the base of @odata.context URLs; empty derives it from
+	// each request.
+	PublicURL string
+	// RateLimit is the presence requests allowed per 30 s per (app, tenant);
+	// 0 turns throttling off.
+	RateLimit int
+	// MaxBodyBytes bounds a request body, after decompression (default 1 MiB).
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	// Registerer receives the HTTP metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+}
+
+// Server is the Graph presence API as an http.Handler.
+type Server struct {
+	svc       *presence.Service
+	auth      Authenticator
+	publicURL string
+	maxBody   int64
+	logger    *slog.Logger
+	limiter   *limiter
+	routes    []route
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+}
+
+// NewServer builds the Graph API handler.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Service == nil || cfg.Auth == nil {
+		return nil, errors.New("graphapi: a Service and an Authenticator are required")
+	}
+	s := &Server{
+		svc:       cfg.Service,
+		auth:      cfg.Auth,
+		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
+		maxBody:   cfg.MaxBodyBytes,
+		logger:    cfg.Logger,
+		limiter:   newLimiter(cfg.RateLimit),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "presenced_http_requests_total",
+			Help: "Graph API requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "presenced_http_request_duration_seconds",
+			Help:    "Graph API request latency by route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 1 << 20
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.requests, s.latency} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("graphapi: register metrics: %w", err)
+			}
+		}
+	}
+	s.routes = s.routeTable()
+	return s, nil
+}
+
+// SetRateLimit changes the presence request budget per 30 s per (app,
+// tenant); 0 turns throttling off.
+func (s *Server) SetRateLimit(n int) { s.limiter.setLimit(n) }
+
+type ctxKey int
+
+const idsKey ctxKey = iota
+
+type ids struct{ request, client string }
+
+func requestIDs(ctx context.Context) ids {
+	v, _ := ctx.Value(idsKey).(ids)
+	return v
+}
+
+// newRequestID returns a random GUID.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := ids{request: newRequestID(), client: r.Header.Get("client-request-id")}
+	if id.client == "" {
+		id.client = id.request
+	}
+	h := w.Header()
+	h.Set("request-id", id.request)
+	h.Set("client-request-id", id.client)
+	r = r.WithContext(context.WithValue(r.Context(), idsKey, id))
+	sw := &statusWriter{ResponseWriter: w}
+	routeName := s.serve(sw, r, nil)
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.requests.WithLabelValues(routeName, r.Method, strconv.Itoa(status)).Inc()
+	s.latency.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
+	s.logger.DebugContext(r.Context(), "request", "request_id", id.request, "method", r.Method,
+		"path", r.URL.Path, "status", status, "route", routeName, "duration", time.Since(start))
+}
+
+// serve routes and runs one request (an outer one, or one inside a $batch
+// when outer is set) and returns the route's name for metrics.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, outer *call) (routeName string) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.fail(w, r, fmt.Errorf("panic: %v", v))
+			routeName = "panic"
+		}
+	}()
+	version, rest, ok := splitVersion(r.URL.Path)
+	if !ok {
+		s.fail(w, r, presence.Errorf(presence.CodeNotFound, "Resource not found for the segment '%s'.", firstSegment(r.URL.Path)))
+		return "unmatched"
+	}
+	rt, params, err := s.match(r.Method, rest)
+	if err != nil {
+		if errors.Is(err, errMethod) {
+			w.Header().Set("Allow", rt.allow)
+		}
+		s.fail(w, r, err)
+		return "unmatched"
+	}
+	c := &call{version: version, alias: rt.alias, params: params, outer: outer}
+	if err := s.prepare(w, r, rt, c); err != nil {
+		s.fail(w, r, err)
+		return rt.name
+	}
+	if err := rt.handle(w, r, c); err != nil {
+		s.fail(w, r, err)
+	}
+	return rt.name
+}
+
+// prepare decodes the body and authenticates and throttles the caller, as
+// the route asks.
+func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rt *route, c *call) error {
+	if r.Body != nil && r.Body != http.NoBody {
+		body := io.ReadCloser(http.MaxBytesReader(w, r.Body, s.maxBody))
+		if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+			zr, err := gzip.NewReader(body)
+			if err != nil {
+				return presence.Errorf(presence.CodeBadRequest, "The request body is not valid gzip.")
+			}
+			body = http.MaxBytesReader(w, zr, s.maxBody)
+		}
+		r.Body = body
+	}
+	if rt.public {
+		return nil
+	}
+	p, err := s.authenticate(r, c)
+	if err != nil {
+		return err
+	}
+	c.principal = p
+	if rt.throttled {
+		if ok, wait := s.limiter.allow(p.AppID, p.Tenant, s.svc.Clock().Now()); !ok {
+			return &throttled{retryAfter: wait}
+		}
+	}
+	return nil
+}
+
+func (s *Server) authenticate(r *http.Request, c *call) (presence.Principal, error) {
+	if c.outer != nil {
+		return c.outer.principal, nil
+	}
+	h := r.Header.Get("Authorization")
+	scheme, token, _ := strings.Cut(h, " ")
+	if h == "" || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return presence.Principal{}, presence.Errorf(presence.CodeInvalidAuthenticationToken, "Access token is empty.")
+	}
+	return s.auth.Verify(r.Context(), strings.TrimSpace(token))
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = presence.Errorf(presence.CodeRequestTooLarge, "The request body exceeds the limit of %d bytes.", mbe.Limit)
+	}
+	writeError(w, r, s.logger, time.Now(), err)
+}
+
+// splitVersion splits "/v1.0/rest" into its version and the rest.
+func splitVersion(path string) (version, rest string, ok bool) {
+	p := strings.TrimPrefix(path, "/")
+	first, rest, _ := strings.Cut(p, "/")
+	switch {
+	case strings.EqualFold(first, "v1.0"):
+		return "v1.0", rest, true
+	case strings.EqualFold(first, "beta"):
+		return "beta", rest, true
+	}
+	return "", "", false
+}
+
+func firstSegment(path string) string {
+	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return first
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WriteError answers err in Graph's error envelope, with the request-id and
+// client-request-id headers; other packages' handlers (the test hooks) use it
+// so every error presenced sends has one shape.
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	id := requestIDs(r.Context())
+	if id.request == "" {
+		id = ids{request: newRequestID(), client: r.Header.Get("client-request-id")}
+		if id.client == "" {
+			id.client = id.request
+		}
+		w.Header().Set("request-id", id.request)
+		w.Header().Set("client-request-id", id.client)
+		r = r.WithContext(context.WithValue(r.Context(), idsKey, id))
+	}
+	s.fail(w, r, err)
+}
