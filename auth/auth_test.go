@@ -445,7 +445,13 @@ func TestTokenErrorUnwrap(t *testing.T) {
 	if !errors.As(err, &te) || te.Cause == nil {
 		t.Errorf("errors.As(*TokenError) = %v", te)
 	}
+	if s := err.Error(); !strings.Contains(s, messageExpiredNbf) || !strings.Contains(s, "expired") {
+		t.Errorf("Error() = %q, want the message and the cause", s)
+	}
 	_, err = v.Verify(context.Background(), "")
+	if want := "InvalidAuthenticationToken: " + messageEmpty; err == nil || err.Error() != want {
+		t.Errorf("Error() = %v, want %q", err, want)
+	}
 	if !errors.As(err, &pe) || pe.Message != messageEmpty {
 		t.Fatalf("errors.As(%v) = %v", err, pe)
 	}

@@ -85,6 +85,8 @@ type Store struct {
 	segBytes int64
 	wbuf     []byte
 	batch    []*waiter
+	// syncs counts the batches written, for benchmarks.
+	syncs atomic.Int64
 
 	compacting atomic.Bool
 	wg         sync.WaitGroup // running compactions

@@ -139,6 +139,7 @@ func (s *Store) write(buf []byte) error {
 		return err
 	}
 	s.segBytes += int64(len(buf))
+	s.syncs.Add(1)
 	return nil
 }
 

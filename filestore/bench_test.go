@@ -1,0 +1,129 @@
+package filestore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	presence "github.com/presenced/presenced"
+)
+
+// benchState is a typical stored state: one application session.
+func benchState(seq uint64) presence.State {
+	at := time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
+	return presence.State{
+		Sessions: []presence.Session{{ID: "3f2504e0", Pair: presence.Pair{Availability: "Busy", Activity: "InACall"},
+			RefreshedAt: at, ExpiresAt: at.Add(5 * time.Minute)}},
+		Seq:   seq,
+		SeqAt: at,
+		Due:   at.Add(5 * time.Minute),
+	}
+}
+
+// BenchmarkUpdateParallel measures durable Updates from 64 goroutines
+// (SetParallelism(32) on 2 cores), each on its own users, and reports
+// writes/s, the 99th percentile latency and the records per fsync.
+//
+//	go test -run '^$' -bench UpdateParallel -benchtime 3s -count 3 ./filestore/
+//
+// Sub-benchmarks: group is the store as shipped (group commit);
+// one-fsync-per-write lets only one Update in at a time, so each fsync
+// carries one record, which is what a log without group commit does;
+// nosync skips fsync, the ceiling set by the CPU.
+func BenchmarkUpdateParallel(b *testing.B) {
+	js, _ := json.Marshal(benchState(1))
+	for _, bc := range []struct {
+		name   string
+		opts   Options
+		serial bool
+	}{
+		{"group", Options{}, false},
+		{"one-fsync-per-write", Options{}, true},
+		{"nosync", Options{NoSync: true}, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, err := Open(context.Background(), b.TempDir(), bc.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var (
+				serial sync.Mutex
+				gid    atomic.Int64
+				latMu  sync.Mutex
+				lat    []time.Duration
+			)
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.ResetTimer()
+			syncs0 := s.syncs.Load()
+			b.RunParallel(func(pb *testing.PB) {
+				g := gid.Add(1)
+				var mine []time.Duration
+				for i := 0; pb.Next(); i++ {
+					k := presence.Key{Tenant: "bench", User: fmt.Sprintf("user-%d-%d", g, i%100)}
+					start := time.Now()
+					if bc.serial {
+						serial.Lock()
+					}
+					_, _, err := s.Update(context.Background(), k, func(st *presence.State) error {
+						*st = benchState(st.Seq + 1)
+						return nil
+					})
+					if bc.serial {
+						serial.Unlock()
+					}
+					mine = append(mine, time.Since(start))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+				latMu.Lock()
+				lat = append(lat, mine...)
+				latMu.Unlock()
+			})
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			}
+			if n := s.syncs.Load() - syncs0; n > 0 {
+				b.ReportMetric(float64(b.N)/float64(n), "records/fsync")
+			}
+			b.ReportMetric(float64(len(js)), "state-json-B")
+		})
+	}
+}
+
+// BenchmarkGet650 measures a batch read of 650 users, as
+// getPresencesByUserId sends.
+func BenchmarkGet650(b *testing.B) {
+	s, err := Open(context.Background(), b.TempDir(), Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	users := make([]string, 650)
+	for i := range users {
+		users[i] = fmt.Sprint("user-", i)
+		if _, _, err := s.Update(context.Background(), presence.Key{Tenant: "t", User: users[i]}, func(st *presence.State) error {
+			*st = benchState(1)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Get(context.Background(), "t", users); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
