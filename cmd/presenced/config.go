@@ -91,7 +91,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if cfg.Store != "file" && cfg.Store != "memory" {
 		return Config{}, fmt.Errorf("--store: want file or memory, got %q", cfg.Store)
 	}
-	if cfg.DevKeyFile == "" && cfg.Store == "file" {
+	if cfg.DevKeyFile == "" {
 		cfg.DevKeyFile = data + "/dev-signing-key.pem"
 	}
 	return cfg, nil

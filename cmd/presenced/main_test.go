@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigFlagsAndEnvironment(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, c Config)
+		err   string
+	}{
+		{"defaults", nil, nil, func(t *testing.T, c Config) {
+			if c.Addr != "127.0.0.1:8080" || c.DataDir != "./presenced-data" || c.RateLimit != 1500 || c.TestHooks || c.Store != "file" {
+				t.Errorf("defaults: %+v", c)
+			}
+			if c.DevKeyFile != "./presenced-data/dev-signing-key.pem" {
+				t.Errorf("dev key %q", c.DevKeyFile)
+			}
+		}, ""},
+		{"environment", nil, map[string]string{"PRESENCED_ADDR": ":9", "PRESENCED_RATE_LIMIT": "0", "PRESENCED_TEST_HOOKS": "1",
+			"PRESENCED_ISSUER": "a, b", "PRESENCED_AUDIENCE": "x"}, func(t *testing.T, c Config) {
+			if c.Addr != ":9" || c.RateLimit != 0 || !c.TestHooks || strings.Join(c.Issuers, "|") != "a|b" || strings.Join(c.Audiences, "|") != "x" {
+				t.Errorf("env: %+v", c)
+			}
+		}, ""},
+		{"flag beats environment", []string{"--addr", ":7", "--test-hooks=false", "--rate-limit", "5"},
+			map[string]string{"PRESENCED_ADDR": ":9", "PRESENCED_TEST_HOOKS": "1"}, func(t *testing.T, c Config) {
+				if c.Addr != ":7" || c.TestHooks || c.RateLimit != 5 {
+					t.Errorf("flags: %+v", c)
+				}
+			}, ""},
+		{"bad rate", []string{"--rate-limit", "-1"}, nil, nil, "--rate-limit"},
+		{"bad store", []string{"--store", "bolt"}, nil, nil, "--store"},
+		{"bad hooks env", nil, map[string]string{"PRESENCED_TEST_HOOKS": "maybe"}, nil, "PRESENCED_TEST_HOOKS"},
+		{"stray argument", []string{"serve"}, nil, nil, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig(tt.args, env(tt.env), io.Discard)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %v, want error containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's writes and the test's
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunServesAndShutsDown runs the whole program on port 0, uses it with a
+// token from the token subcommand, and stops it by cancelling its context.
+func TestRunServesAndShutsDown(t *testing.T) {
+	data := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdoutR, stdoutW := io.Pipe()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"presenced", "--addr", "127.0.0.1:0", "--data", data}, env(nil), stdoutW, &stderr)
+		stdoutW.Close()
+	}()
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no start-up line: %v\n%s", err, stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdoutR) }()
+	base := strings.TrimSpace(strings.TrimPrefix(line, "presenced listening on "))
+	if !strings.Contains(stderr.String(), "DEVELOPMENT AUTH MODE") {
+		t.Errorf("development auth mode not announced:\n%s", stderr.String())
+	}
+
+	get := func(path, tok string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, body := get(p, ""); code != http.StatusOK {
+			t.Errorf("%s: %d %s", p, code, body)
+		}
+	}
+	var tok bytes.Buffer
+	if err := run(ctx, []string{"presenced", "token", "--data", data, "--user", "fa8bf3dc-eca7-46b7-bad1-db199b62afc3", "--scopes", "Presence.Read"}, env(nil), &tok, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/v1.0/me/presence", strings.TrimSpace(tok.String())); code != http.StatusOK || !strings.Contains(body, `"availability":"Offline"`) {
+		t.Errorf("GET /me/presence with a minted token: %d %s", code, body)
+	}
+	if code, body := get("/_test/clock", ""); code != http.StatusNotFound || !strings.Contains(body, `"error"`) {
+		t.Errorf("/_test/ without --test-hooks: %d %s", code, body)
+	}
+	if code, body := get("/metrics", ""); code != http.StatusOK || !strings.Contains(body, `presenced_http_requests_total{method="GET",route="getPresence",status="200"} 1`) {
+		t.Errorf("metrics: %d\n%s", code, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestTokenRejectsBadIDs(t *testing.T) {
+	err := run(context.Background(), []string{"presenced", "token", "--data", t.TempDir(), "--user", "alice@contoso.com"}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--user") {
+		t.Fatalf("got %v", err)
+	}
+}
