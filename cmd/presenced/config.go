@@ -25,6 +25,8 @@ type Config struct {
 	RateLimit     int
 	LogLevel      slog.Level
 	DevKeyFile    string
+	TLSCertFile   string
+	TLSKeyFile    string
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -45,7 +47,7 @@ type envFlag struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -59,6 +61,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		{"rate-limit", "PRESENCED_RATE_LIMIT", "1500", "presence requests allowed per 30 s per (app, tenant); 0 turns throttling off", &rate},
 		{"log-level", "PRESENCED_LOG_LEVEL", "info", "debug, info, warn or error (debug logs every request)", &logLevel},
 		{"dev-key", "PRESENCED_DEV_KEY", "", "development signing key (default: <data>/dev-signing-key.pem)", &devKey},
+		{"tls-cert", "PRESENCED_TLS_CERT", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key", &tlsCert},
+		{"tls-key", "PRESENCED_TLS_KEY", "", "PEM private key of --tls-cert", &tlsKey},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -81,7 +85,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	cfg := Config{Addr: addr, DataDir: data, Store: store, PublicURL: strings.TrimSuffix(publicURL, "/"), JWKSURL: jwksURL,
 		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
-		TestHooks: testHooks}
+		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey}
+	if (tlsCert == "") != (tlsKey == "") {
+		return Config{}, errors.New("--tls-cert and --tls-key go together")
+	}
 	if cfg.RateLimit, err = strconv.Atoi(rate); err != nil || cfg.RateLimit < 0 {
 		return Config{}, fmt.Errorf("--rate-limit: want a number of requests, 0 or more, got %q", rate)
 	}

@@ -122,10 +122,20 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		logger.Error("first scheduler pass", "err", err)
 	}
 
-	logger.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks)
-	fmt.Fprintf(stdout, "presenced listening on http://%s\n", ln.Addr())
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks)
+	fmt.Fprintf(stdout, "presenced listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if cfg.TLSCertFile != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLSCertFile, cfg.TLSKeyFile)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
