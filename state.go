@@ -142,7 +142,10 @@ type Store interface {
 	// run it more than once.
 	Update(ctx context.Context, key Key, fn func(*State) error) (before, after State, err error)
 	// Due returns up to limit users whose State.Due is not zero and not after
-	// now.
+	// now, earliest first, each at most once per call. It does not consume
+	// them: a user comes back on every call until an Update moves its Due
+	// past now or clears it (the scheduler's Tick always does). limit <= 0
+	// returns none.
 	Due(ctx context.Context, now time.Time, limit int) ([]Key, error)
 	// Close flushes and releases the store.
 	Close() error

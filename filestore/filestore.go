@@ -85,8 +85,8 @@ type Store struct {
 	segBytes int64
 	wbuf     []byte
 	batch    []*waiter
-	// syncs counts the batches written, for benchmarks.
-	syncs atomic.Int64
+	// Counters for Stats.
+	syncs, records, logBytes, compactions atomic.Int64
 
 	compacting atomic.Bool
 	wg         sync.WaitGroup // running compactions
@@ -130,11 +130,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.lockFile = lf
+	start := time.Now()
 	replayedBytes, err := s.load(ctx)
 	if err != nil {
 		lf.Close()
 		return nil, err
 	}
+	s.log.Info("filestore: opened", "dir", dir, "users", s.m.Len(),
+		"log_bytes_replayed", replayedBytes, "duration", time.Since(start))
 	s.bg, s.cancelBg = context.WithCancel(context.Background())
 	go s.writer()
 	if s.compactAt > 0 && replayedBytes >= s.compactAt {
@@ -279,6 +282,7 @@ func (s *Store) createSegment(n uint64) error {
 		s.seg.Close()
 	}
 	s.seg, s.segNum, s.segBytes = f, n, 0
+	s.logBytes.Store(0)
 	return nil
 }
 
@@ -292,6 +296,35 @@ func syncDir(dir string) error {
 		return fmt.Errorf("filestore: sync directory: %w", err)
 	}
 	return nil
+}
+
+// Stats are a Store's counters, for metrics.
+type Stats struct {
+	// Users is the number of users held (every user ever written).
+	Users int
+	// Records is the number of log records made durable since Open, and
+	// Syncs the number of fsyncs (batches) that carried them.
+	Records, Syncs int64
+	// LogBytes is the size of the current log segment.
+	LogBytes int64
+	// Compactions is the number of snapshots written since Open.
+	Compactions int64
+	// DueIndexLen is the number of entries in the due index, stale ones
+	// included.
+	DueIndexLen int
+}
+
+// Stats returns the store's counters. It is cheap enough to call on every
+// metrics scrape.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Users:       s.m.Len(),
+		Records:     s.records.Load(),
+		Syncs:       s.syncs.Load(),
+		LogBytes:    s.logBytes.Load(),
+		Compactions: s.compactions.Load(),
+		DueIndexLen: s.m.DueLen(),
+	}
 }
 
 // Get returns the states of users in tenant, in order, from memory; a user
@@ -469,6 +502,7 @@ func (s *Store) compact(ctx context.Context, next uint64) error {
 			}
 		}
 	}
+	s.compactions.Add(1)
 	s.log.Info("filestore: compacted the log into a snapshot",
 		"dir", s.dir, "states", count, "bytes", size, "duration", time.Since(start))
 	return nil

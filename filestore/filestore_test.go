@@ -142,16 +142,18 @@ func writeLog(t *testing.T, n int) (dir, seg string) {
 func TestTornTail(t *testing.T) {
 	const n = 10
 	for _, tc := range []struct {
-		name string
+		name   string
 		damage func(t *testing.T, path string, size int64)
-		kept int // records that survive
+		kept   int // records that survive
 	}{
 		{"TruncatedRecord", func(t *testing.T, path string, size int64) { truncate(t, path, size-3) }, n - 1},
 		{"TruncatedHeader", func(t *testing.T, path string, size int64) {
 			truncate(t, path, size)
 			appendBytes(t, path, []byte{1, 2, 3})
 		}, n},
-		{"Garbage", func(t *testing.T, path string, size int64) { appendBytes(t, path, []byte("garbage that is not a record at all")) }, n},
+		{"Garbage", func(t *testing.T, path string, size int64) {
+			appendBytes(t, path, []byte("garbage that is not a record at all"))
+		}, n},
 		{"Zeros", func(t *testing.T, path string, size int64) { appendBytes(t, path, make([]byte, 4096)) }, n},
 		{"FlippedByte", func(t *testing.T, path string, size int64) { flip(t, path, size-5) }, n - 1},
 		{"HugeLength", func(t *testing.T, path string, size int64) {
@@ -465,5 +467,27 @@ func TestCancelledUpdates(t *testing.T) {
 	}
 	if total < ok.Load() || total > ok.Load()+unknown.Load() {
 		t.Errorf("total %d increments, want between %d acknowledged and %d", total, ok.Load(), ok.Load()+unknown.Load())
+	}
+}
+
+func TestStats(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{CompactBytes: 1 << 10})
+	for i := range 20 {
+		mustUpdate(t, s, key(i), func(st *presence.State) error {
+			st.Seq = 1
+			st.Due = time.Unix(1, 0)
+			return nil
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Compactions == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st := s.Stats()
+	if st.Users != 20 || st.Records != 20 || st.Syncs < 1 || st.Syncs > 20 || st.Compactions < 1 || st.DueIndexLen != 20 {
+		t.Errorf("Stats = %+v", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

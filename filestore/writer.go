@@ -112,6 +112,9 @@ func (s *Store) writeBatch(batch []*waiter, failed error) {
 	if err == nil {
 		err = s.write(buf)
 	}
+	if err == nil {
+		s.records.Add(int64(len(taken)))
+	}
 	for _, w := range taken {
 		s.complete(w, err)
 	}
@@ -139,6 +142,7 @@ func (s *Store) write(buf []byte) error {
 		return err
 	}
 	s.segBytes += int64(len(buf))
+	s.logBytes.Store(s.segBytes)
 	s.syncs.Add(1)
 	return nil
 }

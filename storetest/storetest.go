@@ -9,8 +9,8 @@
 // a store that keeps its data across Close and a new open.
 //
 // The suite closes every store it opens (and expects Close to succeed), so
-// factories must not close them. Stores see keys of random tenants, so one
-// backing database may be shared by the stores a factory returns.
+// factories must not close them. Every store a factory returns must be
+// empty: the suite uses random tenant ids, but Due spans all tenants.
 //
 // Beyond the interface's comments, the suite pins down these rules:
 //
@@ -44,8 +44,7 @@ import (
 func t0() time.Time { return time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC) }
 
 // Run runs the conformance suite against the stores open returns. Each call
-// of open must return a new, empty store (or one that shares its data only
-// under other tenants).
+// of open must return a new, empty store.
 func Run(t *testing.T, open func(t *testing.T) presence.Store) {
 	t.Helper()
 	tests := []struct {

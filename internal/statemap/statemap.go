@@ -35,8 +35,11 @@
 //
 // # Lock order
 //
-// stripe (Lock) → shard.mu → due.mu. Due takes due.mu and then reads only
-// atomics, never shard.mu. Snapshot takes a stripe and then shard.mu.
+// A stripe (Lock) is taken before a shard's mu (Snapshot, and stores that
+// Publish under a stripe). Publish releases the shard's mu before it takes
+// the due index's mutex; Due holds only the due index's mutex and reads the
+// users' current instants through atomics. So no goroutine ever waits for a
+// shard's mu while holding the due index's mutex, or the reverse.
 package statemap
 
 import (

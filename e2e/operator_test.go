@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeJWKSFile writes the suite's JWKS to a file for --jwks-file.
+func writeJWKSFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(p, keys.JWKS(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Conformance "operator interface": every flag reads its environment
+// variable, a flag on the command line wins, --jwks-file works, issuer and
+// audience take comma-separated lists; decision 4: @odata.context uses
+// --public-url; decision 6: without --test-hooks every /_test/ path is 404.
+func TestOperatorEnvironment(t *testing.T) {
+	const (
+		issA      = "https://issuer-a.e2e.test/"
+		issB      = "https://issuer-b.e2e.test/v2.0"
+		graphApp  = "00000003-0000-0000-c000-000000000000"
+		publicURL = "https://presence.example.test"
+	)
+	s := startTestServer(t, []string{"--rate-limit", "4"}, []string{
+		"PRESENCED_ADDR=", // the harness fills in a free port
+		"PRESENCED_DATA=" + filepath.Join(t.TempDir(), "data"),
+		"PRESENCED_JWKS_FILE=" + writeJWKSFile(t),
+		"PRESENCED_ISSUER=" + issA + "," + issB,
+		"PRESENCED_AUDIENCE=" + audience + "," + graphApp,
+		"PRESENCED_PUBLIC_URL=" + publicURL + "/",
+		"PRESENCED_RATE_LIMIT=1000",
+	})
+	f := newFixture(t)
+	f.s = s
+
+	t.Run("issuer and audience lists", func(t *testing.T) {
+		for _, c := range []struct{ iss, aud, alg string }{
+			{issA, audience, "RS256"}, {issB, graphApp, "ES256"}, {issB, audience, "RS256"},
+		} {
+			g := *f
+			g.t = t
+			g.issuer, g.audience, g.alg = c.iss, c.aud, c.alg
+			g.A = newGUID() // a budget of its own
+			wantStatus(t, g.get(g.p("/me/presence"), "D1r"), 200)
+		}
+		g := *f
+		g.t = t
+		g.issuer = issuer // the main server's issuer is not on this list
+		wantError(t, g.get(g.p("/me/presence"), "D1r"), 401, "InvalidAuthenticationToken", "")
+	})
+
+	t.Run("public URL", func(t *testing.T) {
+		g := *f
+		g.t = t
+		g.A = newGUID()
+		g.issuer = issA
+		for _, v := range versions {
+			g.v = v
+			r := g.get(g.p("/me/presence"), "D1r")
+			wantStatus(t, r, 200)
+			want := publicURL + "/" + v + "/$metadata#users('" + g.U1 + "')/presence/$entity"
+			if got := r.str("@odata.context"); got != want {
+				t.Errorf("@odata.context = %q, want %q", got, want)
+			}
+		}
+	})
+
+	t.Run("rate limit flag beats environment", func(t *testing.T) {
+		g := *f
+		g.t = t
+		g.A = newGUID()
+		g.issuer = issA
+		for range 4 {
+			wantStatus(t, g.get(g.p("/users/%s/presence", g.U2), "APPr"), 200)
+		}
+		want429(t, g.get(g.p("/users/%s/presence", g.U2), "APPr"))
+	})
+
+	t.Run("no test hooks", func(t *testing.T) {
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"GET", "/_test/clock", nil},
+			{"POST", "/_test/clock/advance", map[string]string{"by": "PT1M"}},
+			{"PUT", "/_test/limits", map[string]int{"presencePer30s": 0}},
+			{"PUT", "/_test/tenants/" + f.T + "/users/" + f.U1 + "/calendarBusy", map[string]bool{"active": true}},
+		} {
+			r := s.do(t, c.method, c.path, "", c.body)
+			wantError(t, r, http.StatusNotFound, "", "")
+		}
+	})
+}
+
+// Conformance: PRESENCED_TEST_HOOKS=1 is --test-hooks.
+func TestOperatorTestHooksFromEnvironment(t *testing.T) {
+	s := startTestServer(t, []string{
+		"--data", filepath.Join(t.TempDir(), "data"),
+		"--jwks-file", writeJWKSFile(t),
+		"--issuer", issuer,
+		"--audience", audience,
+	}, []string{"PRESENCED_TEST_HOOKS=1"})
+	r := s.do(t, "GET", "/_test/clock", "", nil)
+	wantStatus(t, r, 200)
+	before := parseNow(t, r)
+	after := advanceOn(t, s, "PT1H")
+	if d := after.Sub(before); d != 60*60*1e9 {
+		t.Errorf("advance PT1H moved the clock by %v", d)
+	}
+}
+
+// Conformance: with neither --jwks-url nor --jwks-file presenced signs and
+// accepts its own tokens and says so loudly at start-up.
+func TestOperatorDevelopmentAuthMode(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := startTestServer(t, []string{"--data", data}, nil)
+	if log := strings.ToLower(s.log.String()); !strings.Contains(log, "development") {
+		t.Errorf("start-up log does not mention development auth mode:\n%s", tail(s.log.String(), 20))
+	}
+	f := newFixture(t)
+	f.s = s
+	// Tokens of the suite's own keys are not the server's.
+	wantError(t, f.get(f.p("/me/presence"), "D1r"), 401, "InvalidAuthenticationToken", "")
+
+	// `presenced token` mints one the server accepts.
+	user := newGUID()
+	out, err := exec.Command(binary, "token", "--data", data, "--user", user).Output()
+	if err != nil {
+		t.Fatalf("presenced token: %v", err)
+	}
+	tok := strings.TrimSpace(string(out))
+	r := s.do(t, "GET", "/v1.0/me/presence", tok, nil)
+	wantStatus(t, r, 200)
+	if r.str("id") != user {
+		t.Errorf("dev token: %s, want id %s", r, user)
+	}
+}
+
+// DESIGN "store contract": an acknowledged write survives a restart.
+func TestOperatorRestartKeepsState(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	args := []string{"--data", data, "--jwks-file", writeJWKSFile(t), "--issuer", issuer, "--audience", audience}
+	s1, err := startServer(binary, args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	f.s = s1
+	f.mustSet(f.U1, "Busy", "InACall", "PT4H", "APPrw")
+	wantEmptyOK(t, f.post(f.p("/me/presence/setStatusMessage"), "D1rw", statusText("durable", nil)))
+	f.wantPresence(f.U1, "Busy", "InACall")
+	if err := s1.stop(); err != nil {
+		t.Fatalf("first server did not stop cleanly: %v\n%s", err, tail(s1.log.String(), 30))
+	}
+
+	s2 := startTestServer(t, args, nil)
+	f.s = s2
+	r := f.wantPresence(f.U1, "Busy", "InACall")
+	if got := r.str("statusMessage", "message", "content"); got != "durable" {
+		t.Errorf("after a restart: status message %q, want durable", got)
+	}
+	wantEmptyOK(t, f.clear(f.U1, "APPrw"))
+}
