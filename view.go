@@ -104,14 +104,15 @@ func (s *State) clockChanges(now time.Time) uint64 {
 // visible computes the visible presence at now, without its version.
 func (s *State) visible(now time.Time) View {
 	var v View
-	v.OOF = OutOfOfficeSettings{IsOutOfOffice: s.OOF.IsOutOfOffice, Message: s.OOF.Message}
 	if st := s.Status; st != nil && (st.Expiry == nil || now.Before(st.Expiry.At)) {
 		v.Status = st
 	}
 	if s.PresenceDisabled {
+		// A user not enabled for presence shows no overlay at all.
 		v.Pair = Pair{PresenceUnknown, PresenceUnknown}
 		return v
 	}
+	v.OOF = OutOfOfficeSettings{IsOutOfOffice: s.OOF.IsOutOfOffice, Message: s.OOF.Message}
 	best := -1
 	var bestPair Pair
 	for i := range s.Sessions {

@@ -10,12 +10,14 @@ import (
 func TestC10_Aggregation(t *testing.T) {
 	eachVersion(t, func(t *testing.T, f *fixture) {
 		t.Run("#83 client Available + app Busy/InACall", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "Available", "Available", "")
 			f.mustSet(u, "Busy", "InACall", "PT1H", "APPrw")
 			f.wantPresence(u, "Busy", "InACall")
 		})
 		t.Run("#84 app DoNotDisturb/Presenting + app Busy/InACall", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.mustSet(u, "DoNotDisturb", "Presenting", "PT1H", "APPrw")
 			f.mustSet(u, "Busy", "InACall", "PT1H", "APPBrw")
@@ -27,30 +29,35 @@ func TestC10_Aggregation(t *testing.T) {
 			f.wantPresence(v, "DoNotDisturb", "Presenting")
 		})
 		t.Run("#85 client Available + app Away", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "Available", "Available", "")
 			f.mustSet(u, "Away", "Away", "PT1H", "APPrw")
 			f.wantPresence(u, "Available", "Available")
 		})
 		t.Run("app Away + app Busy", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.mustSet(u, "Away", "Away", "PT1H", "APPrw")
 			f.mustSet(u, "Busy", "InAConferenceCall", "PT1H", "APPBrw")
 			f.wantPresence(u, "Busy", "InAConferenceCall")
 		})
 		t.Run("client DoNotDisturb/Focusing + app Busy", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "DoNotDisturb", "Focusing", "")
 			f.mustSet(u, "Busy", "InACall", "PT1H", "APPrw")
 			f.wantPresence(u, "DoNotDisturb", "Focusing")
 		})
 		t.Run("client Busy/Busy + app Available", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "mobile", "Busy", "Busy", "")
 			f.mustSet(u, "Available", "Available", "PT1H", "APPrw")
 			f.wantPresence(u, "Busy", "Busy")
 		})
 		t.Run("two client sessions", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "Away", "Away", "")
 			f.clientSession(u, "mobile", "Available", "Available", "")
@@ -97,6 +104,7 @@ func TestC10_87_OutOfOffice(t *testing.T) {
 			}
 		}
 		t.Run("#87 client Available", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "Available", "Available", "")
 			f.outOfOffice(u, true, ptr("On leave"))
@@ -105,17 +113,20 @@ func TestC10_87_OutOfOffice(t *testing.T) {
 			wantOOF(t, f.wantPresence(u, "Available", "Available"), false, nil)
 		})
 		t.Run("A12 no session", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.outOfOffice(u, true, ptr("Sabbatical"))
 			wantOOF(t, f.wantPresence(u, "Offline", "OutOfOffice"), true, "Sabbatical")
 		})
 		t.Run("in a call, out of office", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.outOfOffice(u, true, nil)
 			f.mustSet(u, "Busy", "InACall", "PT1H", "APPrw")
 			wantOOF(t, f.wantPresence(u, "Busy", "InACall"), true, nil)
 		})
 		t.Run("on top of a preferred Available", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "Busy", "Busy", "")
 			wantEmptyOK(t, f.preferred(u, "Available", "Available", "", "APPrw"))
@@ -123,6 +134,7 @@ func TestC10_87_OutOfOffice(t *testing.T) {
 			f.wantPresence(u, "Available", "OutOfOffice")
 		})
 		t.Run("visible to other readers and in bulk", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.outOfOffice(u, true, ptr("Back Monday"))
 			r := f.post(f.p("/communications/getPresencesByUserId"), "APPr", map[string]any{"ids": []string{u}})
@@ -138,6 +150,7 @@ func TestC10_87_OutOfOffice(t *testing.T) {
 func TestC10_90_CalendarBusy(t *testing.T) {
 	eachVersion(t, func(t *testing.T, f *fixture) {
 		t.Run("#90 client Available", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "Available", "Available", "")
 			f.calendarBusy(u, true)
@@ -146,17 +159,20 @@ func TestC10_90_CalendarBusy(t *testing.T) {
 			f.wantPresence(u, "Available", "Available")
 		})
 		t.Run("not over a higher session", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.calendarBusy(u, true)
 			f.mustSet(u, "DoNotDisturb", "Presenting", "PT1H", "APPrw")
 			f.wantPresence(u, "DoNotDisturb", "Presenting")
 		})
 		t.Run("not when Offline", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.calendarBusy(u, true)
 			f.wantPresence(u, "Offline", "Offline")
 		})
 		t.Run("not over a preferred presence", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "Available", "Available", "")
 			wantEmptyOK(t, f.preferred(u, "Available", "Available", "", "APPrw"))
@@ -164,6 +180,7 @@ func TestC10_90_CalendarBusy(t *testing.T) {
 			f.wantPresence(u, "Available", "Available")
 		})
 		t.Run("then out of office", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			f.clientSession(u, "desktop", "Available", "Available", "")
 			f.calendarBusy(u, true)
@@ -215,5 +232,67 @@ func TestHooksErrors(t *testing.T) {
 	} {
 		r := srv.do(t, c.method, c.path, "", c.body)
 		wantError(t, r, c.status, "", "")
+	}
+}
+
+// 3.4: among sessions of the same rank the most recently refreshed one gives
+// the pair; its activity is never mixed with another session's.
+func TestC10_TieBreaks(t *testing.T) {
+	f := newFixture(t)
+	u := f.U1
+	f.mustSet(u, "Busy", "InACall", "PT1H", "APPrw")
+	advance(t, "PT1M")
+	f.mustSet(u, "Busy", "InAConferenceCall", "PT1H", "APPBrw")
+	f.wantPresence(u, "Busy", "InAConferenceCall")
+	advance(t, "PT1M")
+	f.mustSet(u, "Busy", "InACall", "PT1H", "APPrw") // refresh: now the most recent
+	f.wantPresence(u, "Busy", "InACall")
+	advance(t, "PT1M")
+	f.clientSession(u, "desktop", "Busy", "InAMeeting", "")
+	f.wantPresence(u, "Busy", "InAMeeting")
+	wantStatus(t, srv.do(t, "DELETE", f.hookPath(u, "clientSessions/desktop"), "", nil), http.StatusNoContent)
+	f.wantPresence(u, "Busy", "InACall")
+
+	// DoNotDisturb: Presenting (app) against Focusing (client), newest wins.
+	v := f.U2
+	f.clientSession(v, "desktop", "DoNotDisturb", "Focusing", "")
+	advance(t, "PT1M")
+	f.mustSet(v, "DoNotDisturb", "Presenting", "PT1H", "APPrw")
+	f.wantPresence(v, "DoNotDisturb", "Presenting")
+	advance(t, "PT1M")
+	f.clientSession(v, "desktop", "DoNotDisturb", "Focusing", "")
+	f.wantPresence(v, "DoNotDisturb", "Focusing")
+}
+
+// 3.4: a user not enabled for presence reads PresenceUnknown "+ overlays
+// skipped": neither the calendar nor the out-of-office overlay applies.
+func TestC10_PresenceUnknownSkipsOverlays(t *testing.T) {
+	f := newFixture(t)
+	f.clientSession(f.U1, "desktop", "Available", "Available", "")
+	f.calendarBusy(f.U1, true)
+	f.outOfOffice(f.U1, true, ptr("On leave"))
+	f.presenceEnabled(f.U1, false)
+	r := f.wantPresence(f.U1, "PresenceUnknown", "PresenceUnknown")
+	wantDefaultOOF(t, r)
+	f.presenceEnabled(f.U1, true)
+	r = f.wantPresence(f.U1, "Busy", "InAMeeting")
+	if v, _ := r.get("outOfOfficeSettings", "isOutOfOffice"); v != true {
+		t.Errorf("enabled again: isOutOfOffice = %v, want true", v)
+	}
+}
+
+// Conformance "Test hooks": a client session takes any pair of the
+// permutation table (2.5) and shows it as it is.
+func TestC10_ClientSessionPairs(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range [][2]string{
+		{"Available", "Available"}, {"Available", "OutOfOffice"}, {"Busy", "Busy"}, {"Busy", "InACall"},
+		{"Busy", "InAMeeting"}, {"DoNotDisturb", "DoNotDisturb"}, {"DoNotDisturb", "Presenting"},
+		{"DoNotDisturb", "Focusing"}, {"Away", "Away"}, {"BeRightBack", "BeRightBack"}, {"Offline", "OffWork"},
+		{"PresenceUnknown", "PresenceUnknown"},
+	} {
+		u := newGUID()
+		f.clientSession(u, "desktop", p[0], p[1], "")
+		f.wantPresence(u, p[0], p[1])
 	}
 }

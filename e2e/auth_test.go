@@ -122,6 +122,7 @@ func TestTokenFailures(t *testing.T) {
 		{"token without scheme", valid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			f := f.in(t)
 			for _, path := range []string{f.p("/me/presence"), f.p("/users/%s/presence", f.U1), "/beta/users/" + f.U1 + "/presence"} {
 				r := srv.do(t, "GET", path, "", nil, withHeader("Authorization", c.header))
 				wantError(t, r, http.StatusUnauthorized, "InvalidAuthenticationToken", "")
@@ -178,4 +179,71 @@ func TestJWKSRotation(t *testing.T) {
 	// A key that was never published.
 	wantError(t, s.do(t, "GET", f.p("/me/presence"), authtest.NewKeySet(t).Mint("RS256", f.tokClaims("D1r")), nil),
 		401, "InvalidAuthenticationToken", "")
+}
+
+// 1.0 "Authentication": the claim forms of Entra ID tokens: v1 (appid) and
+// v2 (azp) app ids for either token type, several scopes in scp, and acct=1
+// marking a personal account.
+func TestTokenClaimForms(t *testing.T) {
+	f := newFixture(t)
+	t.Run("application token with azp", func(t *testing.T) {
+		f := f.in(t)
+		c := f.tokClaims("APPrw")
+		delete(c, "appid")
+		c["azp"] = f.A
+		c["ver"] = "2.0"
+		tok := keys.Mint("RS256", c)
+		u := newGUID()
+		wantEmptyOK(t, srv.do(t, "POST", f.p("/users/%s/presence/setPresence", u), tok, setBody(f.A, "Busy", "InACall", "PT1H")))
+		f.wantPresence(u, "Busy", "InACall")
+		// It is app A's session: APPrw (appid A) clears it.
+		wantEmptyOK(t, f.clear(u, "APPrw"))
+	})
+	t.Run("delegated token with appid", func(t *testing.T) {
+		f := f.in(t)
+		c := f.tokClaims("D1rw")
+		delete(c, "azp")
+		c["appid"] = f.A
+		c["ver"] = "1.0"
+		tok := keys.Mint("ES256", c)
+		wantEmptyOK(t, srv.do(t, "POST", f.p("/me/presence/setPresence"), tok, setBody(f.A, "Away", "Away", "PT1H")))
+		f.wantPresence(f.U1, "Away", "Away")
+	})
+	t.Run("several scopes", func(t *testing.T) {
+		f := f.in(t)
+		c := f.tokClaims("D1r")
+		c["scp"] = "openid profile User.Read Presence.Read.All offline_access"
+		r := srv.do(t, "GET", f.p("/users/%s/presence", f.U2), keys.Mint("RS256", c), nil)
+		wantStatus(t, r, 200)
+	})
+	t.Run("several roles", func(t *testing.T) {
+		f := f.in(t)
+		c := f.tokClaims("APPx")
+		c["roles"] = []string{"User.Read.All", "Presence.ReadWrite.All"}
+		u := newGUID()
+		wantEmptyOK(t, srv.do(t, "POST", f.p("/users/%s/presence/setPresence", u), keys.Mint("RS256", c), setBody(f.A, "Busy", "InACall", "PT1H")))
+	})
+	t.Run("acct=1 is a personal account", func(t *testing.T) {
+		f := f.in(t)
+		c := f.tokClaims("D1rw")
+		c["acct"] = 1
+		tok := keys.Mint("RS256", c)
+		wantError(t, srv.do(t, "GET", f.p("/me/presence"), tok, nil), 403, "", "")
+		wantError(t, srv.do(t, "POST", f.p("/me/presence/setPresence"), tok, setBody(f.A, "Busy", "InACall", "PT1H")), 403, "", "")
+	})
+	t.Run("MSA everywhere", func(t *testing.T) {
+		f := f.in(t)
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"GET", f.p("/users/%s/presence", f.U1), nil},
+			{"POST", f.p("/communications/getPresencesByUserId"), map[string]any{"ids": []string{f.U1}}},
+			{"POST", f.p("/me/presence/clearPresence"), map[string]any{"sessionId": f.A}},
+			{"POST", f.p("/me/presence/setUserPreferredPresence"), map[string]any{"availability": "Away", "activity": "Away"}},
+			{"POST", f.p("/me/presence/clearUserPreferredPresence"), nil},
+		} {
+			wantError(t, srv.do(t, c.method, c.path, f.tok("MSA"), c.body), 403, "", "")
+		}
+	})
 }

@@ -139,6 +139,7 @@ func TestC12_BatchLimits(t *testing.T) {
 			return out
 		}
 		t.Run("20 requests", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/$batch"), "APPr", map[string]any{"requests": gets(20)})
 			wantStatus(t, r, 200)
 			rs := batchResponses(t, r)
@@ -152,23 +153,29 @@ func TestC12_BatchLimits(t *testing.T) {
 			}
 		})
 		t.Run("21 requests", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/$batch"), "APPr", map[string]any{"requests": gets(21)}), 400, "BadRequest", "")
 		})
 		t.Run("duplicate ids", func(t *testing.T) {
+			f := f.in(t)
 			reqs := gets(3)
 			reqs[2]["id"] = "1"
 			wantError(t, f.post(f.p("/$batch"), "APPr", map[string]any{"requests": reqs}), 400, "", "")
 		})
 		t.Run("no requests", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/$batch"), "APPr", map[string]any{"requests": []any{}}), 400, "", "")
 		})
 		t.Run("no Content-Type", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/$batch"), "APPr", map[string]any{"requests": gets(1)}, noContentType()), 400, "BadRequest", msgBadPayload)
 		})
 		t.Run("no token", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/$batch"), "", map[string]any{"requests": gets(1)}), 401, "InvalidAuthenticationToken", "")
 		})
 		t.Run("inner body without Content-Type", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/$batch"), "APPrw", map[string]any{"requests": []map[string]any{
 				{"id": "1", "method": "POST", "url": "/users/" + f.U1 + "/presence/setPresence", "body": setBody(f.A, "Busy", "InACall", "PT1H")},
 			}})
@@ -193,9 +200,15 @@ func TestC12_BatchInnerAuthorization(t *testing.T) {
 			{"id": "write", "method": "POST", "url": "/me/presence/setPresence",
 				"headers": map[string]string{"Content-Type": "application/json"}, "body": setBody(f.A, "Busy", "InACall", "PT1H")},
 			{"id": "missing", "method": "GET", "url": "/users/" + f.U1 + "/presence/nothing"},
+			{"id": "select", "method": "GET", "url": "me/presence?$select=availability"},
 		}})
 		wantStatus(t, r, 200)
 		rs := batchResponses(t, r)
+		if a, _ := jget(rs["select"], "body", "availability"); a != "Offline" || status(rs["select"]) != 200 {
+			t.Errorf("$select in a batch: %v", rs["select"])
+		} else if _, ok := jget(rs["select"], "body", "activity"); ok {
+			t.Errorf("$select in a batch: activity present: %v", rs["select"])
+		}
 		for id, want := range map[string]int{"me": 200, "self": 200, "other": 403, "write": 403, "missing": 404} {
 			if got := status(rs[id]); got != want {
 				t.Errorf("D1r batch, response %s: status %d, want %d (%v)", id, got, want, rs[id])

@@ -45,6 +45,7 @@ func TestC2_GetPresencesByUserId(t *testing.T) {
 		body := map[string]any{"ids": []string{f.U1, f.U2}}
 		for _, tok := range []string{"D1ra", "APPr", "APPrw"} {
 			t.Run(tok, func(t *testing.T) {
+				f := f.in(t)
 				if tok == "APPrw" && f.v == "beta" {
 					t.Skip("the beta include lists Presence.Read.All only (1.12)")
 				}
@@ -62,17 +63,31 @@ func TestC2_GetPresencesByUserId(t *testing.T) {
 				if ctx := r.str("@odata.context"); !strings.HasSuffix(ctx, "$metadata#Collection(microsoft.graph.presence)") {
 					t.Errorf("@odata.context = %q", ctx)
 				}
+				for i, v := range vs {
+					if s, _ := v["sequenceNumber"].(string); !seqRE.MatchString(s) {
+						t.Errorf("value[%d].sequenceNumber = %v", i, v["sequenceNumber"])
+					}
+					if sm, ok := v["statusMessage"]; !ok || sm != nil {
+						t.Errorf("value[%d].statusMessage = %v, want null", i, sm)
+					}
+					if oof, ok := v["outOfOfficeSettings"].(map[string]any); !ok || oof["isOutOfOffice"] != false {
+						t.Errorf("value[%d].outOfOfficeSettings = %v", i, v["outOfOfficeSettings"])
+					}
+				}
 			})
 		}
 		t.Run("#17 D1r", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(path, "D1r", body), 403, "Forbidden", "")
 		})
 		t.Run("D1x, APPx, MSA", func(t *testing.T) {
+			f := f.in(t)
 			for _, tok := range []string{"D1x", "APPx", "MSA", "D1rw"} {
 				wantError(t, f.post(path, tok, body), 403, "", "")
 			}
 		})
 		t.Run("qualified action name", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/communications/microsoft.graph.getPresencesByUserId"), "D1ra", body)
 			wantStatus(t, r, 200)
 			if got := ids(values(t, r)); len(got) != 2 {
@@ -80,6 +95,7 @@ func TestC2_GetPresencesByUserId(t *testing.T) {
 			}
 		})
 		t.Run("no token", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(path, "", body), 401, "InvalidAuthenticationToken", "")
 		})
 	})
@@ -111,9 +127,11 @@ func TestC2_OrderDedupLimits(t *testing.T) {
 			many[i] = newGUID()
 		}
 		t.Run("#19 651 ids", func(t *testing.T) {
-			wantError(t, f.post(path, "D1ra", map[string]any{"ids": many}), 400, "BadRequest", "")
+			f := f.in(t)
+			wantError(t, f.post(path, "D1ra", map[string]any{"ids": many}), 400, "BadRequest", "The number of ids exceeds the maximum of 650.")
 		})
 		t.Run("650 ids", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(path, "D1ra", map[string]any{"ids": many[:650]})
 			wantStatus(t, r, 200)
 			vs := values(t, r)
@@ -127,6 +145,7 @@ func TestC2_OrderDedupLimits(t *testing.T) {
 			}
 		})
 		t.Run("650 distinct ids sent with duplicates", func(t *testing.T) {
+			f := f.in(t)
 			dup := append(append([]string{}, many[:650]...), many[0])
 			// 651 entries, 650 distinct: the limit counts entries sent.
 			wantError(t, f.post(path, "D1ra", map[string]any{"ids": dup}), 400, "", "")
@@ -150,25 +169,31 @@ func TestC2_BadBodies(t *testing.T) {
 			{"ids null", `{"ids":null}`},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				wantError(t, f.post(path, "D1ra", c.body), 400, "BadRequest", "")
 			})
 		}
 		t.Run("#21 no Content-Type", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(path, "D1ra", map[string]any{"ids": []string{f.U1}}, noContentType())
 			wantError(t, r, 400, "BadRequest", msgBadPayload)
 		})
 		t.Run("text/plain", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(path, "D1ra", map[string]any{"ids": []string{f.U1}}, contentType("text/plain"))
 			wantError(t, r, 400, "BadRequest", msgBadPayload)
 		})
 		t.Run("not JSON", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(path, "D1ra", `{"ids":[`), 400, "BadRequest", msgBadPayload)
 		})
 		t.Run("unknown parameter", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(path, "D1ra", map[string]any{"ids": []string{f.U1}, "x": 1})
 			wantError(t, r, 400, "BadRequest", "The parameter 'x' in the request payload is not a valid parameter for the operation 'getPresencesByUserId'.")
 		})
 		t.Run("charset parameter accepted", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(path, "D1ra", map[string]any{"ids": []string{f.U1}}, contentType("application/json; charset=utf-8"))
 			wantStatus(t, r, 200)
 		})
@@ -209,6 +234,12 @@ func TestListPresencesFilter(t *testing.T) {
 			q = append(q, "'"+newGUID()+"'")
 		}
 		wantError(t, f.get(path+filter("id in ("+strings.Join(q, ",")+")"), "D1ra"), 400, "", "")
+		r = f.get(path+filter("id in ("+strings.Join(q[:650], ",")+")"), "D1ra")
+		wantStatus(t, r, 200)
+		if n := len(values(t, r)); n != 650 {
+			t.Errorf("650 ids in $filter: %d values", n)
+		}
+		wantError(t, f.get(path+filter("id in ()"), "D1ra"), 400, "", "")
 		// Reading many users needs a .All permission.
 		wantError(t, f.get(path+filter(fmt.Sprintf("id in ('%s')", f.U1)), "D1r"), 403, "", "")
 	})
@@ -234,6 +265,14 @@ func TestC2_StatusVisibilityInBulk(t *testing.T) {
 		}
 		if _, ok := jget(vs[1], "statusMessage", "publishedDateTime"); ok {
 			t.Errorf("other user's entry: publishedDateTime present, want omitted (2.7)")
+		}
+		// Application readers see every field (2.7, strict).
+		r = f.post(f.p("/communications/getPresencesByUserId"), "APPr", map[string]any{"ids": []string{f.U1, f.U2}})
+		wantStatus(t, r, http.StatusOK)
+		for i, v := range values(t, r) {
+			if _, ok := jget(v, "statusMessage", "publishedDateTime"); !ok {
+				t.Errorf("APPr: value[%d] without publishedDateTime", i)
+			}
 		}
 	})
 }

@@ -30,6 +30,7 @@ func TestC6_ClearPresenceAddresses(t *testing.T) {
 			{"case-insensitive", "/users/%s/PRESENCE/ClearPresence", "APPrw"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				g := *f
 				g.t = t
 				g.U1 = newGUID()
@@ -63,27 +64,33 @@ func TestC6_ClearPresenceFailures(t *testing.T) {
 		f.mustSet(f.U2, "Busy", "InACall", "PT1H", "D2rw")
 		f.mustSet(f.U2, "Busy", "InACall", "PT1H", "APPBrw")
 		t.Run("#53 delegated clears another user's session", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/users/%s/presence/clearPresence", f.U2), "D1rw", map[string]any{"sessionId": f.A})
 			wantError(t, r, 403, "Forbidden", msgOtherUser)
 		})
 		t.Run("read-only tokens", func(t *testing.T) {
+			f := f.in(t)
 			for _, tok := range []string{"APPr", "APPx", "D1ra"} {
 				r := f.post(f.p("/users/%s/presence/clearPresence", f.U2), tok, map[string]any{"sessionId": f.A})
 				wantError(t, r, 403, "", "")
 			}
 		})
 		t.Run("sessionId of another app", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/users/%s/presence/clearPresence", f.U2), "APPrw", map[string]any{"sessionId": f.B})
 			wantError(t, r, 400, "InvalidArgument", msgSessionInvalid)
 		})
 		t.Run("no sessionId", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/users/%s/presence/clearPresence", f.U2), "APPrw", map[string]any{}), 400, "InvalidArgument", "")
 		})
 		t.Run("no Content-Type", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/users/%s/presence/clearPresence", f.U2), "APPrw", map[string]any{"sessionId": f.A}, noContentType())
 			wantError(t, r, 400, "BadRequest", msgBadPayload)
 		})
 		t.Run("unknown parameter", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/users/%s/presence/clearPresence", f.U2), "APPrw", map[string]any{"sessionId": f.A, "x": true})
 			wantError(t, r, 400, "BadRequest", "The parameter 'x' in the request payload is not a valid parameter for the operation 'clearPresence'.")
 		})

@@ -29,6 +29,7 @@ func TestC12_122_MethodNotAllowed(t *testing.T) {
 			{"GET", f.p("/communications/getPresencesByUserId"), nil},
 		} {
 			t.Run(c.method+" "+c.path, func(t *testing.T) {
+				f := f.in(t)
 				r := srv.do(t, c.method, c.path, f.tok("APPrw"), c.body)
 				wantError(t, r, http.StatusMethodNotAllowed, "BadRequest", msgMethod)
 			})
@@ -51,7 +52,7 @@ func TestUnknownPaths(t *testing.T) {
 		{"GET", "/"},
 		{"GET", "/v1.0/communications/presences/" + f.U1 + "/extra/segments"},
 	} {
-		r := srv.do(t, c.method, c.path, tok, nil)
+		r := srv.do(t, c.method, c.path, tok, nil, withHeader("client-request-id", "unknown-path-"+c.method))
 		wantError(t, r, http.StatusNotFound, "", "")
 	}
 }
@@ -96,7 +97,7 @@ func TestOversizedBody(t *testing.T) {
 	// 1 MiB of ids plus a little: well past any sensible limit for 650 ids
 	// (which take about 26 KB), yet small enough to sit in socket buffers.
 	big := `{"ids":["` + f.U1 + `"],"pad":"` + strings.Repeat("x", 1<<20+32<<10) + `"}`
-	r := f.post(path, "D1ra", big)
+	r := f.post(path, "D1ra", big, withHeader("client-request-id", "too-large"))
 	wantError(t, r, http.StatusRequestEntityTooLarge, "", "")
 
 	bomb := gz(t, []byte(`{"ids":["`+f.U1+`"],"pad":"`+strings.Repeat("x", 8<<20)+`"}`))
@@ -120,6 +121,7 @@ func TestBodyRulesOnEveryAction(t *testing.T) {
 		{"setStatusMessage", statusText("x", nil)},
 	} {
 		t.Run(c.op, func(t *testing.T) {
+			f := f.in(t)
 			path := f.p("/users/%s/presence/%s", f.U1, c.op)
 			wantError(t, f.post(path, "APPrw", c.body, noContentType()), 400, "BadRequest", msgBadPayload)
 			wantError(t, f.post(path, "APPrw", c.body, contentType("application/x-www-form-urlencoded")), 400, "BadRequest", msgBadPayload)
@@ -155,6 +157,7 @@ func TestC12_116_ErrorEnvelopeOfEveryStatus(t *testing.T) {
 		{"405", "PATCH", f.p("/users/%s/presence", f.U1), "APPrw", map[string]any{}, 405},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			f := f.in(t)
 			r := srv.do(t, c.method, c.path, f.tokOrEmpty(c.tok), c.body, withHeader("client-request-id", crid))
 			wantStatus(t, r, c.status)
 			if got := r.str("error", "innerError", "client-request-id"); got != crid {

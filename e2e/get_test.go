@@ -15,6 +15,9 @@ func TestC1_01_MePresenceDefaults(t *testing.T) {
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 			t.Errorf("Content-Type = %q, want application/json…", ct)
 		}
+		if v := r.Header.Get("OData-Version"); v != "4.0" {
+			t.Errorf("OData-Version = %q, want 4.0 (1.0 common response headers)", v)
+		}
 		if got := r.str("id"); got != f.U1 {
 			t.Errorf("id = %q, want %q", got, f.U1)
 		}
@@ -78,6 +81,7 @@ func TestC1_ReadPermissions(t *testing.T) {
 			{"MSA reads by id", own, "MSA", 403, ""},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				r := f.get(c.path, c.tok)
 				if c.status != 200 {
 					wantError(t, r, c.status, "Forbidden", "")
@@ -110,13 +114,16 @@ func TestC1_08_MeWithMSA(t *testing.T) {
 	})
 }
 
+// wwwAuthenticate is the challenge of every 401 (graph-presence.md 5.3).
+const wwwAuthenticate = `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`
+
 // C1 #9: no Authorization header.
 func TestC1_09_NoToken(t *testing.T) {
 	eachVersion(t, func(t *testing.T, f *fixture) {
 		r := f.get(f.p("/me/presence"), "")
-		wantError(t, r, 401, "InvalidAuthenticationToken", "")
-		if r.Header.Get("WWW-Authenticate") == "" {
-			t.Errorf("401 without WWW-Authenticate")
+		wantError(t, r, 401, "InvalidAuthenticationToken", "Access token is empty.")
+		if got := r.Header.Get("WWW-Authenticate"); got != wwwAuthenticate {
+			t.Errorf("WWW-Authenticate = %q, want %q (5.3)", got, wwwAuthenticate)
 		}
 		for _, k := range []string{"date", "request-id", "client-request-id"} {
 			if r.str("error", "innerError", k) == "" {
@@ -229,6 +236,7 @@ func TestGetPresenceAliases(t *testing.T) {
 			{"upper-case GUID", f.p("/users/%s/presence", strings.ToUpper(f.U1)), "D1ra", ""},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				r := f.get(c.path, c.tok)
 				wantStatus(t, r, 200)
 				if got := r.str("id"); got != f.U1 {

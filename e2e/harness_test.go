@@ -25,7 +25,8 @@
 //
 // Every test draws a fresh fixture (newFixture): random tenant, app (A, B)
 // and user (U1, U2, U3) GUIDs, and the conformance tokens D1r, D1ra, D1rw,
-// D1x, D2ra, APPr, APPrw, APPBrw, APPx and MSA minted for them (fixture.tok).
+// D1x, D2ra, APPr, APPrw, APPBrw, APPx and MSA (plus D2rw and APPBr) minted
+// for them (fixture.tok), RS256 unless the fixture says ES256.
 // Because state and throttling buckets are keyed by tenant, tests never see
 // each other's state on the one shared server. Tests do not use t.Parallel:
 // the test clock and the rate limit are global to the server.
@@ -45,13 +46,44 @@
 // for every non-2xx response, the Graph error envelope of C12 #116 (code,
 // message, innerError.date without zone, innerError request-id and
 // client-request-id equal to the headers, WWW-Authenticate on 401, an integer
-// Retry-After >= 1 on 429).
+// Retry-After >= 1 on 429); a 2xx body must be JSON labelled
+// application/json, and wantEmptyOK holds every action to "200, empty body,
+// no Content-Type".
+//
+// # Throttling
+//
+// The main server runs with the default budget (1500 per 30 s, decision 8).
+// Tests that lower it (PUT /_test/limits, setLimit/limitFor) restore the
+// default and advance the clock 30 s in a cleanup, so the global limit never
+// leaks into another test.
+//
+// # Where the cases are
+//
+//	get_test.go            C1 (GET presence, aliases, $select, ids, headers)
+//	bulk_test.go           C2 (getPresencesByUserId) and GET /communications/presences?$filter
+//	setpresence_test.go    C3, C4, C5
+//	clear_test.go          C6
+//	preferred_test.go      C7
+//	statusmessage_test.go  C8 (Windows and IANA zones, visibility)
+//	time_test.go           C9 (fades and expiries through /_test/clock/advance)
+//	aggregation_test.go    C10 and the clientSessions, outOfOffice, calendarBusy, presenceEnabled hooks
+//	errors_test.go         C12 #116, #122, 404s, bodies (gzip, 413, content type, unknown parameters)
+//	throttle_test.go       C12 #117, the default budget, throttled batch requests
+//	batch_test.go          C12 #119, dependsOn and 424, batch limits, authorisation inside a batch
+//	auth_test.go           RS256/ES256, bad tokens (expired, audience, issuer, unknown key, alg none…), JWKS rotation
+//	tenant_test.go         decision 2 (tenant isolation)
+//	rules_test.go          sequenceNumber rules, GUID case, @odata.context base, edges of validation
+//	sdk_test.go            Go-SDK-like requests (gzip, client-request-id), chunked bodies
+//	operator_test.go       environment variables, --jwks-file, --public-url, no --test-hooks,
+//	                       development auth mode, state surviving a restart
+//
+// Run it with `go test ./e2e/` (and -race) from the module root; it takes a
+// few seconds once the binary is built.
 package e2e
 
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -281,10 +313,11 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startServer starts bin with args (an --addr on a free port is added unless
-// addrFromEnv is set in env as PRESENCED_ADDR) and waits until /healthz
-// answers 200. It retries on another port if the process dies first (a port
-// taken between freePort and the bind).
+// startServer starts bin with args and env and waits until /healthz answers
+// 200. It picks a free port and passes it as --addr, or, when env holds the
+// placeholder "PRESENCED_ADDR=", as PRESENCED_ADDR. It retries on another
+// port if the process dies first (a port taken between freePort and the
+// bind).
 func startServer(bin string, args, env []string) (*server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -355,6 +388,10 @@ func (s *server) waitHealthy(within time.Duration) error {
 // stop sends SIGTERM and waits for the process; it kills it after 20 s. It
 // returns an error unless the process exited with status 0 after SIGTERM.
 func (s *server) stop() error {
+	// Connections the transport dialled but never used look "new" to the
+	// server, which waits 5 s for them to send a request before treating them
+	// as idle; closing them keeps shutdown immediate.
+	client.CloseIdleConnections()
 	select {
 	case <-s.exited:
 		return fmt.Errorf("presenced had already exited: %v", s.err)
@@ -458,10 +495,12 @@ func (r *resp) has(path ...any) bool {
 }
 
 type reqConf struct {
-	header http.Header
-	ct     string
-	noCT   bool
-	gzip   bool
+	header  http.Header
+	host    string
+	ct      string
+	noCT    bool
+	gzip    bool
+	chunked bool
 }
 
 type reqOpt func(*reqConf)
@@ -475,6 +514,13 @@ func withHeader(k, v string) reqOpt {
 		c.header.Set(k, v)
 	}
 }
+
+// chunked sends the body with Transfer-Encoding: chunked (no
+// Content-Length), as streaming clients do.
+func chunked() reqOpt { return func(c *reqConf) { c.chunked = true } }
+
+// withHost sends the request with another Host header.
+func withHost(h string) reqOpt { return func(c *reqConf) { c.host = h } }
 
 // noContentType sends a body without a Content-Type header.
 func noContentType() reqOpt { return func(c *reqConf) { c.noCT = true } }
@@ -519,6 +565,9 @@ func (s *server) do(t testing.TB, method, path, token string, body any, opts ...
 	var rd io.Reader
 	if hasBody {
 		rd = bytes.NewReader(data)
+		if c.chunked {
+			rd = io.MultiReader(rd) // hides the length
+		}
 	}
 	req, err := http.NewRequest(method, s.base+path, rd)
 	if err != nil {
@@ -539,6 +588,9 @@ func (s *server) do(t testing.TB, method, path, token string, body any, opts ...
 	}
 	for k, vs := range c.header {
 		req.Header[k] = vs
+	}
+	if c.host != "" {
+		req.Host = c.host
 	}
 	res, err := client.Do(req)
 	if err != nil {
@@ -595,6 +647,10 @@ func checkResponse(t testing.TB, r *resp, sentClientID string) {
 	}
 	if r.Status < 200 || r.Status > 299 {
 		assertEnvelope(t, r)
+	} else if isGraphPath(r.path) && len(r.Body) > 0 {
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || r.JSON == nil {
+			t.Errorf("%s: a body of Content-Type %q, want JSON labelled application/json…", r, ct)
+		}
 	}
 }
 
@@ -762,14 +818,13 @@ var versions = []string{"v1.0", "beta"}
 // fixture is the conformance notation of one test: tenant T, apps A and B,
 // users U1-U3, all fresh, on a server, for a version root.
 type fixture struct {
-	t                  testing.TB
-	s                  *server
-	v                  string // "v1.0" or "beta"
-	T, A, B            string
-	U1, U2, U3         string
-	alg                string // signing algorithm of tok: RS256 or ES256
-	issuer, audience   string
-	personalTenantUser string
+	t                testing.TB
+	s                *server
+	v                string // "v1.0" or "beta"
+	T, A, B          string
+	U1, U2, U3       string
+	alg              string // signing algorithm of tok: RS256 or ES256
+	issuer, audience string // of the tokens minted
 }
 
 // newFixture returns a fixture of fresh ids on the main server, /v1.0.
@@ -793,6 +848,13 @@ func eachVersion(t *testing.T, body func(t *testing.T, f *fixture)) {
 	}
 }
 
+// in returns a copy of f that reports to t (a subtest's).
+func (f *fixture) in(t testing.TB) *fixture {
+	g := *f
+	g.t = t
+	return &g
+}
+
 // inTenant returns a copy of f with the same apps and users in another
 // (fresh) tenant.
 func (f *fixture) inTenant(tenant string) *fixture {
@@ -807,7 +869,7 @@ func (f *fixture) p(format string, args ...any) string {
 }
 
 // claims are the registered and Entra ID claims every token carries.
-func (f *fixture) claims(tenant, app string) map[string]any {
+func (f *fixture) claims(tenant string) map[string]any {
 	now := time.Now()
 	return map[string]any{
 		"aud": f.audience,
@@ -821,7 +883,7 @@ func (f *fixture) claims(tenant, app string) map[string]any {
 
 // delegated returns the claims of a delegated (v2.0 style: azp) token.
 func (f *fixture) delegated(tenant, user, app string, scopes ...string) map[string]any {
-	c := f.claims(tenant, app)
+	c := f.claims(tenant)
 	c["ver"] = "2.0"
 	c["oid"] = user
 	c["azp"] = app
@@ -832,7 +894,7 @@ func (f *fixture) delegated(tenant, user, app string, scopes ...string) map[stri
 // application returns the claims of an application (v1.0 style: appid)
 // token; no roles leaves the roles claim out.
 func (f *fixture) application(tenant, app string, roles ...string) map[string]any {
-	c := f.claims(tenant, app)
+	c := f.claims(tenant)
 	c["ver"] = "1.0"
 	c["oid"] = newGUID() // the service principal
 	c["appid"] = app
@@ -1025,10 +1087,3 @@ func statusText(content string, expiry map[string]any) map[string]any {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// ctxTimeout is a context for helpers that wait on something outside HTTP.
-func ctxTimeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}

@@ -43,6 +43,7 @@ func TestOperatorEnvironment(t *testing.T) {
 	f.s = s
 
 	t.Run("issuer and audience lists", func(t *testing.T) {
+		f := f.in(t)
 		for _, c := range []struct{ iss, aud, alg string }{
 			{issA, audience, "RS256"}, {issB, graphApp, "ES256"}, {issB, audience, "RS256"},
 		} {
@@ -59,6 +60,7 @@ func TestOperatorEnvironment(t *testing.T) {
 	})
 
 	t.Run("public URL", func(t *testing.T) {
+		f := f.in(t)
 		g := *f
 		g.t = t
 		g.A = newGUID()
@@ -75,6 +77,7 @@ func TestOperatorEnvironment(t *testing.T) {
 	})
 
 	t.Run("rate limit flag beats environment", func(t *testing.T) {
+		f := f.in(t)
 		g := *f
 		g.t = t
 		g.A = newGUID()
@@ -86,6 +89,7 @@ func TestOperatorEnvironment(t *testing.T) {
 	})
 
 	t.Run("no test hooks", func(t *testing.T) {
+		f := f.in(t)
 		for _, c := range []struct {
 			method, path string
 			body         any
@@ -153,11 +157,18 @@ func TestOperatorRestartKeepsState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		select {
+		case <-s1.exited:
+		default:
+			_ = s1.stop()
+		}
+	})
 	f := newFixture(t)
 	f.s = s1
 	f.mustSet(f.U1, "Busy", "InACall", "PT4H", "APPrw")
 	wantEmptyOK(t, f.post(f.p("/me/presence/setStatusMessage"), "D1rw", statusText("durable", nil)))
-	f.wantPresence(f.U1, "Busy", "InACall")
+	seq := f.wantPresence(f.U1, "Busy", "InACall").str("sequenceNumber")
 	if err := s1.stop(); err != nil {
 		t.Fatalf("first server did not stop cleanly: %v\n%s", err, tail(s1.log.String(), 30))
 	}
@@ -167,6 +178,9 @@ func TestOperatorRestartKeepsState(t *testing.T) {
 	r := f.wantPresence(f.U1, "Busy", "InACall")
 	if got := r.str("statusMessage", "message", "content"); got != "durable" {
 		t.Errorf("after a restart: status message %q, want durable", got)
+	}
+	if got := r.str("sequenceNumber"); got != seq {
+		t.Errorf("after a restart without change: sequenceNumber %q, want %q (3.7)", got, seq)
 	}
 	wantEmptyOK(t, f.clear(f.U1, "APPrw"))
 }

@@ -30,6 +30,7 @@ func TestC7_PreferredBeatsSessions(t *testing.T) {
 			{"preferred appear offline", [2]string{"Busy", "InACall"}, [2]string{"Offline", "OffWork"}, [2]string{"Offline", "OffWork"}},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				u := newGUID()
 				f.mustSet(u, c.session[0], c.session[1], "PT1H", "APPrw")
 				wantEmptyOK(t, f.preferred(u, c.pref[0], c.pref[1], "", "APPrw"))
@@ -62,13 +63,23 @@ func TestC7_59_PreferredValidation(t *testing.T) {
 			{name: "no Content-Type", body: map[string]any{"availability": "Busy", "activity": "Busy"}, code: "BadRequest", msg: msgBadPayload, opts: []reqOpt{noContentType()}},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				wantError(t, f.post(path, "APPrw", c.body, c.opts...), 400, c.code, c.msg)
 			})
 		}
 		t.Run("#59 Away/Away", func(t *testing.T) {
+			f := f.in(t)
 			wantEmptyOK(t, f.post(path, "APPrw", map[string]any{"availability": "Away", "activity": "Away"}))
 		})
+		t.Run("values matched case-insensitively", func(t *testing.T) {
+			f := f.in(t)
+			u := newGUID()
+			f.clientSession(u, "desktop", "Available", "Available", "")
+			wantEmptyOK(t, f.preferred(u, "donotdisturb", "DONOTDISTURB", "", "APPrw"))
+			f.wantPresence(u, "DoNotDisturb", "DoNotDisturb")
+		})
 		t.Run("no upper bound on the duration", func(t *testing.T) {
+			f := f.in(t)
 			wantEmptyOK(t, f.post(path, "APPrw", map[string]any{"availability": "Away", "activity": "Away", "expirationDuration": "P30D"}))
 		})
 	})
@@ -96,9 +107,12 @@ func TestC7_61_ClearPreferred(t *testing.T) {
 		wantEmptyOK(t, f.post(path, "APPrw", nil))
 		// An empty body labelled JSON.
 		wantEmptyOK(t, f.post(path, "APPrw", ""))
+		// A body that is not empty needs the JSON content type (1.0 "Bodies").
+		wantError(t, f.post(path, "APPrw", "{}", noContentType()), 400, "BadRequest", msgBadPayload)
 		f.wantPresence(f.U1, "Busy", "InACall")
 
 		t.Run("other addresses and names", func(t *testing.T) {
+			f := f.in(t)
 			for _, p := range []string{
 				f.p("/users/%s/presence/microsoft.graph.clearUserPreferredPresence", f.U1),
 				f.p("/communications/presences/%s/clearUserPreferredPresence", f.U1),
@@ -108,10 +122,12 @@ func TestC7_61_ClearPreferred(t *testing.T) {
 			wantEmptyOK(t, f.post(f.p("/me/presence/clearUserPreferredPresence"), "D1rw", nil))
 		})
 		t.Run("unknown parameter", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(path, "APPrw", map[string]any{"x": 1}), 400, "BadRequest",
 				"The parameter 'x' in the request payload is not a valid parameter for the operation 'clearUserPreferredPresence'.")
 		})
 		t.Run("permissions", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/users/%s/presence/clearUserPreferredPresence", f.U2), "D1rw", nil), 403, "Forbidden", msgOtherUser)
 			wantError(t, f.post(path, "APPr", nil), 403, "Forbidden", "")
 		})

@@ -56,3 +56,18 @@ func TestGoSDKLikeClient(t *testing.T) {
 		}
 	})
 }
+
+// Streaming clients send bodies chunked, without a Content-Length.
+func TestChunkedRequestBodies(t *testing.T) {
+	f := newFixture(t)
+	wantEmptyOK(t, f.post(f.p("/users/%s/presence/setPresence", f.U1), "APPrw", setBody(f.A, "Busy", "InACall", "PT1H"), chunked()))
+	wantEmptyOK(t, f.post(f.p("/users/%s/presence/setUserPreferredPresence", f.U1), "APPrw",
+		map[string]any{"availability": "Away", "activity": "Away"}, chunked(), gzipped()))
+	f.wantPresence(f.U1, "Away", "Away")
+	// An empty chunked body, with and without a content type.
+	wantEmptyOK(t, f.post(f.p("/users/%s/presence/clearUserPreferredPresence", f.U1), "APPrw", "", chunked(), noContentType()))
+	wantEmptyOK(t, f.post(f.p("/users/%s/presence/clearUserPreferredPresence", f.U1), "APPrw", "", chunked()))
+	f.wantPresence(f.U1, "Busy", "InACall")
+	r := f.post(f.p("/communications/getPresencesByUserId"), "APPr", map[string]any{"ids": []string{f.U1}}, chunked())
+	wantStatus(t, r, 200)
+}

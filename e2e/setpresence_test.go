@@ -16,6 +16,7 @@ func TestC3_SetPresencePairs(t *testing.T) {
 			{"DoNotDisturb", "Presenting"}, // #27
 		} {
 			t.Run(pair[0]+"/"+pair[1], func(t *testing.T) {
+				f := f.in(t)
 				u := newGUID()
 				f.mustSet(u, pair[0], pair[1], "PT1H", "APPrw")
 				f.wantPresence(u, pair[0], pair[1])
@@ -43,6 +44,7 @@ func TestC3_SetPresenceAddresses(t *testing.T) {
 			{"A2 delegated self", "/users/%s/presence/setPresence", "D1rw"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				g := *f
 				g.t = t
 				g.U1 = newGUID() // a fresh user per address
@@ -52,11 +54,20 @@ func TestC3_SetPresenceAddresses(t *testing.T) {
 			})
 		}
 		t.Run("case-insensitive values", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			wantEmptyOK(t, f.post(f.p("/users/%s/presence/setPresence", u), "APPrw", setBody(strings.ToUpper(f.A), "busy", "INACALL", "PT1H")))
 			f.wantPresence(u, "Busy", "InACall")
 		})
+		t.Run("media type matched case-insensitively", func(t *testing.T) {
+			f := f.in(t)
+			u := newGUID()
+			wantEmptyOK(t, f.post(f.p("/users/%s/presence/setPresence", u), "APPrw", setBody(f.A, "Away", "Away", "PT1H"),
+				contentType("Application/JSON; charset=UTF-8")))
+			f.wantPresence(u, "Away", "Away")
+		})
 		t.Run("write via beta, read via v1.0", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			g := *f
 			g.t = t
@@ -112,6 +123,7 @@ func TestC4_SetPresenceValidation(t *testing.T) {
 				code: "BadRequest", msg: "The parameter 'x' in the request payload is not a valid parameter for the operation 'setPresence'."},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				r := f.post(path, "APPrw", c.body, c.opts...)
 				wantError(t, r, 400, c.code, c.msg)
 			})
@@ -122,17 +134,20 @@ func TestC4_SetPresenceValidation(t *testing.T) {
 		// #36: the bounds are inclusive.
 		for _, d := range []string{"PT5M", "PT4H", "PT240M", "PT300S", "PT3H59M59S"} {
 			t.Run("#36 "+d, func(t *testing.T) {
+				f := f.in(t)
 				u := newGUID()
 				f.mustSet(u, "Busy", "InACall", d, "APPrw")
 				f.wantPresence(u, "Busy", "InACall")
 			})
 		}
 		t.Run("unknown parameter on the qualified name", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/users/%s/presence/microsoft.graph.setPresence", f.U1), "APPrw",
 				map[string]any{"sessionId": f.A, "availability": "Available", "activity": "Available", "mood": "good"})
 			wantError(t, r, 400, "BadRequest", "The parameter 'mood' in the request payload is not a valid parameter for the operation 'setPresence'.")
 		})
 		t.Run("OData annotations are not parameters", func(t *testing.T) {
+			f := f.in(t)
 			u := newGUID()
 			b := setBody(f.A, "Available", "Available", "PT1H")
 			b["@odata.type"] = "#microsoft.graph.setPresence"
@@ -148,6 +163,7 @@ func TestC5_SetPresencePermissions(t *testing.T) {
 		body := setBody(f.A, "Available", "Available", "PT1H")
 
 		t.Run("#44 delegated write to another user", func(t *testing.T) {
+			f := f.in(t)
 			r := f.post(f.p("/users/%s/presence/setPresence", f.U2), "D1rw", body)
 			wantError(t, r, 403, "Forbidden", msgOtherUser)
 			r = f.post(f.p("/communications/presences/%s/setPresence", f.U2), "D1rw", body)
@@ -155,24 +171,30 @@ func TestC5_SetPresencePermissions(t *testing.T) {
 			f.wantPresence(f.U2, "Busy", "InACall")
 		})
 		t.Run("#45 read-only delegated on /me", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/me/presence/setPresence"), "D1ra", body), 403, "Forbidden", "")
 			wantError(t, f.post(f.p("/me/presence/setPresence"), "D1r", body), 403, "Forbidden", "")
 			wantError(t, f.post(f.p("/me/presence/setPresence"), "D1x", body), 403, "Forbidden", "")
 		})
 		t.Run("#46 read-only app", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/users/%s/presence/setPresence", f.U2), "APPr", body), 403, "Forbidden", "")
 		})
 		t.Run("#47 MSA on /me", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/me/presence/setPresence"), "MSA", body), 403, "", "")
 		})
 		t.Run("#48 APPx", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/users/%s/presence/setPresence", f.U2), "APPx", body), 403, "", "")
 		})
 		t.Run("app token on /me", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/me/presence/setPresence"), "APPrw", body), 400, "BadRequest",
 				"/me request is only valid with delegated authentication flow.")
 		})
 		t.Run("no token", func(t *testing.T) {
+			f := f.in(t)
 			wantError(t, f.post(f.p("/users/%s/presence/setPresence", f.U2), "", body), 401, "InvalidAuthenticationToken", "")
 		})
 		f.wantPresence(f.U2, "Busy", "InACall")

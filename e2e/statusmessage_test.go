@@ -67,6 +67,12 @@ func TestC8_68_SetStatusMessage(t *testing.T) {
 		if got := f.getp(f.U1).str("statusMessage", "message", "content"); got != "Four" {
 			t.Errorf("content = %q, want Four", got)
 		}
+		// contentType is matched case-insensitively and emitted lower case (2.6).
+		wantEmptyOK(t, f.post(f.p("/me/presence/setStatusMessage"), "D1rw",
+			map[string]any{"statusMessage": map[string]any{"message": map[string]any{"content": "Five", "contentType": "TEXT"}}}))
+		if got := f.getp(f.U1).str("statusMessage", "message", "contentType"); got != "text" {
+			t.Errorf("contentType = %q, want text", got)
+		}
 		// Empty content clears the message (1.9).
 		wantEmptyOK(t, f.post(f.p("/me/presence/setStatusMessage"), "D1rw", statusText("", nil)))
 		if v, ok := f.getp(f.U1).get("statusMessage"); !ok || v != nil {
@@ -180,6 +186,7 @@ func TestC8_Validation(t *testing.T) {
 				code: "BadRequest", msg: "The parameter 'x' in the request payload is not a valid parameter for the operation 'setStatusMessage'."},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				f := f.in(t)
 				wantError(t, f.post(path, "D1rw", c.body, c.opts...), 400, c.code, c.msg)
 			})
 		}

@@ -22,8 +22,6 @@ import (
 	"time"
 )
 
-const app = "22553876-f5ab-4529-bffb-cfe50aa89f87"
-
 type server struct {
 	cmd  *exec.Cmd
 	base string
