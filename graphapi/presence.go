@@ -243,181 +243,112 @@ func (s *Server) listPresences(w http.ResponseWriter, r *http.Request, c *call) 
 	return s.readMany(w, r, c, ids, s.base(r, c)+"/$metadata#communications/presences")
 }
 
-// write runs a write action on the addressed user after the permission check.
-func (s *Server) write(r *http.Request, c *call, cmd func(user string) (presence.Command, error)) error {
-	user, err := c.target()
-	if err != nil {
-		return err
+// action serves a presence action: it resolves and authorizes the target
+// user, reads the body as the operation op with only the members allowed,
+// builds the command and applies it, and answers 200 with no body.
+func (s *Server) action(op string, emptyOK bool, allowed []string, build func(o *object, c *call) (presence.Command, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		user, err := c.target()
+		if err != nil {
+			return err
+		}
+		if err := c.principal.CanWrite(user); err != nil {
+			return err
+		}
+		o, err := readBody(r, op, emptyOK)
+		if err != nil {
+			return err
+		}
+		if err := o.only(allowed...); err != nil {
+			return err
+		}
+		cmd, err := build(o, c)
+		if err != nil {
+			return err
+		}
+		if _, err := s.svc.Do(r.Context(), presence.Key{Tenant: c.principal.Tenant, User: user}, cmd); err != nil {
+			return err
+		}
+		// Success is 200 with no body and no content type.
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return nil
 	}
-	if err := c.principal.CanWrite(user); err != nil {
-		return err
-	}
-	command, err := cmd(user)
-	if err != nil {
-		return err
-	}
-	_, err = s.svc.Do(r.Context(), presence.Key{Tenant: c.principal.Tenant, User: user}, command)
-	return err
 }
 
-// ok answers an action's success: 200 with no body and no content type.
-func ok(w http.ResponseWriter) error {
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusOK)
+// strs reads string members into targets, given as name, pointer pairs.
+func (o *object) strs(pairs ...any) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		v, err := o.str(pairs[i].(string))
+		if err != nil {
+			return err
+		}
+		*pairs[i+1].(*string) = v
+	}
 	return nil
 }
 
-func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, c *call) error {
-	err := s.write(r, c, func(string) (presence.Command, error) {
-		o, err := readBody(r, "setPresence", false)
-		if err != nil {
-			return nil, err
-		}
-		if err := o.only("sessionId", "availability", "activity", "expirationDuration"); err != nil {
-			return nil, err
-		}
-		cmd := &presence.SetPresence{CallerApp: c.principal.AppID}
-		if cmd.SessionID, err = o.str("sessionId"); err != nil {
-			return nil, err
-		}
-		if cmd.Availability, err = o.str("availability"); err != nil {
-			return nil, err
-		}
-		if cmd.Activity, err = o.str("activity"); err != nil {
-			return nil, err
-		}
-		if cmd.Expiration, err = o.duration("expirationDuration"); err != nil {
-			return nil, err
-		}
-		return cmd, nil
-	})
-	if err != nil {
-		return err
+func buildSetPresence(o *object, c *call) (presence.Command, error) {
+	cmd := &presence.SetPresence{CallerApp: c.principal.AppID}
+	if err := o.strs("sessionId", &cmd.SessionID, "availability", &cmd.Availability, "activity", &cmd.Activity); err != nil {
+		return nil, err
 	}
-	return ok(w)
+	var err error
+	cmd.Expiration, err = o.duration("expirationDuration")
+	return cmd, err
 }
 
-func (s *Server) clearPresence(w http.ResponseWriter, r *http.Request, c *call) error {
-	err := s.write(r, c, func(string) (presence.Command, error) {
-		o, err := readBody(r, "clearPresence", false)
-		if err != nil {
-			return nil, err
-		}
-		if err := o.only("sessionId"); err != nil {
-			return nil, err
-		}
-		cmd := &presence.ClearPresence{CallerApp: c.principal.AppID}
-		if cmd.SessionID, err = o.str("sessionId"); err != nil {
-			return nil, err
-		}
-		return cmd, nil
-	})
-	if err != nil {
-		return err
-	}
-	return ok(w)
+func buildClearPresence(o *object, c *call) (presence.Command, error) {
+	cmd := &presence.ClearPresence{CallerApp: c.principal.AppID}
+	return cmd, o.strs("sessionId", &cmd.SessionID)
 }
 
-func (s *Server) setUserPreferredPresence(w http.ResponseWriter, r *http.Request, c *call) error {
-	err := s.write(r, c, func(string) (presence.Command, error) {
-		o, err := readBody(r, "setUserPreferredPresence", false)
-		if err != nil {
-			return nil, err
-		}
-		if err := o.only("availability", "activity", "expirationDuration"); err != nil {
-			return nil, err
-		}
-		cmd := &presence.SetPreferred{}
-		if cmd.Availability, err = o.str("availability"); err != nil {
-			return nil, err
-		}
-		if cmd.Activity, err = o.str("activity"); err != nil {
-			return nil, err
-		}
-		if cmd.Expiration, err = o.duration("expirationDuration"); err != nil {
-			return nil, err
-		}
-		return cmd, nil
-	})
-	if err != nil {
-		return err
+func buildSetPreferred(o *object, _ *call) (presence.Command, error) {
+	cmd := &presence.SetPreferred{}
+	if err := o.strs("availability", &cmd.Availability, "activity", &cmd.Activity); err != nil {
+		return nil, err
 	}
-	return ok(w)
+	var err error
+	cmd.Expiration, err = o.duration("expirationDuration")
+	return cmd, err
 }
 
-func (s *Server) clearUserPreferredPresence(w http.ResponseWriter, r *http.Request, c *call) error {
-	err := s.write(r, c, func(string) (presence.Command, error) {
-		o, err := readBody(r, "clearUserPreferredPresence", true)
-		if err != nil {
-			return nil, err
-		}
-		if err := o.only(); err != nil {
-			return nil, err
-		}
-		return presence.ClearPreferred{}, nil
-	})
-	if err != nil {
-		return err
-	}
-	return ok(w)
+func buildClearPreferred(*object, *call) (presence.Command, error) {
+	return presence.ClearPreferred{}, nil
 }
 
-func (s *Server) setStatusMessage(w http.ResponseWriter, r *http.Request, c *call) error {
-	err := s.write(r, c, func(string) (presence.Command, error) {
-		o, err := readBody(r, "setStatusMessage", false)
-		if err != nil {
-			return nil, err
-		}
-		if err := o.only("statusMessage"); err != nil {
-			return nil, err
-		}
-		sm, err := o.obj("statusMessage")
-		if err != nil {
-			return nil, err
-		}
-		if sm == nil {
-			return nil, presence.Errorf(presence.CodeInvalidArgument, "The parameter 'statusMessage' is required.")
-		}
-		if err := sm.only("message", "expiryDateTime", "publishedDateTime"); err != nil {
-			return nil, err
-		}
-		msg, err := sm.obj("message")
-		if err != nil {
-			return nil, err
-		}
-		if msg == nil {
-			return nil, presence.Errorf(presence.CodeInvalidArgument, "The property 'statusMessage.message' is required.")
-		}
-		if err := msg.only("content", "contentType"); err != nil {
-			return nil, err
-		}
-		cmd := &presence.SetStatusMessage{}
-		if cmd.Content, err = msg.str("content"); err != nil {
-			return nil, err
-		}
-		if cmd.ContentType, err = msg.str("contentType"); err != nil {
-			return nil, err
-		}
-		exp, err := sm.obj("expiryDateTime")
-		if err != nil {
-			return nil, err
-		}
-		if exp != nil {
-			if err := exp.only("dateTime", "timeZone"); err != nil {
-				return nil, err
-			}
-			cmd.HasExpiry = true
-			if cmd.ExpiryDateTime, err = exp.str("dateTime"); err != nil {
-				return nil, err
-			}
-			if cmd.ExpiryTimeZone, err = exp.str("timeZone"); err != nil {
-				return nil, err
-			}
-		}
-		return cmd, nil
-	})
+func buildSetStatusMessage(o *object, _ *call) (presence.Command, error) {
+	sm, err := o.obj("statusMessage")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return ok(w)
+	if sm == nil {
+		return nil, presence.Errorf(presence.CodeInvalidArgument, "The parameter 'statusMessage' is required.")
+	}
+	if err := sm.only("message", "expiryDateTime", "publishedDateTime"); err != nil {
+		return nil, err
+	}
+	msg, err := sm.obj("message")
+	if err != nil {
+		return nil, err
+	}
+	if msg == nil {
+		return nil, presence.Errorf(presence.CodeInvalidArgument, "The property 'statusMessage.message' is required.")
+	}
+	if err := msg.only("content", "contentType"); err != nil {
+		return nil, err
+	}
+	cmd := &presence.SetStatusMessage{}
+	if err := msg.strs("content", &cmd.Content, "contentType", &cmd.ContentType); err != nil {
+		return nil, err
+	}
+	exp, err := sm.obj("expiryDateTime")
+	if err != nil || exp == nil {
+		return cmd, err
+	}
+	if err := exp.only("dateTime", "timeZone"); err != nil {
+		return nil, err
+	}
+	cmd.HasExpiry = true
+	return cmd, exp.strs("dateTime", &cmd.ExpiryDateTime, "timeZone", &cmd.ExpiryTimeZone)
 }

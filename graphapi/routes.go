@@ -22,11 +22,11 @@ func (s *Server) routeTable() []route {
 	for alias, path := range map[string]string{aliasMe: "me/presence", aliasUsers: "users/{id}/presence", aliasCommunications: "communications/presences/{id}"} {
 		rs = append(rs, route{method: "GET", path: path, alias: alias, name: "getPresence", handle: s.getPresence, throttled: true})
 		for name, h := range map[string]handler{
-			"setPresence":                s.setPresence,
-			"clearPresence":              s.clearPresence,
-			"setUserPreferredPresence":   s.setUserPreferredPresence,
-			"clearUserPreferredPresence": s.clearUserPreferredPresence,
-			"setStatusMessage":           s.setStatusMessage,
+			"setPresence":                s.action("setPresence", false, []string{"sessionId", "availability", "activity", "expirationDuration"}, buildSetPresence),
+			"clearPresence":              s.action("clearPresence", false, []string{"sessionId"}, buildClearPresence),
+			"setUserPreferredPresence":   s.action("setUserPreferredPresence", false, []string{"availability", "activity", "expirationDuration"}, buildSetPreferred),
+			"clearUserPreferredPresence": s.action("clearUserPreferredPresence", true, nil, buildClearPreferred),
+			"setStatusMessage":           s.action("setStatusMessage", false, []string{"statusMessage"}, buildSetStatusMessage),
 		} {
 			for _, seg := range []string{name, "microsoft.graph." + name} {
 				rs = append(rs, route{method: "POST", path: path + "/" + seg, alias: alias, name: name, handle: h, throttled: true})
