@@ -27,6 +27,7 @@ type Config struct {
 	DevKeyFile    string
 	TLSCertFile   string
 	TLSKeyFile    string
+	PprofAddr     string
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -47,7 +48,7 @@ type envFlag struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -63,6 +64,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		{"dev-key", "PRESENCED_DEV_KEY", "", "development signing key (default: <data>/dev-signing-key.pem)", &devKey},
 		{"tls-cert", "PRESENCED_TLS_CERT", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key", &tlsCert},
 		{"tls-key", "PRESENCED_TLS_KEY", "", "PEM private key of --tls-cert", &tlsKey},
+		{"pprof", "PRESENCED_PPROF", "", "serve net/http/pprof on this separate address (off when empty)", &pprofAddr},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -85,7 +87,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	cfg := Config{Addr: addr, DataDir: data, Store: store, PublicURL: strings.TrimSuffix(publicURL, "/"), JWKSURL: jwksURL,
 		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
-		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey}
+		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr}
 	if (tlsCert == "") != (tlsKey == "") {
 		return Config{}, errors.New("--tls-cert and --tls-key go together")
 	}

@@ -103,6 +103,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	mux.Handle("/", api)
 
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
