@@ -10,9 +10,6 @@ import (
 	presence "github.com/presenced/presenced"
 )
 
-// maxIDs is Graph's limit of ids per getPresencesByUserId and per filter.
-const maxIDs = 650
-
 // wirePresence is the JSON of a presence entity, in Graph's member order.
 type wirePresence struct {
 	Context             string           `json:"@odata.context,omitempty"`
@@ -181,7 +178,7 @@ func distinctIDs(raw []string) ([]string, error) {
 	if len(raw) == 0 {
 		return nil, presence.Errorf(presence.CodeBadRequest, "At least one id is required.")
 	}
-	if len(raw) > maxIDs {
+	if len(raw) > presence.MaxIDs {
 		return nil, presence.Errorf(presence.CodeBadRequest, "The number of ids exceeds the maximum of 650.")
 	}
 	seen := make(map[string]struct{}, len(raw))
@@ -232,7 +229,7 @@ func (s *Server) listPresences(w http.ResponseWriter, r *http.Request, c *call) 
 	if !q.Has("$filter") {
 		return presence.Errorf(presence.CodeBadRequest, "A $filter on id is required.")
 	}
-	raw, err := ParseIDFilter(q.Get("$filter"))
+	raw, err := presence.ParseIDFilter(q.Get("$filter"))
 	if err != nil {
 		return err
 	}

@@ -1,17 +1,17 @@
-package graphapi
+package presence
 
-import (
-	"strings"
+import "strings"
 
-	presence "github.com/presenced/presenced"
-)
+// MaxIDs is Graph's limit of user ids in one getPresencesByUserId, one
+// $filter and one subscription.
+const MaxIDs = 650
 
 // ParseIDFilter parses the only $filter presence supports on the presence
 // collection: "id in ('g1','g2',...)" or "id eq 'g1'", with single-quoted
 // values (” escapes a quote, as in OData), any spacing, and case-insensitive
 // keywords. It returns the raw values in order; callers check them as GUIDs.
 func ParseIDFilter(f string) ([]string, error) {
-	bad := presence.Errorf(presence.CodeBadRequest, "Invalid $filter: only \"id in ('{id}',...)\" and \"id eq '{id}'\" are supported.")
+	bad := Errorf(CodeBadRequest, "Invalid $filter: only \"id in ('{id}',...)\" and \"id eq '{id}'\" are supported.")
 	p := &filterLexer{s: f}
 	if !p.keyword("id") {
 		return nil, bad
@@ -34,8 +34,8 @@ func ParseIDFilter(f string) ([]string, error) {
 				return nil, bad
 			}
 			vals = append(vals, v)
-			if len(vals) > maxIDs {
-				return nil, presence.Errorf(presence.CodeBadRequest, "The number of ids exceeds the maximum of 650.")
+			if len(vals) > MaxIDs {
+				return nil, Errorf(CodeBadRequest, "The number of ids exceeds the maximum of 650.")
 			}
 			if p.punct(')') {
 				break

@@ -1,0 +1,49 @@
+package presence
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzParseIDFilter checks the $filter parser never panics and that what it
+// accepts has the grammar's shape.
+func FuzzParseIDFilter(f *testing.F) {
+	for _, s := range []string{"id in ('a','b')", "id eq 'x'", "ID IN ( 'a' , 'b' )", "id in ('it''s')", "id in ()", "id in ('a'", "idin('a')", "id in ('a') and x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ids, err := ParseIDFilter(s)
+		if err != nil {
+			if ErrorCode(err) != CodeBadRequest {
+				t.Fatalf("error without BadRequest: %v", err)
+			}
+			return
+		}
+		if len(ids) == 0 || len(ids) > 650 || !strings.Contains(strings.ToLower(s), "id") {
+			t.Fatalf("accepted %q as %q", s, ids)
+		}
+	})
+}
+
+func TestParseIDFilter(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"id in ('a','b')", []string{"a", "b"}},
+		{"  Id IN ( 'a' ,'b' )  ", []string{"a", "b"}},
+		{"id eq 'x'", []string{"x"}},
+		{"id in ('it''s')", []string{"it's"}},
+	}
+	for _, tt := range tests {
+		got, err := ParseIDFilter(tt.in)
+		if err != nil || strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("%q: %q, %v", tt.in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "id", "id in", "id in ()", "id in (a)", "id in ('a'", "id in ('a',)", "idin ('a')", "name eq 'a'", "id in ('a') or id eq 'b'"} {
+		if got, err := ParseIDFilter(bad); err == nil {
+			t.Errorf("%q accepted as %q", bad, got)
+		}
+	}
+}
