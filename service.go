@@ -42,6 +42,24 @@ type Stats struct {
 	// Sessions is the number of stored sessions, as counted by writes since
 	// start-up (expired sessions leave when the scheduler prunes them).
 	Sessions int64
+	// OutboxDropped counts notices dropped because a user's outbox was full.
+	OutboxDropped uint64
+}
+
+// MaxOutbox is how many undelivered notices one user's outbox keeps; past it
+// the oldest are dropped (and counted).
+const MaxOutbox = 1024
+
+// Watcher is told about the changes of users someone subscribed to. The
+// Service keeps those changes in the user's outbox, in the same durable write
+// as the change, until the Watcher trims them.
+type Watcher interface {
+	// Watching reports whether changes of key must be kept for delivery. It
+	// is called inside a store update, so it must be quick and must not
+	// call the Service.
+	Watching(key Key) bool
+	// Pending says that key's outbox holds notices. It must not block.
+	Pending(key Key)
 }
 
 // Service applies commands to users' presence through a Store, emits change
@@ -57,8 +75,10 @@ type Service struct {
 	subMu sync.RWMutex
 	subs  map[*subscriber]struct{}
 
-	events, dropped, fired atomic.Uint64
-	lag, sessions          atomic.Int64
+	watcher Watcher
+
+	events, dropped, fired, outboxDropped atomic.Uint64
+	lag, sessions                         atomic.Int64
 }
 
 type subscriber struct{ ch chan Event }
@@ -88,7 +108,51 @@ func (s *Service) Stats() Stats {
 		Fired:         s.fired.Load(),
 		LagNanos:      s.lag.Load(),
 		Sessions:      s.sessions.Load(),
+		OutboxDropped: s.outboxDropped.Load(),
 	}
+}
+
+// SetWatcher installs the Watcher; call it before serving.
+func (s *Service) SetWatcher(w Watcher) { s.watcher = w }
+
+// Outbox returns the undelivered notices of key, oldest first.
+func (s *Service) Outbox(ctx context.Context, key Key) ([]Notice, error) {
+	states, err := s.store.Get(ctx, key.Tenant, []string{key.User})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox of %s: %w", key, err)
+	}
+	return states[0].Outbox, nil
+}
+
+// TrimOutbox removes the notices of key up to and including seq, once they
+// have been delivered (or given up on).
+func (s *Service) TrimOutbox(ctx context.Context, key Key, seq uint64) error {
+	_, _, err := s.store.Update(ctx, key, func(st *State) error {
+		i := 0
+		for i < len(st.Outbox) && st.Outbox[i].Seq <= seq {
+			i++
+		}
+		st.Outbox = st.Outbox[i:]
+		if len(st.Outbox) == 0 {
+			st.Outbox = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("trim outbox of %s: %w", key, err)
+	}
+	return nil
+}
+
+// ScanOutboxes calls fn for every user whose outbox holds notices, as a
+// crash left them.
+func (s *Service) ScanOutboxes(ctx context.Context, fn func(Key, []Notice)) error {
+	return s.store.Scan(ctx, func(k Key, st State) error {
+		if len(st.Outbox) > 0 {
+			fn(k, st.Outbox)
+		}
+		return nil
+	})
 }
 
 // Read returns the views of users in tenant at the service's now, in order.
@@ -117,9 +181,15 @@ func (s *Service) Do(ctx context.Context, key Key, cmd Command) (Change, error) 
 // clock's changes that fell due, each at its own instant, then cmd.
 func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time) (Change, error) {
 	var ch Change
+	var dropped int
+	var recorded bool
 	before, after, err := s.store.Update(ctx, key, func(st *State) error {
 		var err error
 		ch, err = Step(key, st, cmd, now)
+		dropped, recorded = 0, false
+		if err == nil && len(ch.Events) > 0 && s.watcher != nil && s.watcher.Watching(key) {
+			dropped, recorded = st.record(ch.Events), true
+		}
 		return err
 	})
 	if err != nil {
@@ -129,8 +199,12 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 	if !before.Due.IsZero() && !before.Due.After(now) {
 		s.lag.Store(int64(now.Sub(before.Due)))
 	}
+	s.outboxDropped.Add(uint64(dropped))
 	for _, ev := range ch.Events {
 		s.publish(ev)
+	}
+	if recorded {
+		s.watcher.Pending(key)
 	}
 	return ch, nil
 }
@@ -159,6 +233,20 @@ func Step(key Key, st *State, cmd Command, now time.Time) (Change, error) {
 	}
 	st.Due, _ = st.NextChange(now)
 	return ch, nil
+}
+
+// record appends events to the outbox, keeping at most MaxOutbox notices,
+// and returns how many old ones it dropped.
+func (st *State) record(events []Event) int {
+	for _, ev := range events {
+		st.Outbox = append(st.Outbox, Notice{Seq: ev.After.Seq, At: ev.At, Pair: ev.After.Pair})
+	}
+	over := len(st.Outbox) - MaxOutbox
+	if over <= 0 {
+		return 0
+	}
+	st.Outbox = append(st.Outbox[:0:0], st.Outbox[over:]...)
+	return over
 }
 
 // catchUp records, in time order, every change the clock made to st since

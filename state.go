@@ -88,6 +88,18 @@ type State struct {
 	// Due is the next instant at which the visible presence may change by
 	// itself; zero when it never will. Stores index users by it.
 	Due time.Time `json:"due"`
+	// Outbox holds the changes of a watched user's visible pair that not
+	// every subscriber has received yet. They are written with the change
+	// itself, so an acknowledged change cannot lose its notifications.
+	Outbox []Notice `json:"outbox,omitempty"`
+}
+
+// Notice is one change of a user's visible availability and activity, kept
+// in the user's outbox until it is delivered.
+type Notice struct {
+	Seq  uint64    `json:"seq"`
+	At   time.Time `json:"at"`
+	Pair Pair      `json:"pair"`
 }
 
 // Clone returns a deep copy of s, so a copy can be changed without touching
@@ -95,6 +107,7 @@ type State struct {
 func (s State) Clone() State {
 	c := s
 	c.Sessions = slices.Clone(s.Sessions)
+	c.Outbox = slices.Clone(s.Outbox)
 	if s.Preferred != nil {
 		p := *s.Preferred
 		c.Preferred = &p
@@ -118,7 +131,7 @@ func (s State) Clone() State {
 func (s State) IsZero() bool {
 	return len(s.Sessions) == 0 && s.Preferred == nil && s.Status == nil &&
 		!s.OOF.IsOutOfOffice && s.OOF.Message == nil && !s.CalendarBusy &&
-		!s.PresenceDisabled && s.Seq == 0 && s.SeqAt.IsZero() && s.Due.IsZero()
+		!s.PresenceDisabled && s.Seq == 0 && s.SeqAt.IsZero() && s.Due.IsZero() && len(s.Outbox) == 0
 }
 
 // Key names one user in one tenant. Both ids are lower-case canonical GUIDs.
@@ -147,6 +160,10 @@ type Store interface {
 	// past now or clears it (the scheduler's Tick always does). limit <= 0
 	// returns none.
 	Due(ctx context.Context, now time.Time, limit int) ([]Key, error)
+	// Scan calls fn with every user's state, in no particular order, until
+	// fn returns an error. It is for start-up work such as finding outboxes
+	// left by a crash, not for serving requests.
+	Scan(ctx context.Context, fn func(Key, State) error) error
 	// Close flushes and releases the store.
 	Close() error
 }

@@ -352,6 +352,18 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]presence.K
 	return s.m.Due(now, limit), nil
 }
 
+// Scan calls fn with every user's state, shard by shard, until fn or ctx
+// returns an error.
+func (s *Store) Scan(ctx context.Context, fn func(presence.Key, presence.State) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.m.Snapshot(ctx, fn); err != nil {
+		return fmt.Errorf("filestore: scan: %w", err)
+	}
+	return nil
+}
+
 // Update atomically applies fn to a copy of key's state, appends the result
 // to the log, and returns once it is durable (and visible to Get). If fn
 // returns an error nothing is written and that error is returned as is. On

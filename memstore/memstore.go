@@ -82,6 +82,18 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]presence.K
 	return s.m.Due(now, limit), nil
 }
 
+// Scan calls fn with every user's state, shard by shard, until fn or ctx
+// returns an error.
+func (s *Store) Scan(ctx context.Context, fn func(presence.Key, presence.State) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.m.Snapshot(ctx, fn); err != nil {
+		return fmt.Errorf("memstore: scan: %w", err)
+	}
+	return nil
+}
+
 // Close marks the store closed; later calls return ErrClosed. Closing twice
 // returns ErrClosed.
 func (s *Store) Close() error {

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) presence.Store) {
 		{"Due", testDue},
 		{"DueLimit", testDueLimit},
 		{"LargeGet", testLargeGet},
+		{"Scan", testScan},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,6 +107,47 @@ func richState(i int) presence.State {
 		Seq:          uint64(i + 1),
 		SeqAt:        at,
 		Due:          at.Add(5 * time.Minute),
+		Outbox:       []presence.Notice{{Seq: uint64(i + 1), At: at, Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}}},
+	}
+}
+
+// testScan checks that Scan visits every written user exactly once, with
+// its latest state, across tenants, and stops at fn's error.
+func testScan(t *testing.T, s presence.Store) {
+	ctx := context.Background()
+	want := map[presence.Key]presence.State{}
+	for i := 0; i < 300; i++ {
+		k := presence.Key{Tenant: newID(), User: newID()}
+		if i%2 == 1 {
+			k.Tenant = "shared-tenant"
+		}
+		st := richState(i)
+		mustUpdate(t, s, k, set(st))
+		want[k] = st
+	}
+	seen := map[presence.Key]int{}
+	err := s.Scan(ctx, func(k presence.Key, st presence.State) error {
+		seen[k]++
+		w, ok := want[k]
+		if !ok {
+			t.Errorf("Scan visited unknown key %v", k)
+		} else {
+			wantState(t, "Scan of "+k.String(), st, w)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range want {
+		if seen[k] != 1 {
+			t.Errorf("Scan visited %v %d times", k, seen[k])
+		}
+	}
+	stop := errors.New("stop")
+	calls := 0
+	if err := s.Scan(ctx, func(presence.Key, presence.State) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("Scan after fn error: %v after %d calls", err, calls)
 	}
 }
 

@@ -1,0 +1,135 @@
+package presence_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/memstore"
+)
+
+const (
+	tenant = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+	app    = "22553876-f5ab-4529-bffb-cfe50aa89f87"
+	u1     = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
+	u2     = "66825e03-7ef5-42da-9069-724602c31f6b"
+)
+
+// watcher watches a fixed set of users and remembers Pending calls.
+type watcher struct {
+	mu      sync.Mutex
+	watched map[presence.Key]bool
+	pending []presence.Key
+}
+
+func (w *watcher) Watching(k presence.Key) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.watched[k]
+}
+
+func (w *watcher) Pending(k presence.Key) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending = append(w.pending, k)
+}
+
+func setPresence(av, ac string, d time.Duration) *presence.SetPresence {
+	return &presence.SetPresence{CallerApp: app, SessionID: app, Availability: av, Activity: ac, Expiration: &d}
+}
+
+func TestServiceOutbox(t *testing.T) {
+	ctx := context.Background()
+	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	svc := presence.NewService(memstore.New(), clock, nil)
+	k1 := presence.Key{Tenant: tenant, User: u1}
+	k2 := presence.Key{Tenant: tenant, User: u2}
+	w := &watcher{watched: map[presence.Key]bool{k1: true}}
+	svc.SetWatcher(w)
+	events, cancel := svc.Subscribe(16)
+	defer cancel()
+
+	for _, k := range []presence.Key{k1, k2} {
+		if _, err := svc.Do(ctx, k, setPresence("Available", "Available", time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A refresh that changes nothing visible records nothing.
+	if _, err := svc.Do(ctx, k1, setPresence("Available", "Available", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	if _, err := svc.Fire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	box, err := svc.Outbox(ctx, k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []presence.Pair
+	for i, n := range box {
+		pairs = append(pairs, n.Pair)
+		if i > 0 && n.Seq <= box[i-1].Seq {
+			t.Errorf("outbox not in sequence order: %+v", box)
+		}
+	}
+	want := []presence.Pair{{Availability: "Available", Activity: "Available"}, {Availability: "Available", Activity: "AvailableInactive"},
+		{Availability: "Away", Activity: "Away"}, {Availability: "Offline", Activity: "Offline"}}
+	if len(pairs) != len(want) {
+		t.Fatalf("outbox %v, want %v", pairs, want)
+	}
+	for i := range want {
+		if pairs[i] != want[i] {
+			t.Fatalf("outbox %v, want %v", pairs, want)
+		}
+	}
+	if box2, _ := svc.Outbox(ctx, k2); len(box2) != 0 {
+		t.Errorf("unwatched user has an outbox: %+v", box2)
+	}
+	if len(w.pending) == 0 || w.pending[0] != k1 {
+		t.Errorf("Pending calls %v", w.pending)
+	}
+	// Both users' changes reach the in-process stream, watched or not.
+	if got := len(events); got != 8 {
+		t.Errorf("%d events on the stream, want 8", got)
+	}
+
+	if err := svc.TrimOutbox(ctx, k1, box[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if rest, _ := svc.Outbox(ctx, k1); len(rest) != 2 || rest[0].Seq != box[2].Seq {
+		t.Fatalf("after trim: %+v", rest)
+	}
+	found := 0
+	if err := svc.ScanOutboxes(ctx, func(k presence.Key, n []presence.Notice) {
+		if k == k1 && len(n) == 2 {
+			found++
+		}
+	}); err != nil || found != 1 {
+		t.Fatalf("ScanOutboxes: %v, found %d", err, found)
+	}
+}
+
+func TestServiceOutboxBounded(t *testing.T) {
+	ctx := context.Background()
+	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	svc := presence.NewService(memstore.New(), clock, nil)
+	k := presence.Key{Tenant: tenant, User: u1}
+	svc.SetWatcher(&watcher{watched: map[presence.Key]bool{k: true}})
+	pairs := [][2]string{{"Busy", "InACall"}, {"Away", "Away"}}
+	for i := 0; i < presence.MaxOutbox+10; i++ {
+		p := pairs[i%2]
+		if _, err := svc.Do(ctx, k, setPresence(p[0], p[1], time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	box, _ := svc.Outbox(ctx, k)
+	if len(box) != presence.MaxOutbox || svc.Stats().OutboxDropped != 10 {
+		t.Fatalf("outbox %d notices, %d dropped", len(box), svc.Stats().OutboxDropped)
+	}
+	if box[len(box)-1].Pair.Availability != "Away" {
+		t.Fatalf("newest notice %+v", box[len(box)-1])
+	}
+}
