@@ -19,6 +19,8 @@ const (
 	CodeMethodNotAllowed           Code = "MethodNotAllowed"
 	CodeTooManyRequests            Code = "TooManyRequests"
 	CodeRequestTooLarge            Code = "RequestEntityTooLarge"
+	CodeInvalidRequest             Code = "InvalidRequest"
+	CodeExtensionError             Code = "ExtensionError"
 	CodeInternal                   Code = "generalException"
 	CodeUnavailable                Code = "serviceNotAvailable"
 )
@@ -27,6 +29,10 @@ const (
 type Error struct {
 	Code    Code
 	Message string
+	// Status, when not zero, is the HTTP status to answer with; otherwise
+	// the code decides it. Graph sends some codes (ExtensionError) with
+	// several statuses.
+	Status int
 }
 
 // Error implements the error interface.

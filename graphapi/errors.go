@@ -14,7 +14,7 @@ import (
 // statusOf is the one table from domain error codes to HTTP statuses.
 func statusOf(code presence.Code) int {
 	switch code {
-	case presence.CodeBadRequest, presence.CodeInvalidArgument:
+	case presence.CodeBadRequest, presence.CodeInvalidArgument, presence.CodeInvalidRequest, presence.CodeExtensionError:
 		return http.StatusBadRequest
 	case presence.CodeInvalidAuthenticationToken:
 		return http.StatusUnauthorized
@@ -94,6 +94,9 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, now
 		w.Header().Set("Retry-After", strconv.Itoa(th.retryAfter))
 	case errors.As(err, &de):
 		status = statusOf(de.Code)
+		if de.Status != 0 {
+			status = de.Status
+		}
 		env.Error.Code = string(wireCode(de.Code))
 		env.Error.Message = de.Message
 	default:

@@ -17,7 +17,19 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "communications/presences", name: "listPresences", handle: s.listPresences, throttled: true},
 		{method: "POST", path: "communications/getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
 		{method: "POST", path: "communications/microsoft.graph.getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
+		{method: "GET", path: "communications/presences/stream", name: "presenceStream", handle: s.stream, throttled: true},
 		{method: "POST", path: "$batch", name: "batch", handle: s.batch},
+	}
+	if s.subs != nil {
+		rs = append(rs,
+			route{method: "POST", path: "subscriptions", name: "createSubscription", handle: s.createSubscription},
+			route{method: "GET", path: "subscriptions", name: "listSubscriptions", handle: s.listSubscriptions},
+			route{method: "GET", path: "subscriptions/{id}", name: "getSubscription", handle: s.getSubscription},
+			route{method: "PATCH", path: "subscriptions/{id}", name: "updateSubscription", handle: s.updateSubscription},
+			route{method: "DELETE", path: "subscriptions/{id}", name: "deleteSubscription", handle: s.deleteSubscription},
+			route{method: "POST", path: "subscriptions/{id}/reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription},
+			route{method: "POST", path: "subscriptions/{id}/microsoft.graph.reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription},
+		)
 	}
 	for alias, path := range map[string]string{aliasMe: "me/presence", aliasUsers: "users/{id}/presence", aliasCommunications: "communications/presences/{id}"} {
 		rs = append(rs, route{method: "GET", path: path, alias: alias, name: "getPresence", handle: s.getPresence, throttled: true})

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,8 @@ type Authenticator interface {
 type Config struct {
 	Service *presence.Service
 	Auth    Authenticator
+	// Subscriptions serves /subscriptions; nil leaves them out.
+	Subscriptions presence.Subscriptions
 	// PublicURL is the base of @odata.context URLs; empty derives it from
 	// each request.
 	PublicURL string
@@ -48,15 +51,18 @@ type Config struct {
 
 // Server is the Graph presence API as an http.Handler.
 type Server struct {
-	svc       *presence.Service
-	auth      Authenticator
-	publicURL string
-	maxBody   int64
-	logger    *slog.Logger
-	limiter   *limiter
-	routes    []route
-	requests  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
+	svc          *presence.Service
+	auth         Authenticator
+	subs         presence.Subscriptions
+	publicURL    string
+	maxBody      int64
+	logger       *slog.Logger
+	limiter      *limiter
+	routes       []route
+	streamsDone  chan struct{}
+	closeStreams sync.Once
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
 }
 
 // NewServer builds the Graph API handler.
@@ -65,12 +71,14 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("graphapi: a Service and an Authenticator are required")
 	}
 	s := &Server{
-		svc:       cfg.Service,
-		auth:      cfg.Auth,
-		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
-		maxBody:   cfg.MaxBodyBytes,
-		logger:    cfg.Logger,
-		limiter:   newLimiter(cfg.RateLimit),
+		svc:         cfg.Service,
+		auth:        cfg.Auth,
+		subs:        cfg.Subscriptions,
+		publicURL:   strings.TrimSuffix(cfg.PublicURL, "/"),
+		maxBody:     cfg.MaxBodyBytes,
+		logger:      cfg.Logger,
+		limiter:     newLimiter(cfg.RateLimit),
+		streamsDone: make(chan struct{}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_http_requests_total",
 			Help: "Graph API requests by route, method and status.",

@@ -5,6 +5,7 @@
 package testhooks
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,6 +22,10 @@ type Config struct {
 	Clock   *presence.TestClock
 	// SetRateLimit changes the presence budget per 30 s per (app, tenant).
 	SetRateLimit func(n int)
+	// AfterAdvance, if set, runs after the clock moved and the scheduler
+	// fired, so that what the clock made due elsewhere (webhook retries,
+	// subscription lifetimes) happens before the answer too.
+	AfterAdvance func(ctx context.Context) error
 	// WriteError answers an error in Graph's envelope.
 	WriteError func(w http.ResponseWriter, r *http.Request, err error)
 }
@@ -55,6 +60,11 @@ func NewHandler(cfg Config) http.Handler {
 		now := cfg.Clock.Advance(d)
 		if _, err := cfg.Service.Fire(r.Context()); err != nil {
 			return err
+		}
+		if cfg.AfterAdvance != nil {
+			if err := cfg.AfterAdvance(r.Context()); err != nil {
+				return err
+			}
 		}
 		return writeNow(w, now)
 	}))

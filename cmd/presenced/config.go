@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is everything presenced is started with.
@@ -28,6 +29,13 @@ type Config struct {
 	TLSCertFile   string
 	TLSKeyFile    string
 	PprofAddr     string
+	// AllowAppSubscriptions lets application tokens subscribe (beyond Graph).
+	AllowAppSubscriptions bool
+	// MaxSubscriptionLifetime is the longest a subscription may live
+	// (Graph: 60 minutes).
+	MaxSubscriptionLifetime time.Duration
+	// ValidationTimeout bounds the notification URL handshake (Graph: 10 s).
+	ValidationTimeout time.Duration
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -48,7 +56,7 @@ type envFlag struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -65,6 +73,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		{"tls-cert", "PRESENCED_TLS_CERT", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key", &tlsCert},
 		{"tls-key", "PRESENCED_TLS_KEY", "", "PEM private key of --tls-cert", &tlsKey},
 		{"pprof", "PRESENCED_PPROF", "", "serve net/http/pprof on this separate address (off when empty)", &pprofAddr},
+		{"max-subscription-lifetime", "PRESENCED_MAX_SUBSCRIPTION_LIFETIME", "60m", "longest lifetime of a subscription (Graph: 60m; beyond Graph when longer)", &maxLife},
+		{"validation-timeout", "PRESENCED_VALIDATION_TIMEOUT", "10s", "time a notification URL has to answer the validation handshake (Graph: 10s)", &validation},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -79,6 +89,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	var testHooks bool
 	fs.BoolVar(&testHooks, "test-hooks", hooksDefault, "mount /_test/ and use a test clock (never in production) ($PRESENCED_TEST_HOOKS=1)")
+	appSubsDefault, err := parseBool(getenv("PRESENCED_ALLOW_APP_SUBSCRIPTIONS"))
+	if err != nil {
+		return Config{}, fmt.Errorf("PRESENCED_ALLOW_APP_SUBSCRIPTIONS: %w", err)
+	}
+	var appSubs bool
+	fs.BoolVar(&appSubs, "allow-app-subscriptions", appSubsDefault, "let application tokens with Presence.Read.All subscribe to presence (beyond Graph) ($PRESENCED_ALLOW_APP_SUBSCRIPTIONS=1)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -88,6 +104,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	cfg := Config{Addr: addr, DataDir: data, Store: store, PublicURL: strings.TrimSuffix(publicURL, "/"), JWKSURL: jwksURL,
 		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
 		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr}
+	cfg.AllowAppSubscriptions = appSubs
+	if cfg.MaxSubscriptionLifetime, err = time.ParseDuration(maxLife); err != nil || cfg.MaxSubscriptionLifetime < time.Minute {
+		return Config{}, fmt.Errorf("--max-subscription-lifetime: want a duration of a minute or more such as 60m or 24h, got %q", maxLife)
+	}
+	if cfg.ValidationTimeout, err = time.ParseDuration(validation); err != nil || cfg.ValidationTimeout <= 0 {
+		return Config{}, fmt.Errorf("--validation-timeout: want a positive duration such as 10s, got %q", validation)
+	}
 	if (tlsCert == "") != (tlsKey == "") {
 		return Config{}, errors.New("--tls-cert and --tls-key go together")
 	}

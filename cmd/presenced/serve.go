@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 	"github.com/presenced/presenced/filestore"
 	"github.com/presenced/presenced/graphapi"
 	"github.com/presenced/presenced/memstore"
+	"github.com/presenced/presenced/notify"
 	"github.com/presenced/presenced/testhooks"
 )
 
@@ -66,13 +71,33 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		registerStoreMetrics(reg, fs)
 	}
 
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = scheme + "://" + ln.Addr().String()
+	}
+	notifier, signer, err := newNotifier(cfg, svc, publicURL, logger, reg)
+	if err != nil {
+		return err
+	}
+	defer notifier.Close()
+
 	api, err := graphapi.NewServer(graphapi.Config{
-		Service:    svc,
-		Auth:       verifier,
-		PublicURL:  cfg.PublicURL,
-		RateLimit:  cfg.RateLimit,
-		Logger:     logger,
-		Registerer: reg,
+		Service:       svc,
+		Subscriptions: notifier,
+		Auth:          verifier,
+		PublicURL:     cfg.PublicURL,
+		RateLimit:     cfg.RateLimit,
+		Logger:        logger,
+		Registerer:    reg,
 	})
 	if err != nil {
 		return err
@@ -93,12 +118,18 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	jwks := signer.JWKS()
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(jwks)
+	})
 	if cfg.TestHooks {
 		mux.Handle("/_test/", testhooks.NewHandler(testhooks.Config{
 			Service:      svc,
 			Clock:        testClock,
 			SetRateLimit: api.SetRateLimit,
 			WriteError:   api.WriteError,
+			AfterAdvance: notifier.Flush,
 		}))
 	}
 	mux.Handle("/", api)
@@ -111,10 +142,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		defer stopPprof()
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -124,9 +151,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
+	srv.RegisterOnShutdown(api.CloseStreams)
+
 	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.RunScheduler(schedCtx, 100*time.Millisecond) })
+	wg.Go(func() { notifier.Run(schedCtx) })
 	defer func() {
 		stopSched()
 		wg.Wait()
@@ -136,10 +166,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		logger.Error("first scheduler pass", "err", err)
 	}
 
-	scheme := "http"
-	if cfg.TLSCertFile != "" {
-		scheme = "https"
-	}
 	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks)
 	fmt.Fprintf(stdout, "presenced listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
@@ -259,4 +285,53 @@ func (t timedStore) Update(ctx context.Context, key presence.Key, fn func(*prese
 	before, after, err := t.Store.Update(ctx, key, fn)
 	t.writes.Observe(time.Since(start).Seconds())
 	return before, after, err
+}
+
+// newNotifier builds the change-notification service: the webhook client
+// (trusting --webhook-ca-file too), presenced's signing key for validation
+// tokens, and the subscription store beside the presence store.
+func newNotifier(cfg Config, svc *presence.Service, publicURL string, logger *slog.Logger, reg prometheus.Registerer) (*notify.Notifier, *notify.Signer, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if cfg.WebhookCAFile != "" {
+		pem, err := os.ReadFile(cfg.WebhookCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--webhook-ca-file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("--webhook-ca-file: no PEM certificate in %s", cfg.WebhookCAFile)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	tr.MaxIdleConnsPerHost = 64
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	keyFile, dir := "", ""
+	if cfg.Store == "file" {
+		keyFile = filepath.Join(cfg.DataDir, "notify-signing-key.pem")
+		dir = filepath.Join(cfg.DataDir, "notify")
+	}
+	signer, err := notify.NewSigner(keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("notification signing key: %w", err)
+	}
+	n, err := notify.New(notify.Config{
+		Service:               svc,
+		Dir:                   dir,
+		Client:                client,
+		Signer:                signer,
+		Issuer:                publicURL,
+		AllowAppSubscriptions: cfg.AllowAppSubscriptions,
+		MaxLifetime:           cfg.MaxSubscriptionLifetime,
+		ValidationTimeout:     cfg.ValidationTimeout,
+		Logger:                logger,
+		Metrics:               notify.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("change notifications: %w", err)
+	}
+	return n, signer, nil
 }

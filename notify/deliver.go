@@ -1,0 +1,592 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	presence "github.com/presenced/presenced"
+)
+
+// Delivery rules of Graph's webhooks.
+const (
+	maxBatch        = 100              // notifications in one POST
+	firstBackoff    = 10 * time.Second // retry schedule: 10 s, doubling...
+	maxBackoff      = 10 * time.Minute // ...up to 10 min...
+	giveUpAfter     = 4 * time.Hour    // ...for 4 hours, then dropped
+	slowDelivery    = 2900 * time.Millisecond
+	slowMinimum     = 100 // notifications before an endpoint is judged
+	slowDelayShare  = 0.10
+	slowDropShare   = 0.15
+	slowDelay       = 10 * time.Minute
+	slowFlushPeriod = 10 * time.Minute
+	retryScan       = 200 * time.Millisecond
+)
+
+// item is one notification waiting for its subscription's queue.
+type item struct {
+	key       presence.Key
+	notice    presence.Notice
+	lifecycle string // a lifecycle event instead of a change
+}
+
+// queue is the notifications of one subscription (or its lifecycle events),
+// delivered in order, one POST at a time, so a user's changes reach a
+// receiver in sequence order.
+type queue struct {
+	subID     string
+	lifecycle bool
+	items     []item
+	busy      bool
+	next      time.Time // service-clock instant of the next attempt
+	firstFail time.Time
+	attempts  int
+	dropped   bool // the subscription is gone
+}
+
+// userBox accounts for the notices of one user's outbox that are queued.
+type userBox struct {
+	enqueued uint64         // highest notice sequence queued
+	trimmed  uint64         // highest sequence trimmed from the outbox
+	refs     map[uint64]int // deliveries still pending per notice
+}
+
+// endpoint holds the slow-delivery counters of one notification URL.
+type endpoint struct {
+	count, slow int
+	since       time.Time
+}
+
+// deliverer drains outboxes into queues and delivers the queues.
+type deliverer struct {
+	n *Notifier
+
+	mu        sync.Mutex
+	idle      *sync.Cond // signalled when a delivery ends
+	dirty     map[presence.Key]bool
+	trim      map[presence.Key]bool
+	boxes     map[presence.Key]*userBox
+	queues    map[string]*queue
+	endpoints map[string]*endpoint
+	depth     int
+
+	wake  chan struct{} // drain or trim work is waiting
+	ready chan *queue   // queues to deliver now
+}
+
+func newDeliverer(n *Notifier) *deliverer {
+	d := &deliverer{
+		n: n, dirty: map[presence.Key]bool{}, trim: map[presence.Key]bool{}, boxes: map[presence.Key]*userBox{},
+		queues: map[string]*queue{}, endpoints: map[string]*endpoint{},
+		wake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
+	}
+	d.idle = sync.NewCond(&d.mu)
+	n.m.depth = func() float64 {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return float64(d.depth)
+	}
+	return d
+}
+
+func (d *deliverer) signal() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending marks a user's outbox for draining.
+func (d *deliverer) pending(k presence.Key) {
+	d.mu.Lock()
+	d.dirty[k] = true
+	d.mu.Unlock()
+	d.signal()
+}
+
+// run drains and delivers until ctx is done.
+func (d *deliverer) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range d.n.cfg.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case q := <-d.ready:
+					d.deliver(ctx, q)
+				}
+			}
+		})
+	}
+	tick := time.NewTicker(retryScan)
+	defer func() {
+		tick.Stop()
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+			d.drain(ctx)
+		case <-tick.C:
+			d.n.lifecycle(ctx)
+			d.drain(ctx)
+		}
+		for _, q := range d.due() {
+			select {
+			case d.ready <- q:
+			case <-ctx.Done():
+				d.unbusy(q)
+				return
+			}
+		}
+	}
+}
+
+// flush drains every outbox marked pending and delivers every queue that is
+// due, waiting for the deliveries to end, until nothing is due.
+func (d *deliverer) flush(ctx context.Context) error {
+	for {
+		d.drain(ctx)
+		qs := d.due()
+		if len(qs) == 0 {
+			d.mu.Lock()
+			for d.anyBusy() && ctx.Err() == nil {
+				d.idle.Wait()
+			}
+			d.mu.Unlock()
+			d.drain(ctx)
+			if len(d.peekDue()) == 0 {
+				return ctx.Err()
+			}
+			continue
+		}
+		var wg sync.WaitGroup
+		for _, q := range qs {
+			wg.Go(func() { d.deliver(ctx, q) })
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *deliverer) anyBusy() bool {
+	for _, q := range d.queues {
+		if q.busy {
+			return true
+		}
+	}
+	return false
+}
+
+// peekDue reports the queues that could be delivered now, without taking
+// them.
+func (d *deliverer) peekDue() []*queue {
+	now := d.n.clock.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*queue
+	for _, q := range d.queues {
+		if !q.busy && len(q.items) > 0 && !q.next.After(now) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// due takes the queues that can be delivered now, marking them busy.
+func (d *deliverer) due() []*queue {
+	now := d.n.clock.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*queue
+	for _, q := range d.queues {
+		if !q.busy && len(q.items) > 0 && !q.next.After(now) {
+			q.busy = true
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func (d *deliverer) unbusy(q *queue) {
+	d.mu.Lock()
+	q.busy = false
+	d.idle.Broadcast()
+	d.mu.Unlock()
+}
+
+// drain moves new notices from the outboxes marked pending into the queues
+// of their subscriptions, and trims what has been delivered.
+func (d *deliverer) drain(ctx context.Context) {
+	d.mu.Lock()
+	dirty, trim := d.dirty, d.trim
+	d.dirty, d.trim = map[presence.Key]bool{}, map[presence.Key]bool{}
+	d.mu.Unlock()
+	for k := range dirty {
+		notices, err := d.n.svc.Outbox(ctx, k)
+		if err != nil {
+			d.n.logger.ErrorContext(ctx, "reading an outbox", "user", k.String(), "err", err)
+			d.pending(k)
+			continue
+		}
+		subs := d.n.subscribers(k)
+		d.mu.Lock()
+		box := d.boxes[k]
+		if box == nil {
+			box = &userBox{refs: map[uint64]int{}}
+			d.boxes[k] = box
+		}
+		for _, nt := range notices {
+			if nt.Seq <= box.enqueued {
+				continue
+			}
+			box.enqueued = nt.Seq
+			for _, s := range subs {
+				d.enqueue(s.ID, false, item{key: k, notice: nt})
+				box.refs[nt.Seq]++
+			}
+		}
+		d.mu.Unlock()
+		trim[k] = true
+	}
+	for k := range trim {
+		d.trimOutbox(ctx, k)
+	}
+}
+
+// enqueue adds it to the queue of subscription id; d.mu held.
+func (d *deliverer) enqueue(id string, lifecycle bool, it item) {
+	qid := id
+	if lifecycle {
+		qid = "lifecycle:" + id
+	}
+	q := d.queues[qid]
+	if q == nil {
+		q = &queue{subID: id, lifecycle: lifecycle}
+		d.queues[qid] = q
+	}
+	q.items = append(q.items, it)
+	d.depth++
+}
+
+// trimOutbox removes from k's outbox every notice that no delivery waits
+// for.
+func (d *deliverer) trimOutbox(ctx context.Context, k presence.Key) {
+	d.mu.Lock()
+	box := d.boxes[k]
+	if box == nil {
+		d.mu.Unlock()
+		return
+	}
+	upto := box.enqueued
+	for seq := range box.refs {
+		if seq-1 < upto {
+			upto = seq - 1
+		}
+	}
+	if upto <= box.trimmed {
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	if err := d.n.svc.TrimOutbox(ctx, k, upto); err != nil {
+		d.n.logger.ErrorContext(ctx, "trimming an outbox", "user", k.String(), "err", err)
+		return
+	}
+	d.mu.Lock()
+	if upto > box.trimmed {
+		box.trimmed = upto
+	}
+	if len(box.refs) == 0 && box.trimmed == box.enqueued {
+		delete(d.boxes, k)
+	}
+	d.mu.Unlock()
+}
+
+// done releases delivered or dropped items; d.mu held.
+func (d *deliverer) done(items []item) {
+	for _, it := range items {
+		d.depth--
+		if it.lifecycle != "" {
+			continue
+		}
+		box := d.boxes[it.key]
+		if box == nil {
+			continue
+		}
+		if box.refs[it.notice.Seq]--; box.refs[it.notice.Seq] <= 0 {
+			delete(box.refs, it.notice.Seq)
+			d.trim[it.key] = true
+		}
+	}
+}
+
+// lifecycleEvent queues a lifecycle notification of sub.
+func (d *deliverer) lifecycleEvent(sub presence.Subscription, event string) {
+	d.mu.Lock()
+	d.enqueue(sub.ID, true, item{key: presence.Key{Tenant: sub.Tenant}, lifecycle: event})
+	d.mu.Unlock()
+	d.signal()
+}
+
+// dropSubscription forgets the queues of a deleted subscription.
+func (d *deliverer) dropSubscription(id string) {
+	d.mu.Lock()
+	for _, qid := range []string{id, "lifecycle:" + id} {
+		if q := d.queues[qid]; q != nil {
+			d.done(q.items)
+			d.n.m.Dropped.Add(float64(len(q.items)))
+			q.items, q.dropped = nil, true
+			delete(d.queues, qid)
+		}
+	}
+	d.mu.Unlock()
+	d.signal()
+}
+
+// deliver POSTs the head of q (up to maxBatch notifications), then records
+// the outcome: on success they leave the queue; on failure the queue waits
+// for its backoff, and after four hours of failures they are dropped.
+func (d *deliverer) deliver(ctx context.Context, q *queue) {
+	sub, ok := d.n.subscription(q.subID)
+	d.mu.Lock()
+	if !ok || q.dropped {
+		if !q.dropped {
+			d.done(q.items)
+			d.n.m.Dropped.Add(float64(len(q.items)))
+		}
+		q.items, q.busy, q.dropped = nil, false, true
+		if d.queues[q.subID] == q {
+			delete(d.queues, q.subID)
+		}
+		if d.queues["lifecycle:"+q.subID] == q {
+			delete(d.queues, "lifecycle:"+q.subID)
+		}
+		d.idle.Broadcast()
+		d.mu.Unlock()
+		return
+	}
+	batch := q.items[:min(len(q.items), maxBatch)]
+	batch = batch[:len(batch):len(batch)]
+	target := sub.NotificationURL
+	if q.lifecycle {
+		target = sub.LifecycleNotificationURL
+	}
+	ep := d.endpoints[target]
+	if ep == nil {
+		ep = &endpoint{since: d.n.clock.Now()}
+		d.endpoints[target] = ep
+	}
+	now := d.n.clock.Now()
+	if now.Sub(ep.since) >= slowFlushPeriod {
+		*ep = endpoint{since: now}
+	}
+	share := 0.0
+	if ep.count >= slowMinimum {
+		share = float64(ep.slow) / float64(ep.count)
+	}
+	retry := q.attempts > 0
+	d.mu.Unlock()
+
+	if share >= slowDropShare {
+		d.finish(q, batch, true)
+		return
+	}
+	if share >= slowDelayShare && !retry {
+		d.mu.Lock()
+		q.next, q.busy, q.attempts = now.Add(slowDelay), false, 1
+		d.idle.Broadcast()
+		d.mu.Unlock()
+		return
+	}
+	body, err := d.payload(sub, q.lifecycle, batch)
+	if err != nil {
+		d.n.logger.ErrorContext(ctx, "building a notification", "subscription", sub.ID, "err", err)
+		d.finish(q, batch, true)
+		return
+	}
+	if retry {
+		d.n.m.Retries.Inc()
+	}
+	start := time.Now()
+	delivered := d.post(ctx, target, body)
+	took := time.Since(start)
+
+	d.mu.Lock()
+	ep.count += len(batch)
+	if took > slowDelivery {
+		ep.slow += len(batch)
+	}
+	d.mu.Unlock()
+	if delivered {
+		d.n.m.Deliveries.WithLabelValues("delivered").Inc()
+		at := d.n.clock.Now()
+		for _, it := range batch {
+			if it.lifecycle == "" {
+				d.n.m.Latency.Observe(at.Sub(it.notice.At).Seconds())
+			}
+		}
+		d.finish(q, batch, false)
+		return
+	}
+	d.n.m.Deliveries.WithLabelValues("failed").Inc()
+	d.mu.Lock()
+	now = d.n.clock.Now()
+	if q.attempts == 0 {
+		q.firstFail = now
+	}
+	q.attempts++
+	if now.Sub(q.firstFail) >= giveUpAfter {
+		d.mu.Unlock()
+		d.n.m.Deliveries.WithLabelValues("dropped").Inc()
+		d.finish(q, batch, true)
+		return
+	}
+	backoff := firstBackoff << min(q.attempts-1, 10)
+	if share >= slowDelayShare {
+		backoff = max(backoff, slowDelay)
+	}
+	q.next = now.Add(min(backoff, maxBackoff))
+	q.busy = false
+	d.idle.Broadcast()
+	d.mu.Unlock()
+}
+
+// finish removes batch from the head of q, counted as dropped or delivered.
+func (d *deliverer) finish(q *queue, batch []item, dropped bool) {
+	if dropped {
+		d.n.m.Dropped.Add(float64(len(batch)))
+	}
+	d.mu.Lock()
+	if !q.dropped && len(q.items) >= len(batch) {
+		q.items = q.items[len(batch):]
+		d.done(batch)
+	}
+	q.attempts, q.next, q.firstFail, q.busy = 0, time.Time{}, time.Time{}, false
+	d.idle.Broadcast()
+	d.mu.Unlock()
+	d.signal()
+}
+
+// post sends one webhook request and reports whether a 2xx answered it in
+// time.
+func (d *deliverer) post(ctx context.Context, target string, body []byte) bool {
+	ctx, cancel := context.WithTimeout(ctx, d.n.cfg.DeliveryTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := d.n.cfg.Client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode <= 299
+}
+
+// payload builds the changeNotificationCollection of a batch.
+func (d *deliverer) payload(sub presence.Subscription, lifecycle bool, batch []item) ([]byte, error) {
+	exp := formatTime(sub.ExpirationDateTime)
+	if lifecycle {
+		type lifecycleItem struct {
+			SubscriptionID                 string `json:"subscriptionId"`
+			SubscriptionExpirationDateTime string `json:"subscriptionExpirationDateTime"`
+			TenantID                       string `json:"tenantId"`
+			ClientState                    string `json:"clientState,omitempty"`
+			LifecycleEvent                 string `json:"lifecycleEvent"`
+		}
+		out := struct {
+			Value []lifecycleItem `json:"value"`
+		}{}
+		for _, it := range batch {
+			out.Value = append(out.Value, lifecycleItem{sub.ID, exp, sub.Tenant, sub.ClientState, it.lifecycle})
+		}
+		return json.Marshal(out)
+	}
+	var cert *EncryptionCert
+	if sub.IncludeResourceData {
+		var err error
+		if cert, err = ParseEncryptionCertificate(sub.EncryptionCertificate); err != nil {
+			return nil, err
+		}
+	}
+	out := struct {
+		Value            []changeItem `json:"value"`
+		ValidationTokens []string     `json:"validationTokens,omitempty"`
+	}{}
+	for _, it := range batch {
+		u := it.key.User
+		ci := changeItem{
+			SubscriptionID: sub.ID, ClientState: sub.ClientState, ChangeType: "updated", TenantID: sub.Tenant,
+			OrganizationID: sub.Tenant, Resource: "communications/presences/" + u, SubscriptionExpirationDateTime: exp,
+			ResourceData: resourceData{ODataID: "users/" + u + "/presence", ODataType: "#microsoft.graph.presence", ID: u},
+		}
+		if cert != nil {
+			data, _ := json.Marshal(richData{ODataID: ci.ResourceData.ODataID, ODataType: ci.ResourceData.ODataType, ID: u,
+				Availability: it.notice.Pair.Availability, Activity: it.notice.Pair.Activity,
+				SequenceNumber: presence.FormatSequence(it.notice.Seq)})
+			ec, err := Encrypt(cert, sub.EncryptionCertificateID, data, rand.Reader)
+			if err != nil {
+				return nil, err
+			}
+			ci.EncryptedContent = &ec
+		}
+		out.Value = append(out.Value, ci)
+	}
+	if cert != nil && d.n.cfg.Signer != nil {
+		tok, err := d.n.cfg.Signer.ValidationToken(sub.ApplicationID, sub.Tenant, d.n.cfg.Issuer, time.Now(), 0)
+		if err != nil {
+			return nil, err
+		}
+		out.ValidationTokens = []string{tok}
+	}
+	return json.Marshal(out)
+}
+
+type changeItem struct {
+	SubscriptionID                 string            `json:"subscriptionId"`
+	ClientState                    string            `json:"clientState,omitempty"`
+	ChangeType                     string            `json:"changeType"`
+	TenantID                       string            `json:"tenantId"`
+	OrganizationID                 string            `json:"organizationId"`
+	Resource                       string            `json:"resource"`
+	SubscriptionExpirationDateTime string            `json:"subscriptionExpirationDateTime"`
+	ResourceData                   resourceData      `json:"resourceData"`
+	EncryptedContent               *EncryptedContent `json:"encryptedContent,omitempty"`
+}
+
+type resourceData struct {
+	ODataID   string `json:"@odata.id"`
+	ODataType string `json:"@odata.type"`
+	ID        string `json:"id"`
+}
+
+// richData is the encrypted resource data: the presence that changed, with
+// its sequenceNumber so receivers can order and de-duplicate.
+type richData struct {
+	ODataID        string `json:"@odata.id"`
+	ODataType      string `json:"@odata.type"`
+	ID             string `json:"id"`
+	Availability   string `json:"availability"`
+	Activity       string `json:"activity"`
+	SequenceNumber string `json:"sequenceNumber"`
+}
+
+// formatTime renders an instant as Graph does: UTC with seven fractional
+// digits.
+func formatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.0000000Z")
+}

@@ -1,0 +1,62 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+)
+
+// handshake validates a notification URL as Graph does: it POSTs
+// ?validationToken={token} with an empty text/plain body, and the receiver
+// must answer 200 with exactly the token, within the validation timeout.
+func (n *Notifier) handshake(ctx context.Context, target string) error {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	u, err := url.Parse(target)
+	if err != nil {
+		return invalid(msgValidation)
+	}
+	q := u.Query()
+	q.Set("validationToken", token)
+	u.RawQuery = q.Encode()
+
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ValidationTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), http.NoBody)
+	if err != nil {
+		return invalid(msgValidation)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp, err := n.cfg.Client.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+			n.m.Handshakes.WithLabelValues("timeout").Inc()
+			return invalid(msgTimeout)
+		}
+		n.m.Handshakes.WithLabelValues("failed").Inc()
+		n.logger.InfoContext(ctx, "validation request failed", "url", target, "err", err)
+		return invalid(msgValidation)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+			n.m.Handshakes.WithLabelValues("timeout").Inc()
+			return invalid(msgTimeout)
+		}
+		n.m.Handshakes.WithLabelValues("failed").Inc()
+		return invalid(msgValidation)
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != token {
+		n.m.Handshakes.WithLabelValues("mismatch").Inc()
+		return invalid(msgValidation)
+	}
+	n.m.Handshakes.WithLabelValues("ok").Inc()
+	return nil
+}

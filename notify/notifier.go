@@ -1,0 +1,244 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	presence "github.com/presenced/presenced"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxLifetime       = 60 * time.Minute
+	MinLifetime              = 45 * time.Minute
+	DefaultValidationTimeout = 10 * time.Second
+	DefaultDeliveryTimeout   = 3 * time.Second
+	// ReauthorizationNotice is how long before expiry reauthorizationRequired
+	// is sent.
+	ReauthorizationNotice = 15 * time.Minute
+)
+
+// Config is what a Notifier needs.
+type Config struct {
+	Service *presence.Service
+	// Dir keeps the subscriptions; empty keeps them in memory only.
+	Dir string
+	// Client calls notification URLs (handshakes and deliveries); it should
+	// trust the roots of --webhook-ca-file.
+	Client *http.Client
+	Signer *Signer
+	// Issuer is the iss of validation tokens: the server's public URL.
+	Issuer string
+	// AllowAppSubscriptions lets application tokens with Presence.Read.All
+	// subscribe (Graph allows only delegated ones).
+	AllowAppSubscriptions bool
+	MaxLifetime           time.Duration
+	ValidationTimeout     time.Duration
+	DeliveryTimeout       time.Duration
+	// Workers is how many deliveries run at once (default 32).
+	Workers int
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// Notifier is presence's change-notification service: it keeps
+// subscriptions, watches their users' changes through the Service's outbox,
+// and delivers them to webhooks with retries.
+type Notifier struct {
+	cfg    Config
+	svc    *presence.Service
+	clock  presence.Clock
+	store  *subStore
+	logger *slog.Logger
+	m      *Metrics
+
+	mu      sync.Mutex
+	subs    map[string]*presence.Subscription
+	byUser  map[presence.Key][]string // subscription ids watching a user
+	slots   map[slotKey]string        // (tenant, creator, app) -> subscription id
+	pending map[string]bool           // slots reserved by a create in progress
+
+	d *deliverer
+}
+
+type slotKey struct{ tenant, creator, app string }
+
+var _ presence.Subscriptions = (*Notifier)(nil)
+var _ presence.Watcher = (*Notifier)(nil)
+
+// New opens the subscription store and returns a Notifier; call Run to
+// start delivering, and install it on the Service with SetWatcher (New does
+// that).
+func New(cfg Config) (*Notifier, error) {
+	if cfg.MaxLifetime <= 0 {
+		cfg.MaxLifetime = DefaultMaxLifetime
+	}
+	if cfg.ValidationTimeout <= 0 {
+		cfg.ValidationTimeout = DefaultValidationTimeout
+	}
+	if cfg.DeliveryTimeout <= 0 {
+		cfg.DeliveryTimeout = DefaultDeliveryTimeout
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Client == nil {
+		cfg.Client = http.DefaultClient
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	st, err := openSubStore(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	n := &Notifier{
+		cfg: cfg, svc: cfg.Service, clock: cfg.Service.Clock(), store: st, logger: cfg.Logger, m: cfg.Metrics,
+		subs: map[string]*presence.Subscription{}, byUser: map[presence.Key][]string{},
+		slots: map[slotKey]string{}, pending: map[string]bool{},
+	}
+	for _, sub := range st.all() {
+		n.index(&sub)
+	}
+	n.d = newDeliverer(n)
+	cfg.Service.SetWatcher(n)
+	return n, nil
+}
+
+// Run delivers until ctx is done: it first re-queues what a crash left in
+// outboxes, then drains new changes and retries on the clock.
+func (n *Notifier) Run(ctx context.Context) {
+	if err := n.svc.ScanOutboxes(ctx, func(k presence.Key, _ []presence.Notice) { n.Pending(k) }); err != nil && ctx.Err() == nil {
+		n.logger.Error("scanning outboxes", "err", err)
+	}
+	n.d.run(ctx)
+}
+
+// Close releases the subscription store.
+func (n *Notifier) Close() error { return n.store.close() }
+
+// Watching implements presence.Watcher.
+func (n *Notifier) Watching(k presence.Key) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.byUser[k]) > 0
+}
+
+// Pending implements presence.Watcher.
+func (n *Notifier) Pending(k presence.Key) { n.d.pending(k) }
+
+// Flush makes everything that fell due by the clock's now happen before it
+// returns: subscription expiries and reauthorization notices, the draining
+// of outboxes, and every delivery or retry that is due. The test clock's
+// advance calls it.
+func (n *Notifier) Flush(ctx context.Context) error {
+	n.lifecycle(ctx)
+	return n.d.flush(ctx)
+}
+
+// index adds sub to the in-memory indexes; n.mu held or not yet shared.
+func (n *Notifier) index(sub *presence.Subscription) {
+	n.subs[sub.ID] = sub
+	n.slots[slotKey{sub.Tenant, sub.CreatorID, sub.ApplicationID}] = sub.ID
+	for _, u := range sub.Users {
+		k := presence.Key{Tenant: sub.Tenant, User: u}
+		n.byUser[k] = append(n.byUser[k], sub.ID)
+	}
+}
+
+// unindex removes sub from the indexes; n.mu held.
+func (n *Notifier) unindex(sub *presence.Subscription) {
+	delete(n.subs, sub.ID)
+	delete(n.slots, slotKey{sub.Tenant, sub.CreatorID, sub.ApplicationID})
+	for _, u := range sub.Users {
+		k := presence.Key{Tenant: sub.Tenant, User: u}
+		ids := slices.DeleteFunc(n.byUser[k], func(id string) bool { return id == sub.ID })
+		if len(ids) == 0 {
+			delete(n.byUser, k)
+		} else {
+			n.byUser[k] = ids
+		}
+	}
+}
+
+// subscribers returns copies of the subscriptions watching k.
+func (n *Notifier) subscribers(k presence.Key) []presence.Subscription {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ids := n.byUser[k]
+	out := make([]presence.Subscription, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, *n.subs[id])
+	}
+	return out
+}
+
+// subscription returns a copy of the subscription id, if it exists.
+func (n *Notifier) subscription(id string) (presence.Subscription, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.subs[id]
+	if !ok {
+		return presence.Subscription{}, false
+	}
+	return *s, true
+}
+
+// lifecycle sends reauthorizationRequired to subscriptions about to expire
+// and deletes the expired ones, at the clock's now.
+func (n *Notifier) lifecycle(ctx context.Context) {
+	now := n.clock.Now()
+	var expired []presence.Subscription
+	var remind []presence.Subscription
+	n.mu.Lock()
+	for _, s := range n.subs {
+		switch {
+		case !now.Before(s.ExpirationDateTime):
+			expired = append(expired, *s)
+		case !s.ReauthorizationSent && s.LifecycleNotificationURL != "" && !now.Before(s.ExpirationDateTime.Add(-ReauthorizationNotice)):
+			s.ReauthorizationSent = true
+			remind = append(remind, *s)
+		}
+	}
+	for i := range expired {
+		n.unindex(&expired[i])
+	}
+	n.mu.Unlock()
+	for _, s := range expired {
+		if err := n.store.del(s.ID); err != nil {
+			n.logger.ErrorContext(ctx, "deleting an expired subscription", "id", s.ID, "err", err)
+		}
+		n.d.dropSubscription(s.ID)
+		n.m.Expired.Inc()
+	}
+	for _, s := range remind {
+		s.ReauthorizationSent = true
+		if err := n.store.put(s); err != nil {
+			n.logger.ErrorContext(ctx, "recording a reauthorization notice", "id", s.ID, "err", err)
+		}
+		n.d.lifecycleEvent(s, "reauthorizationRequired")
+	}
+}
+
+// newID returns a random GUID.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func slicesSortByID(subs []presence.Subscription) {
+	slices.SortFunc(subs, func(a, b presence.Subscription) int { return strings.Compare(a.ID, b.ID) })
+}

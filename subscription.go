@@ -1,0 +1,115 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Subscription is a change-notification subscription to the presence of one
+// or more users of a tenant.
+type Subscription struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	// Resource is the resource string as the creator sent it; Users are the
+	// user ids it names.
+	Resource                  string    `json:"resource"`
+	Users                     []string  `json:"users"`
+	ChangeType                string    `json:"changeType"`
+	ClientState               string    `json:"clientState,omitempty"`
+	NotificationURL           string    `json:"notificationUrl"`
+	LifecycleNotificationURL  string    `json:"lifecycleNotificationUrl,omitempty"`
+	ExpirationDateTime        time.Time `json:"expirationDateTime"`
+	ApplicationID             string    `json:"applicationId"`
+	CreatorID                 string    `json:"creatorId"`
+	IncludeResourceData       bool      `json:"includeResourceData,omitempty"`
+	EncryptionCertificate     string    `json:"encryptionCertificate,omitempty"`
+	EncryptionCertificateID   string    `json:"encryptionCertificateId,omitempty"`
+	LatestSupportedTLSVersion string    `json:"latestSupportedTlsVersion,omitempty"`
+	// ReauthorizationSent records that reauthorizationRequired was sent for
+	// the current expiry.
+	ReauthorizationSent bool `json:"reauthorizationSent,omitempty"`
+}
+
+// SubscriptionRequest is the body of a subscription create or update; a nil
+// field was absent.
+type SubscriptionRequest struct {
+	ChangeType                *string
+	NotificationURL           *string
+	LifecycleNotificationURL  *string
+	Resource                  *string
+	ExpirationDateTime        *string
+	ClientState               *string
+	IncludeResourceData       *bool
+	EncryptionCertificate     *string
+	EncryptionCertificateID   *string
+	LatestSupportedTLSVersion *string
+	// Other names the members present that presence subscriptions do not
+	// take (Web Push keys, for one).
+	Other []string
+}
+
+// Subscriptions is the change-notification service the HTTP surface calls.
+// Every method acts for a verified principal, in its tenant.
+type Subscriptions interface {
+	Create(ctx context.Context, p Principal, req SubscriptionRequest) (Subscription, error)
+	Get(ctx context.Context, p Principal, id string) (Subscription, error)
+	List(ctx context.Context, p Principal) ([]Subscription, error)
+	Update(ctx context.Context, p Principal, id string, req SubscriptionRequest) (Subscription, error)
+	Delete(ctx context.Context, p Principal, id string) error
+	Reauthorize(ctx context.Context, p Principal, id string) error
+}
+
+// ParseSubscriptionResource parses a presence subscription's resource:
+// "communications/presences/{id}" or
+// "communications/presences?$filter=id in ('{id}',...)", with or without a
+// leading "/", with 1 to 650 distinct quoted GUIDs. It returns the canonical
+// ids in order.
+func ParseSubscriptionResource(resource string) ([]string, error) {
+	bad := func() error {
+		return Errorf(CodeInvalidRequest, "The resource '%s' is not a supported presence resource: use 'communications/presences/{id}' or \"communications/presences?$filter=id in ('{id}',...)\".", resource)
+	}
+	r := strings.TrimPrefix(resource, "/")
+	const prefix = "communications/presences"
+	if len(r) < len(prefix) || !strings.EqualFold(r[:len(prefix)], prefix) {
+		return nil, bad()
+	}
+	rest := r[len(prefix):]
+	var raw []string
+	switch {
+	case strings.HasPrefix(rest, "/"):
+		raw = []string{rest[1:]}
+	case strings.HasPrefix(rest, "?"):
+		q := rest[1:]
+		const filter = "$filter="
+		if len(q) < len(filter) || !strings.EqualFold(q[:len(filter)], filter) {
+			return nil, bad()
+		}
+		ids, err := ParseIDFilter(q[len(filter):])
+		if err != nil {
+			var e *Error
+			errors.As(err, &e)
+			return nil, Errorf(CodeInvalidRequest, "%s", e.Message)
+		}
+		raw = ids
+	default:
+		return nil, bad()
+	}
+	seen := make(map[string]bool, len(raw))
+	out := make([]string, 0, len(raw))
+	for _, id := range raw {
+		g, ok := CanonicalGUID(id)
+		if !ok {
+			return nil, Errorf(CodeInvalidRequest, "'%s' in the resource is not a user object id.", id)
+		}
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	if len(out) == 0 || len(out) > MaxIDs {
+		return nil, Errorf(CodeInvalidRequest, "A presence subscription names 1 to %d users.", MaxIDs)
+	}
+	return out, nil
+}
