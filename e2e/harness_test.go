@@ -1,6 +1,6 @@
 // Package e2e is the black-box, end-to-end test suite of presenced: it holds
 // the real binary to the contract of /work/shared/spec (conformance.md cases
-// C1-C10 and C12, and the rules of graph-presence.md they sample).
+// C1-C12, and the rules of graph-presence.md they sample).
 //
 // # How the suite runs
 //
@@ -12,7 +12,12 @@
 // child process:
 //
 //	presenced --addr 127.0.0.1:<free port> --data <tmp> --test-hooks \
-//	          --jwks-url <httptest URL> --issuer <iss> --audience https://graph.microsoft.com
+//	          --jwks-url <httptest URL> --issuer <iss> --audience https://graph.microsoft.com \
+//	          --webhook-ca-file <PEM of httptest's TLS certificate> --validation-timeout 1s
+//
+// The webhook CA lets change notifications go to real TLS receivers
+// (httptest.NewTLSServer, valid for 127.0.0.1; see webhook_test.go); the
+// short validation timeout keeps the handshake-timeout case (C11 #93) quick.
 //
 // It polls GET /healthz with a deadline (never a fixed sleep), runs the tests,
 // then stops the server with SIGTERM and requires a clean exit (and no
@@ -76,6 +81,15 @@
 //	sdk_test.go            Go-SDK-like requests (gzip, client-request-id), chunked bodies
 //	operator_test.go       environment variables, --jwks-file, --public-url, no --test-hooks,
 //	                       development auth mode, state surviving a restart
+//	webhook_test.go        the TLS webhook receiver (sink), rich-notification decryption and
+//	                       validationToken checks, subscription helpers
+//	notify_test.go         C11 (subscriptions: create, handshake, validation, payloads, renew,
+//	                       delete, redelivery, reauthorize)
+//	notify_rules_test.go   notification rules: every visible change (API, clock, hooks) and no
+//	                       other, order, recovery, lifecycle, list, tenants, operator flags
+//	notify_delivery_test.go  retry schedule and 4-hour drop, failing receivers, slow endpoints
+//	notify_crash_test.go   acknowledged changes are notified after SIGKILL and restart
+//	stream_test.go         the Server-Sent Events presence stream
 //
 // Run it with `go test ./e2e/` (and -race) from the module root; it takes a
 // few seconds once the binary is built.
@@ -86,6 +100,7 @@ import (
 	"compress/gzip"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -120,11 +135,15 @@ const (
 
 // The shared state of the suite, set up by TestMain.
 var (
-	binary  string           // the presenced binary under test
-	keys    *authtest.KeySet // signs the tokens of the fixtures
-	jwks    *jwksServer      // serves the keys' JWKS to the main server
-	srv     *server          // the main server
-	tmpRoot string           // scratch space of the whole run
+	binary string // the presenced binary under test
+	// webhookCA is a PEM file holding the certificate every
+	// httptest.NewTLSServer serves (valid for 127.0.0.1); the servers trust
+	// it through --webhook-ca-file, so test webhooks are real TLS receivers.
+	webhookCA string
+	keys      *authtest.KeySet // signs the tokens of the fixtures
+	jwks      *jwksServer      // serves the keys' JWKS to the main server
+	srv       *server          // the main server
+	tmpRoot   string           // scratch space of the whole run
 	// raceEnabled is set by race_test.go when the race detector is on.
 	raceEnabled bool
 )
@@ -154,6 +173,10 @@ func runMain(m *testing.M) int {
 	keys = authtest.NewKeySet(mainTB{})
 	jwks = newJWKSServer(keys.JWKS())
 	defer jwks.Close()
+	if webhookCA, err = writeWebhookCA(tmpRoot); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: webhook CA:", err)
+		return 1
+	}
 
 	srv, err = startServer(binary, []string{
 		"--data", filepath.Join(tmpRoot, "main-data"),
@@ -161,6 +184,10 @@ func runMain(m *testing.M) int {
 		"--jwks-url", jwks.URL(),
 		"--issuer", issuer,
 		"--audience", audience,
+		"--webhook-ca-file", webhookCA,
+		// C11 #93 waits for the handshake to time out; one second keeps
+		// that case quick (Graph's 10 s is the flag's default).
+		"--validation-timeout", validationTimeout.String(),
 	}, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting presenced:", err)
@@ -179,6 +206,24 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "---- presenced log (last 80 lines) ----\n%s\n", tail(srv.log.String(), 80))
 	}
 	return code
+}
+
+// validationTimeout is the main server's --validation-timeout.
+const validationTimeout = time.Second
+
+// writeWebhookCA writes the PEM of the certificate httptest TLS servers
+// share into dir and returns the file's name.
+func writeWebhookCA(dir string) (string, error) {
+	ts := httptest.NewUnstartedServer(http.NotFoundHandler())
+	ts.StartTLS()
+	cert := ts.Certificate()
+	ts.Close()
+	if cert == nil {
+		return "", errors.New("httptest served no certificate")
+	}
+	file := filepath.Join(dir, "webhook-ca.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	return file, os.WriteFile(file, data, 0o600)
 }
 
 // mainTB lets authtest make keys in TestMain, which has no testing.TB. Only

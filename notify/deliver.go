@@ -47,6 +47,9 @@ type queue struct {
 	firstFail time.Time
 	attempts  int
 	dropped   bool // the subscription is gone
+	// slowWait records that the head batch already waited the slow-endpoint
+	// delay (or a backoff at least as long).
+	slowWait bool
 }
 
 // userBox accounts for the notices of one user's outbox that are queued.
@@ -62,9 +65,20 @@ type endpoint struct {
 	since       time.Time
 }
 
+// slowShare is the endpoint's share of slow deliveries, once it has had
+// enough to judge.
+func (e *endpoint) slowShare() float64 {
+	if e.count < slowMinimum {
+		return 0
+	}
+	return float64(e.slow) / float64(e.count)
+}
+
 // deliverer drains outboxes into queues and delivers the queues.
 type deliverer struct {
 	n *Notifier
+
+	drainMu sync.Mutex // one drain at a time, so a flush waits for one in progress
 
 	mu        sync.Mutex
 	idle      *sync.Cond // signalled when a delivery ends
@@ -228,6 +242,8 @@ func (d *deliverer) unbusy(q *queue) {
 // drain moves new notices from the outboxes marked pending into the queues
 // of their subscriptions, and trims what has been delivered.
 func (d *deliverer) drain(ctx context.Context) {
+	d.drainMu.Lock()
+	defer d.drainMu.Unlock()
 	d.mu.Lock()
 	dirty, trim := d.dirty, d.trim
 	d.dirty, d.trim = map[presence.Key]bool{}, map[presence.Key]bool{}
@@ -391,22 +407,19 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	if now.Sub(ep.since) >= slowFlushPeriod {
 		*ep = endpoint{since: now}
 	}
-	share := 0.0
-	if ep.count >= slowMinimum {
-		share = float64(ep.slow) / float64(ep.count)
-	}
+	share := ep.slowShare()
 	retry := q.attempts > 0
+	if share >= slowDelayShare && share < slowDropShare && !q.slowWait {
+		// A flagged endpoint gets everything 10 minutes late.
+		q.next, q.busy, q.slowWait = now.Add(slowDelay), false, true
+		d.idle.Broadcast()
+		d.mu.Unlock()
+		return
+	}
 	d.mu.Unlock()
 
 	if share >= slowDropShare {
 		d.finish(q, batch, true)
-		return
-	}
-	if share >= slowDelayShare && !retry {
-		d.mu.Lock()
-		q.next, q.busy, q.attempts = now.Add(slowDelay), false, 1
-		d.idle.Broadcast()
-		d.mu.Unlock()
 		return
 	}
 	body, err := d.payload(sub, q.lifecycle, batch)
@@ -427,6 +440,7 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	if took > slowDelivery {
 		ep.slow += len(batch)
 	}
+	share = ep.slowShare()
 	d.mu.Unlock()
 	if delivered {
 		d.n.m.Deliveries.WithLabelValues("delivered").Inc()
@@ -446,17 +460,19 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 		q.firstFail = now
 	}
 	q.attempts++
-	if now.Sub(q.firstFail) >= giveUpAfter {
+	if now.Sub(q.firstFail) >= giveUpAfter || share >= slowDropShare {
 		d.mu.Unlock()
 		d.n.m.Deliveries.WithLabelValues("dropped").Inc()
 		d.finish(q, batch, true)
 		return
 	}
-	backoff := firstBackoff << min(q.attempts-1, 10)
+	backoff := min(firstBackoff<<min(q.attempts-1, 10), maxBackoff)
+	q.slowWait = false
 	if share >= slowDelayShare {
-		backoff = max(backoff, slowDelay)
+		// Failed notifications of a flagged endpoint are retried after 10 minutes.
+		backoff, q.slowWait = max(backoff, slowDelay), true
 	}
-	q.next = now.Add(min(backoff, maxBackoff))
+	q.next = now.Add(backoff)
 	q.busy = false
 	d.idle.Broadcast()
 	d.mu.Unlock()
@@ -472,7 +488,7 @@ func (d *deliverer) finish(q *queue, batch []item, dropped bool) {
 		q.items = q.items[len(batch):]
 		d.done(batch)
 	}
-	q.attempts, q.next, q.firstFail, q.busy = 0, time.Time{}, time.Time{}, false
+	q.attempts, q.next, q.firstFail, q.busy, q.slowWait = 0, time.Time{}, time.Time{}, false, false
 	d.idle.Broadcast()
 	d.mu.Unlock()
 	d.signal()
