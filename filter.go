@@ -11,6 +11,11 @@ const MaxIDs = 650
 // values (” escapes a quote, as in OData), any spacing, and case-insensitive
 // keywords. It returns the raw values in order; callers check them as GUIDs.
 func ParseIDFilter(f string) ([]string, error) {
+	return parseIDFilter(f, MaxIDs)
+}
+
+// parseIDFilter is ParseIDFilter with a limit of values.
+func parseIDFilter(f string, limit int) ([]string, error) {
 	bad := Errorf(CodeBadRequest, "Invalid $filter: only \"id in ('{id}',...)\" and \"id eq '{id}'\" are supported.")
 	p := &filterLexer{s: f}
 	if !p.keyword("id") {
@@ -34,7 +39,7 @@ func ParseIDFilter(f string) ([]string, error) {
 				return nil, bad
 			}
 			vals = append(vals, v)
-			if len(vals) > MaxIDs {
+			if len(vals) > limit {
 				return nil, Errorf(CodeBadRequest, "The number of ids exceeds the maximum of 650.")
 			}
 			if p.punct(')') {

@@ -65,7 +65,8 @@ type Subscriptions interface {
 // "communications/presences/{id}" or
 // "communications/presences?$filter=id in ('{id}',...)", with or without a
 // leading "/", with 1 to 650 distinct quoted GUIDs. It returns the canonical
-// ids in order.
+// ids in order; CheckSubscriptionUsers checks their number, which the
+// validation order puts later.
 func ParseSubscriptionResource(resource string) ([]string, error) {
 	bad := func() error {
 		return Errorf(CodeInvalidRequest, "The resource '%s' is not a supported presence resource: use 'communications/presences/{id}' or \"communications/presences?$filter=id in ('{id}',...)\".", resource)
@@ -86,7 +87,9 @@ func ParseSubscriptionResource(resource string) ([]string, error) {
 		if len(q) < len(filter) || !strings.EqualFold(q[:len(filter)], filter) {
 			return nil, bad()
 		}
-		ids, err := ParseIDFilter(q[len(filter):])
+		// Counting the ids comes later in the validation order: parse
+		// them all (a body is at most 1 MiB).
+		ids, err := parseIDFilter(q[len(filter):], 1<<20)
 		if err != nil {
 			var e *Error
 			errors.As(err, &e)
@@ -108,8 +111,17 @@ func ParseSubscriptionResource(resource string) ([]string, error) {
 			out = append(out, g)
 		}
 	}
-	if len(out) == 0 || len(out) > MaxIDs {
+	if len(out) == 0 {
 		return nil, Errorf(CodeInvalidRequest, "A presence subscription names 1 to %d users.", MaxIDs)
 	}
 	return out, nil
+}
+
+// CheckSubscriptionUsers checks that a subscription names 1 to MaxIDs
+// distinct users.
+func CheckSubscriptionUsers(users []string) error {
+	if len(users) == 0 || len(users) > MaxIDs {
+		return Errorf(CodeInvalidRequest, "A presence subscription names 1 to %d users; this one names %d.", MaxIDs, len(users))
+	}
+	return nil
 }

@@ -142,6 +142,9 @@ func (n *Notifier) Create(ctx context.Context, p presence.Principal, req presenc
 	if sub.ExpirationDateTime, err = n.expiry(*req.ExpirationDateTime); err != nil {
 		return presence.Subscription{}, err
 	}
+	if err := presence.CheckSubscriptionUsers(users); err != nil {
+		return presence.Subscription{}, err
+	}
 	if req.IncludeResourceData != nil && *req.IncludeResourceData {
 		if err := checkCertificate(req.EncryptionCertificate, req.EncryptionCertificateID); err != nil {
 			return presence.Subscription{}, err
