@@ -125,9 +125,11 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *call) er
 	if err := c.principal.CanRead(user); err != nil {
 		return err
 	}
-	sel, err := parseSelect(r.URL.Query())
-	if err != nil {
-		return err
+	var sel []string
+	if r.URL.RawQuery != "" {
+		if sel, err = parseSelect(r.URL.Query()); err != nil {
+			return err
+		}
 	}
 	views, err := s.svc.Read(r.Context(), c.principal.Tenant, []string{user})
 	if err != nil {

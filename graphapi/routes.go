@@ -2,6 +2,7 @@ package graphapi
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	presence "github.com/presenced/presenced"
@@ -47,6 +48,7 @@ func (s *Server) routeTable() []route {
 	}
 	for i := range rs {
 		rs[i].segments = strings.Split(rs[i].path, "/")
+		rs[i].hasID = slices.Contains(rs[i].segments, "{id}")
 	}
 	return rs
 }
@@ -70,14 +72,17 @@ type route struct {
 	public    bool // no token needed
 	throttled bool // counts against the presence budget
 	segments  []string
+	hasID     bool // the path has an {id} segment
 	allow     string
 }
 
 // call is what a handler knows about its request beyond *http.Request.
 type call struct {
-	version   string
-	alias     string
-	params    map[string]string
+	version string
+	alias   string
+	// id is the {id} segment of the path, and hasID whether the route has one.
+	id        string
+	hasID     bool
 	principal presence.Principal
 	// outer is the $batch request this one runs inside, if any.
 	outer *call
@@ -85,56 +90,57 @@ type call struct {
 
 var errMethod = presence.Errorf(presence.CodeMethodNotAllowed, "Specified HTTP method is not allowed for the request target.")
 
-// match finds the route of method and path. A path that matches with another
-// method gives errMethod and the route with its Allow header filled in.
-func (s *Server) match(method, path string) (*route, map[string]string, error) {
-	segs := strings.Split(strings.TrimSuffix(path, "/"), "/")
+// match finds the route of method and path and returns its {id} segment.
+// A path that matches with another method gives errMethod and the route
+// with its Allow header filled in.
+func (s *Server) match(method, path string) (*route, string, error) {
+	path = strings.TrimSuffix(path, "/")
 	var allowed []string
 	for i := range s.routes {
 		rt := &s.routes[i]
-		params, ok := matchSegments(rt.segments, segs)
+		id, ok := matchSegments(rt.segments, path)
 		if !ok {
 			continue
 		}
 		if rt.method == method {
-			return rt, params, nil
+			return rt, id, nil
 		}
 		allowed = append(allowed, rt.method)
 	}
 	if len(allowed) > 0 {
-		return &route{allow: strings.Join(allowed, ", ")}, nil, errMethod
+		return &route{allow: strings.Join(allowed, ", ")}, "", errMethod
 	}
-	last := segs[len(segs)-1]
-	return nil, nil, presence.Errorf(presence.CodeNotFound, "Resource not found for the segment '%s'.", last)
+	last := path[strings.LastIndexByte(path, '/')+1:]
+	return nil, "", presence.Errorf(presence.CodeNotFound, "Resource not found for the segment '%s'.", last)
 }
 
-func matchSegments(pattern, segs []string) (map[string]string, bool) {
-	if len(pattern) != len(segs) {
-		return nil, false
-	}
-	var params map[string]string
+// matchSegments matches path, segment by segment, against a pattern whose
+// literal segments compare case-insensitively and whose "{id}" segment
+// captures; it allocates nothing.
+func matchSegments(pattern []string, path string) (id string, ok bool) {
+	rest := path
 	for i, p := range pattern {
-		if strings.HasPrefix(p, "{") {
-			if segs[i] == "" {
-				return nil, false
-			}
-			if params == nil {
-				params = make(map[string]string, 1)
-			}
-			params[strings.Trim(p, "{}")] = segs[i]
-			continue
+		seg, tail, found := strings.Cut(rest, "/")
+		if found != (i < len(pattern)-1) {
+			return "", false
 		}
-		if !strings.EqualFold(p, segs[i]) {
-			return nil, false
+		if p == "{id}" {
+			if seg == "" {
+				return "", false
+			}
+			id = seg
+		} else if !strings.EqualFold(p, seg) {
+			return "", false
 		}
+		rest = tail
 	}
-	return params, true
+	return id, true
 }
 
 // target resolves the user a presence route addresses: the signed-in user for
 // /me, else the {id} segment, which must be a GUID.
 func (c *call) target() (string, error) {
-	raw, ok := c.params["id"]
+	raw, ok := c.id, c.hasID
 	if !ok {
 		return c.principal.Me()
 	}

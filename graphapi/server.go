@@ -180,7 +180,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, outer *call) (rou
 		s.fail(w, r, presence.Errorf(presence.CodeNotFound, "Resource not found for the segment '%s'.", firstSegment(r.URL.Path)))
 		return "unmatched"
 	}
-	rt, params, err := s.match(r.Method, rest)
+	rt, id, err := s.match(r.Method, rest)
 	if err != nil {
 		if errors.Is(err, errMethod) {
 			w.Header().Set("Allow", rt.allow)
@@ -188,7 +188,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, outer *call) (rou
 		s.fail(w, r, err)
 		return "unmatched"
 	}
-	c := &call{version: version, alias: rt.alias, params: params, outer: outer}
+	c := &call{version: version, alias: rt.alias, id: id, hasID: rt.hasID, outer: outer}
 	if err := s.prepare(w, r, rt, c); err != nil {
 		s.fail(w, r, err)
 		return rt.name

@@ -124,7 +124,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, c *call) error {
-	sub, err := s.subs.Get(r.Context(), c.principal, c.params["id"])
+	sub, err := s.subs.Get(r.Context(), c.principal, c.id)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		return err
 	}
-	sub, err := s.subs.Update(r.Context(), c.principal, c.params["id"], req)
+	sub, err := s.subs.Update(r.Context(), c.principal, c.id, req)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, c *call) error {
-	if err := s.subs.Delete(r.Context(), c.principal, c.params["id"]); err != nil {
+	if err := s.subs.Delete(r.Context(), c.principal, c.id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -191,7 +191,7 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) reauthorizeSubscription(w http.ResponseWriter, r *http.Request, c *call) error {
-	if err := s.subs.Reauthorize(r.Context(), c.principal, c.params["id"]); err != nil {
+	if err := s.subs.Reauthorize(r.Context(), c.principal, c.id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
