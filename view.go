@@ -1,7 +1,7 @@
 package presence
 
 import (
-	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -33,11 +33,21 @@ func (v View) SequenceNumber() string { return FormatSequence(v.Seq) }
 // FormatSequence renders a version as "A" and ten or more digits, so that
 // byte order is version order.
 func FormatSequence(seq uint64) string {
-	if seq < 1e10 {
-		return fmt.Sprintf("A%010d", seq)
-	}
 	// Past ten digits the letter moves on, keeping byte order intact.
-	return fmt.Sprintf("B%020d", seq)
+	letter, width := byte('A'), 10
+	if seq >= 1e10 {
+		letter, width = 'B', 20
+	}
+	var buf [21]byte
+	digits := strconv.AppendUint(buf[:0], seq, 10)
+	out := make([]byte, 1+width)
+	out[0] = letter
+	pad := width - len(digits)
+	for i := 1; i <= pad; i++ {
+		out[i] = '0'
+	}
+	copy(out[1+pad:], digits)
+	return string(out)
 }
 
 // sameVisible reports whether two views show the same presence, ignoring Seq.

@@ -138,6 +138,9 @@ func (o *object) strings(name string) ([]string, bool, error) {
 	if !o.has(name) {
 		return nil, false, nil
 	}
+	if ss, ok := plainStrings(o.members[name]); ok {
+		return ss, true, nil
+	}
 	var ss []string
 	if err := json.Unmarshal(o.members[name], &ss); err != nil {
 		return nil, true, presence.Errorf(presence.CodeBadRequest, "The value of the parameter '%s' is not a valid collection of strings.", name)
@@ -159,4 +162,55 @@ func (o *object) duration(name string) (*time.Duration, error) {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// plainStrings reads a JSON array of strings without escapes, the common
+// shape of an id list, in one pass; anything else (escapes, other values)
+// reports false for the general decoder to handle. raw was already
+// validated as JSON by the decode that split the members.
+func plainStrings(raw []byte) ([]string, bool) {
+	i := 0
+	skip := func() {
+		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+			i++
+		}
+	}
+	skip()
+	if i >= len(raw) || raw[i] != '[' {
+		return nil, false
+	}
+	i++
+	out := make([]string, 0, bytes.Count(raw, []byte{','})+1)
+	skip()
+	if i < len(raw) && raw[i] == ']' {
+		return out, true
+	}
+	for {
+		skip()
+		if i >= len(raw) || raw[i] != '"' {
+			return nil, false
+		}
+		end := bytes.IndexByte(raw[i+1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		str := raw[i+1 : i+1+end]
+		if bytes.IndexByte(str, '\\') >= 0 {
+			return nil, false
+		}
+		out = append(out, string(str))
+		i += end + 2
+		skip()
+		if i >= len(raw) {
+			return nil, false
+		}
+		switch raw[i] {
+		case ',':
+			i++
+		case ']':
+			return out, true
+		default:
+			return nil, false
+		}
+	}
 }

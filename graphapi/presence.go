@@ -1,7 +1,6 @@
 package graphapi
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,78 +9,8 @@ import (
 	presence "github.com/presenced/presenced"
 )
 
-// wirePresence is the JSON of a presence entity, in Graph's member order.
-type wirePresence struct {
-	Context             string           `json:"@odata.context,omitempty"`
-	ID                  string           `json:"id,omitempty"`
-	Availability        *string          `json:"availability,omitempty"`
-	Activity            *string          `json:"activity,omitempty"`
-	StatusMessage       *json.RawMessage `json:"statusMessage,omitempty"`
-	OutOfOfficeSettings *wireOOF         `json:"outOfOfficeSettings,omitempty"`
-	SequenceNumber      *string          `json:"sequenceNumber,omitempty"`
-}
-
-type wireOOF struct {
-	Message       *string `json:"message"`
-	IsOutOfOffice bool    `json:"isOutOfOffice"`
-}
-
-type wireStatus struct {
-	Message           wireItemBody  `json:"message"`
-	PublishedDateTime string        `json:"publishedDateTime,omitempty"`
-	ExpiryDateTime    *wireDateTime `json:"expiryDateTime,omitempty"`
-}
-
-type wireItemBody struct {
-	Content     string `json:"content"`
-	ContentType string `json:"contentType"`
-}
-
-type wireDateTime struct {
-	DateTime string `json:"dateTime"`
-	TimeZone string `json:"timeZone"`
-}
-
-var nullJSON = json.RawMessage("null")
-
 // selectable are the properties $select may name.
 var selectable = []string{"id", "availability", "activity", "statusMessage", "outOfOfficeSettings", "sequenceNumber"}
-
-// toWire renders a view of user; private reports whether the reader sees
-// the status message's dates; sel, when not nil, limits the properties.
-func toWire(user string, v presence.View, private bool, sel []string) wirePresence {
-	want := func(p string) bool { return sel == nil || slices.Contains(sel, p) }
-	var w wirePresence
-	w.ID = user
-	if want("availability") {
-		w.Availability = &v.Availability
-	}
-	if want("activity") {
-		w.Activity = &v.Activity
-	}
-	if want("statusMessage") {
-		raw := nullJSON
-		if v.Status != nil {
-			ws := wireStatus{Message: wireItemBody{Content: v.Status.Content, ContentType: v.Status.ContentType}}
-			if private {
-				ws.PublishedDateTime = v.Status.PublishedAt.UTC().Format("2006-01-02T15:04:05.0000000Z")
-				if e := v.Status.Expiry; e != nil {
-					ws.ExpiryDateTime = &wireDateTime{DateTime: e.DateTime, TimeZone: e.TimeZone}
-				}
-			}
-			raw, _ = json.Marshal(ws)
-		}
-		w.StatusMessage = &raw
-	}
-	if want("outOfOfficeSettings") {
-		w.OutOfOfficeSettings = &wireOOF{Message: v.OOF.Message, IsOutOfOffice: v.OOF.IsOutOfOffice}
-	}
-	if want("sequenceNumber") {
-		seq := v.SequenceNumber()
-		w.SequenceNumber = &seq
-	}
-	return w
-}
 
 // base is the URL @odata.context starts with: the public URL, or the
 // request's own scheme and host.
@@ -135,21 +64,15 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
-	wp := toWire(user, views[0], c.principal.SeesPrivateStatus(user), sel)
 	proj := ""
 	if sel != nil {
 		proj = "(" + strings.Join(sel, ",") + ")"
 	}
+	context := s.base(r, c) + "/$metadata#users('" + user + "')/presence" + proj + "/$entity"
 	if c.alias == aliasCommunications {
-		wp.Context = s.base(r, c) + "/$metadata#communications/presences" + proj + "/$entity"
-	} else {
-		wp.Context = s.base(r, c) + "/$metadata#users('" + user + "')/presence" + proj + "/$entity"
+		context = s.base(r, c) + "/$metadata#communications/presences" + proj + "/$entity"
 	}
-	body, err := json.Marshal(wp)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, body)
+	writeJSON(w, http.StatusOK, appendPresence(make([]byte, 0, 512), context, user, views[0], c.principal.SeesPrivateStatus(user), sel))
 	return nil
 }
 
@@ -159,18 +82,17 @@ func (s *Server) readMany(w http.ResponseWriter, r *http.Request, c *call, ids [
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Context string         `json:"@odata.context"`
-		Value   []wirePresence `json:"value"`
-	}{Context: context, Value: make([]wirePresence, len(ids))}
+	b := make([]byte, 0, 64+len(context)+len(ids)*256)
+	b = append(b, `{"@odata.context":`...)
+	b = appendString(b, context)
+	b = append(b, `,"value":[`...)
 	for i, id := range ids {
-		out.Value[i] = toWire(id, views[i], c.principal.SeesPrivateStatus(id), nil)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendPresence(b, "", id, views[i], c.principal.SeesPrivateStatus(id), nil)
 	}
-	body, err := json.Marshal(out)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, body)
+	writeJSON(w, http.StatusOK, append(b, "]}"...))
 	return nil
 }
 

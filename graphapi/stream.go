@@ -2,7 +2,6 @@ package graphapi
 
 import (
 	"bufio"
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -52,10 +51,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriter(w)
 	send := func(user string, v presence.View) error {
-		data, err := json.Marshal(toWire(user, v, c.principal.SeesPrivateStatus(user), nil))
-		if err != nil {
-			return err
-		}
+		data := appendPresence(nil, "", user, v, c.principal.SeesPrivateStatus(user), nil)
 		_, _ = bw.WriteString("id: " + v.SequenceNumber() + "\nevent: presence\ndata: ")
 		_, _ = bw.Write(data)
 		_, _ = bw.WriteString("\n\n")
