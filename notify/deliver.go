@@ -26,6 +26,7 @@ const (
 	slowDelay       = 10 * time.Minute
 	slowFlushPeriod = 10 * time.Minute
 	retryScan       = 200 * time.Millisecond
+	trimWorkers     = 64 // outbox trims written at once
 )
 
 // item is one notification waiting for its subscription's queue.
@@ -275,9 +276,22 @@ func (d *deliverer) drain(ctx context.Context) {
 		d.mu.Unlock()
 		trim[k] = true
 	}
-	for k := range trim {
-		d.trimOutbox(ctx, k)
+	// Trims are store writes: run them side by side so they share the
+	// store's group commits instead of each waiting for its own fsync.
+	keys := make(chan presence.Key)
+	var wg sync.WaitGroup
+	for range min(trimWorkers, len(trim)) {
+		wg.Go(func() {
+			for k := range keys {
+				d.trimOutbox(ctx, k)
+			}
+		})
 	}
+	for k := range trim {
+		keys <- k
+	}
+	close(keys)
+	wg.Wait()
 }
 
 // enqueue adds it to the queue of subscription id; d.mu held.
