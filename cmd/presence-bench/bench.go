@@ -1,0 +1,310 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// tokenTTL is the lifetime of the tokens the tool mints: longer than any
+// run (the timers scenario takes the longest, some 20 minutes at most).
+const tokenTTL = 3 * time.Hour
+
+// loadExpiry is the expirationDuration of the load scenarios' sessions:
+// long enough that none expires during a run.
+const loadExpiry = "PT4H"
+
+// bench runs the selected scenarios and collects their report.
+type bench struct {
+	cfg    Config
+	log    *slog.Logger
+	tmp    string // removed by close
+	bin    string // the presenced binary, once built
+	apps   []string
+	report *Report
+
+	// The presenced of the load scenarios (set, get, bulk, mix), its
+	// workload, and the baseline server; each started on first use.
+	load     *target
+	loadWL   *workload
+	baseline *target
+	// procs are the servers running, stopped by close.
+	procs []*process
+}
+
+func newBench(cfg Config, log *slog.Logger) (*bench, error) {
+	tmp, err := os.MkdirTemp("", "presence-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	return &bench{cfg: cfg, log: log, tmp: tmp, apps: appIDs(cfg.Seed, cfg.Apps), report: newReport(cfg)}, nil
+}
+
+// runAll runs every selected scenario in order; it stops at the first
+// that fails. The report holds whatever was measured until then.
+func (b *bench) runAll(ctx context.Context) error {
+	if b.cfg.ProfileDir != "" {
+		if err := os.MkdirAll(b.cfg.ProfileDir, 0o755); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	for _, name := range b.cfg.Scenarios {
+		s, _ := lookupScenario(name)
+		b.log.Info("scenario", "name", name)
+		if err := s.run(ctx, b); err != nil {
+			return fmt.Errorf("scenario %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// close stops every server the tool started and removes its files.
+func (b *bench) close() error {
+	var errs []error
+	for i := len(b.procs) - 1; i >= 0; i-- {
+		if err := b.procs[i].stop(stopWithin); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	b.procs = nil
+	if b.cfg.Keep {
+		b.log.Info("kept", "dir", b.tmp)
+		return errors.Join(errs...)
+	}
+	if err := os.RemoveAll(b.tmp); err != nil {
+		errs = append(errs, fmt.Errorf("remove %s: %w", b.tmp, err))
+	}
+	return errors.Join(errs...)
+}
+
+// stop stops p, which the tool started, now.
+func (b *bench) stop(p *process) error {
+	b.procs = slices.DeleteFunc(b.procs, func(q *process) bool { return q == p })
+	return p.stop(stopWithin)
+}
+
+// presencedBinary returns the presenced to run, building it the first time.
+func (b *bench) presencedBinary(ctx context.Context) (string, error) {
+	if b.cfg.Presenced != "" {
+		b.report.Settings.Commit = "unknown: --presenced " + b.cfg.Presenced
+		return b.cfg.Presenced, nil
+	}
+	if b.bin == "" {
+		b.log.Info("building presenced")
+		bin, commit, err := buildPresenced(ctx, b.tmp)
+		if err != nil {
+			return "", err
+		}
+		b.bin = bin
+		b.report.Settings.Commit = commit
+	}
+	return b.bin, nil
+}
+
+// spawn starts a fresh presenced on its own data dir under the temporary
+// directory and returns it as a target, with the time it took to be ready.
+func (b *bench) spawn(ctx context.Context, name string, profile bool) (*target, string, error) {
+	bin, err := b.presencedBinary(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	opts := spawnOptions{dataDir: filepath.Join(b.tmp, name+"-data")}
+	if profile {
+		if opts.pprofAddr, err = freeAddr(); err != nil {
+			return nil, "", err
+		}
+	}
+	client := newClient(b.cfg.Connections)
+	p, ready, err := spawnPresenced(ctx, bin, opts, client)
+	if err != nil {
+		return nil, "", err
+	}
+	b.procs = append(b.procs, p)
+	b.log.Info("presenced ready", "for", name, "addr", p.addr, "pid", p.pid(), "after", ready.Round(time.Millisecond))
+	return &target{name: targetPresenced, base: "http://" + p.addr, client: client, proc: p,
+		pprofAddr: opts.pprofAddr, metrics: true}, opts.dataDir, nil
+}
+
+// workload mints the apps' tokens from the development key in dataDir and
+// builds the requests of n users whose sessions last expiry.
+func (b *bench) workload(ctx context.Context, dataDir string, n int, expiry string) (*workload, error) {
+	bin, err := b.presencedBinary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := mintTokens(ctx, bin, dataDir, b.apps, tokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	return newWorkload(userIDs(b.cfg.Seed, n), b.apps, tokens, expiry, b.cfg.Seed)
+}
+
+// loadTarget returns the presenced of the load scenarios, with every user
+// given a session first, starting it the first time.
+func (b *bench) loadTarget(ctx context.Context) (*target, *workload, error) {
+	if b.load != nil {
+		return b.load, b.loadWL, nil
+	}
+	var t *target
+	dataDir := b.cfg.DataDir
+	if b.cfg.Spawn() {
+		var err error
+		if t, dataDir, err = b.spawn(ctx, "load", b.cfg.ProfileDir != ""); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		t = &target{name: targetPresenced, base: strings.TrimSuffix(b.cfg.URL, "/"), client: newClient(b.cfg.Connections), metrics: true}
+		if err := waitReady(ctx, t.client, t.base, nil); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", t.base, err)
+		}
+	}
+	wl, err := b.workload(ctx, dataDir, b.cfg.usersFor("set"), loadExpiry)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.log.Info("populating", "users", len(wl.users))
+	pop, err := populate(ctx, t, wl, populateOptions{conns: b.cfg.Connections, pair: -1, log: b.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	b.report.Populate = &pop
+	b.load, b.loadWL = t, wl
+	return t, wl, nil
+}
+
+// baselineTarget returns the baseline server, starting it the first time.
+func (b *bench) baselineTarget(ctx context.Context) (*target, error) {
+	if b.baseline != nil {
+		return b.baseline, nil
+	}
+	p, err := startBaseline(ctx, b.cfg.usersFor("set"), b.cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	b.procs = append(b.procs, p)
+	b.baseline = &target{name: targetBaseline, base: "http://" + p.addr, client: newClient(b.cfg.Connections), proc: p}
+	return b.baseline, nil
+}
+
+// loadScenario returns the run function of a load scenario: mix against
+// presenced, after the same against the baseline when withBaseline,
+// repeated --rounds times; the median round of each is reported.
+func loadScenario(name string, withBaseline bool, mix ...weighted) func(context.Context, *bench) error {
+	return func(ctx context.Context, b *bench) error {
+		t, wl, err := b.loadTarget(ctx)
+		if err != nil {
+			return err
+		}
+		targets := []*target{t}
+		if withBaseline && b.cfg.Baseline {
+			bt, err := b.baselineTarget(ctx)
+			if err != nil {
+				return err
+			}
+			targets = []*target{bt, t}
+		}
+		rounds := make([][]RunResult, len(targets))
+		for r := range b.cfg.Rounds {
+			profile := ""
+			if b.cfg.ProfileDir != "" && r == b.cfg.Rounds-1 {
+				profile = filepath.Join(b.cfg.ProfileDir, "presenced-"+name+".pprof")
+			}
+			round, err := b.quietRound(ctx, name, targets, wl, mix, profile)
+			if err != nil {
+				return err
+			}
+			for i, res := range round {
+				rounds[i] = append(rounds[i], res)
+			}
+		}
+		for _, runs := range rounds {
+			b.report.Runs = append(b.report.Runs, median(runs))
+		}
+		return nil
+	}
+}
+
+// maxRepeats bounds how often a noisy round is run again.
+const maxRepeats = 3
+
+// quietRound runs mix once against each target, in order, and runs the
+// whole round again (up to maxRepeats times) while other processes used
+// more than --max-other-cpu cores during it. A round still noisy after that
+// is kept and marked.
+func (b *bench) quietRound(ctx context.Context, name string, targets []*target, wl *workload, mix []weighted, profile string) ([]RunResult, error) {
+	for attempt := 0; ; attempt++ {
+		round := make([]RunResult, len(targets))
+		noisy := false
+		for i, tg := range targets {
+			p := ""
+			if tg.pprofAddr != "" {
+				p = profile
+			}
+			res, err := b.runLoad(ctx, name, tg, wl, mix, p)
+			if err != nil {
+				return nil, err
+			}
+			// Without the server's process the "other" CPU includes it.
+			if b.cfg.MaxOtherCPU >= 0 && res.ServerCPUCores > 0 && res.OtherCPUCores > b.cfg.MaxOtherCPU {
+				noisy = true
+			}
+			round[i] = res
+		}
+		if !noisy {
+			return round, nil
+		}
+		if attempt == maxRepeats {
+			b.log.Warn("other processes kept using the CPU; keeping a noisy round", "scenario", name)
+			for i := range round {
+				round[i].Noisy = true
+			}
+			return round, nil
+		}
+		b.report.RepeatedRounds++
+		b.log.Warn("other processes used the CPU; running the round again", "scenario", name, "max_other_cpu", b.cfg.MaxOtherCPU)
+	}
+}
+
+// median returns the run of median throughput among the quiet rounds (all
+// of them if none was quiet), with every round's throughput.
+func median(runs []RunResult) RunResult {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	rps := make([]float64, len(runs))
+	noisy := make([]bool, len(runs))
+	var quiet []RunResult
+	for i, r := range runs {
+		rps[i], noisy[i] = r.RPS, r.Noisy
+		if !r.Noisy {
+			quiet = append(quiet, r)
+		}
+	}
+	if len(quiet) == 0 {
+		quiet = slices.Clone(runs)
+	}
+	slices.SortFunc(quiet, func(a, b RunResult) int { return cmp.Compare(a.RPS, b.RPS) })
+	m := quiet[(len(quiet)-1)/2]
+	m.RoundsRPS, m.RoundsNoisy = rps, noisy
+	return m
+}
+
+// runLoad measures mix against t, profiling it into profile if not empty.
+func (b *bench) runLoad(ctx context.Context, scenario string, t *target, wl *workload, mix []weighted, profile string) (RunResult, error) {
+	lr := &loadRun{scenario: scenario, target: t, wl: wl, mix: mix, conns: b.cfg.Connections,
+		warmup: b.cfg.Warmup, duration: b.cfg.Duration, maxRequests: b.cfg.MaxRequests, seed: b.cfg.Seed, profile: profile}
+	b.log.Info("load", "scenario", scenario, "target", t.name, "connections", lr.conns, "duration", lr.duration, "warmup", lr.warmup)
+	res, err := lr.execute(ctx)
+	if err != nil {
+		return RunResult{}, err
+	}
+	b.log.Info("measured", "scenario", scenario, "target", t.name, "rps", thousands(res.RPS), "other_cpu_cores", fmt.Sprintf("%.2f", res.OtherCPUCores))
+	return res, nil
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"math"
+)
+
+// Figures are the measurements the goals are judged on. A zero figure was
+// not measured in this run.
+type Figures struct {
+	// Throughputs in successful requests per second, each measured with the
+	// same client, connections and duration.
+	SetRPS, BaselinePostRPS float64
+	GetRPS, BaselineGetRPS  float64
+	BulkRPS                 float64
+	// Noisy names the throughput goals ("set", "get", "bulk") whose runs
+	// were disturbed by other processes.
+	Noisy map[string]bool
+
+	// The scale scenario: users populated, the resident memory of the
+	// server holding them, and the time from starting it again to /readyz.
+	ScaleUsers     int
+	RSSBytes       int64
+	RestartSeconds float64
+
+	// The timers scenario: sessions created, and how late the latest of
+	// their fades and expiries was processed (an upper bound).
+	TimerSessions  int
+	MaxLateSeconds float64
+}
+
+// Goal statuses.
+const (
+	GoalMet         = "met"
+	GoalMissed      = "MISSED"
+	GoalNotMeasured = "not measured"
+)
+
+// Goal is one target of the issue and how this run fares against it.
+type Goal struct {
+	Name string `json:"name"`
+	// Want says what is required, in words.
+	Want string `json:"want"`
+	// Value is the measured figure and Limit the bound it must respect:
+	// Value >= Limit when AtLeast, else Value <= Limit.
+	Value   float64 `json:"value"`
+	Limit   float64 `json:"limit"`
+	AtLeast bool    `json:"atLeast"`
+	Unit    string  `json:"unit,omitempty"`
+	Status  string  `json:"status"`
+	// Note qualifies the result, e.g. a scale below the goal's.
+	Note string `json:"note,omitempty"`
+}
+
+// The goals' bounds.
+const (
+	goalSetRatio       = 0.50
+	goalGetRatio       = 0.70
+	goalBulkCost       = 20
+	goalScaleUsers     = 1_000_000
+	goalRSSBytes       = 1 << 30
+	goalRestartSeconds = 10
+	goalLateSeconds    = 1
+)
+
+// ratio returns a/b, or NaN when either was not measured.
+func ratio(a, b float64) float64 {
+	if a <= 0 || b <= 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+// judge fills in the status of g from its value; NaN is not measured.
+func judge(g Goal) Goal {
+	switch {
+	case math.IsNaN(g.Value):
+		g.Status = GoalNotMeasured
+		g.Value = 0
+	case g.AtLeast && g.Value >= g.Limit, !g.AtLeast && g.Value <= g.Limit:
+		g.Status = GoalMet
+	default:
+		g.Status = GoalMissed
+	}
+	return g
+}
+
+// Evaluate judges every goal on f. Goals whose inputs were not measured are
+// reported as such, never as met.
+func Evaluate(f Figures) []Goal {
+	goals := []Goal{
+		{Name: "setPresence throughput", Want: fmt.Sprintf(">= %.2f x baseline POST", goalSetRatio),
+			Value: ratio(f.SetRPS, f.BaselinePostRPS), Limit: goalSetRatio, AtLeast: true, Unit: "x"},
+		{Name: "GET presence throughput", Want: fmt.Sprintf(">= %.2f x baseline GET", goalGetRatio),
+			Value: ratio(f.GetRPS, f.BaselineGetRPS), Limit: goalGetRatio, AtLeast: true, Unit: "x"},
+		{Name: "getPresencesByUserId(650) cost", Want: fmt.Sprintf("<= %d GETs (GET req/s / bulk req/s)", goalBulkCost),
+			Value: ratio(f.GetRPS, f.BulkRPS), Limit: goalBulkCost, Unit: "GETs"},
+	}
+	for i, key := range []string{"set", "get", "bulk"} {
+		if f.Noisy[key] {
+			goals[i].Note = "noisy: other processes used the CPU during these runs"
+		}
+	}
+	scaleNote := ""
+	if f.ScaleUsers > 0 && f.ScaleUsers < goalScaleUsers {
+		scaleNote = fmt.Sprintf("measured with %d users; the goal is for %d", f.ScaleUsers, goalScaleUsers)
+	}
+	rss, restart := math.NaN(), math.NaN()
+	if f.ScaleUsers > 0 && f.RSSBytes > 0 {
+		rss = float64(f.RSSBytes) / (1 << 30)
+	}
+	if f.ScaleUsers > 0 && f.RestartSeconds > 0 {
+		restart = f.RestartSeconds
+	}
+	goals = append(goals,
+		Goal{Name: "resident memory, users with a session and a preferred presence", Want: "<= 1 GiB at 1,000,000 users",
+			Value: rss, Limit: float64(goalRSSBytes) / (1 << 30), Unit: "GiB", Note: scaleNote},
+		Goal{Name: "restart to /readyz", Want: fmt.Sprintf("<= %d s at 1,000,000 users", goalRestartSeconds),
+			Value: restart, Limit: goalRestartSeconds, Unit: "s", Note: scaleNote},
+	)
+	late := math.NaN()
+	timerNote := ""
+	if f.TimerSessions > 0 {
+		late = f.MaxLateSeconds
+		if f.TimerSessions < goalScaleUsers {
+			timerNote = fmt.Sprintf("measured with %d pending fades and expiries; the goal is for %d", f.TimerSessions, goalScaleUsers)
+		}
+	}
+	goals = append(goals, Goal{Name: "fades and expiries fire on time", Want: fmt.Sprintf("each within %d s of its instant", goalLateSeconds),
+		Value: late, Limit: goalLateSeconds, Unit: "s late (max)", Note: timerNote})
+	for i := range goals {
+		goals[i] = judge(goals[i])
+	}
+	return goals
+}
+
+// Missed returns the names of the goals in goals that were missed.
+func Missed(goals []Goal) []string {
+	var out []string
+	for _, g := range goals {
+		if g.Status == GoalMissed {
+			out = append(out, g.Name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// Report is everything one invocation measured; --json prints it as is.
+type Report struct {
+	Machine  Machine         `json:"machine"`
+	Settings Settings        `json:"settings"`
+	Populate *PopulateResult `json:"populate,omitempty"`
+	Runs     []RunResult     `json:"runs"`
+	Scale    *ScaleResult    `json:"scale,omitempty"`
+	Timers   *TimersResult   `json:"timers,omitempty"`
+	Goals    []Goal          `json:"goals"`
+	// RepeatedRounds counts load rounds run again because other processes
+	// used the CPU meanwhile.
+	RepeatedRounds int `json:"repeated_rounds,omitempty"`
+	// Error is why the run stopped early, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	Model     string `json:"cpu_model"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	Kernel    string `json:"kernel,omitempty"`
+	GoVersion string `json:"go_version"`
+}
+
+// Settings are the parameters of the run.
+type Settings struct {
+	Scenarios []string `json:"scenarios"`
+	Target    string   `json:"target"`
+	// Commit is the presenced source the tool built, as git describes it.
+	Commit          string  `json:"commit,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	WarmupSeconds   float64 `json:"warmup_seconds"`
+	Connections     int     `json:"connections"`
+	Users           int     `json:"users"`
+	Apps            int     `json:"apps"`
+	Seed            uint64  `json:"seed"`
+}
+
+func newReport(cfg Config) *Report {
+	target := "spawned presenced (durable file store, --rate-limit 0, development auth)"
+	if !cfg.Spawn() {
+		target = cfg.URL
+	}
+	return &Report{
+		Machine: machine(),
+		Settings: Settings{Scenarios: cfg.Scenarios, Target: target, DurationSeconds: cfg.Duration.Seconds(),
+			WarmupSeconds: cfg.Warmup.Seconds(), Connections: cfg.Connections, Users: cfg.Users, Apps: cfg.Apps, Seed: cfg.Seed},
+		Runs: []RunResult{},
+	}
+}
+
+// machine describes this machine: CPUs, their model, OS, kernel and Go.
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, GoVersion: runtime.Version()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if name, val, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(name) == "model name" {
+				m.Model = strings.TrimSpace(val)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// run returns the run of scenario against target, or nil.
+func (r *Report) run(scenario, target string) *RunResult {
+	for i := range r.Runs {
+		if r.Runs[i].Scenario == scenario && r.Runs[i].Target == target {
+			return &r.Runs[i]
+		}
+	}
+	return nil
+}
+
+// rps returns the throughput of op in scenario against target, 0 if not
+// measured.
+func (r *Report) rps(scenario, target, op string) float64 {
+	if run := r.run(scenario, target); run != nil {
+		if o := run.op(op); o != nil {
+			return o.RPS
+		}
+	}
+	return 0
+}
+
+// noisy reports whether the run of scenario against target was noisy.
+func (r *Report) noisy(scenario, target string) bool {
+	run := r.run(scenario, target)
+	return run != nil && run.Noisy
+}
+
+// finish fills in the ratios to the baseline and judges the goals.
+func (r *Report) finish() {
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		if run.Target != targetPresenced {
+			continue
+		}
+		for j := range run.Ops {
+			o := &run.Ops[j]
+			if base := r.rps(run.Scenario, targetBaseline, o.Op); base > 0 {
+				o.VsBaseline = o.RPS / base
+			}
+		}
+	}
+	f := Figures{
+		SetRPS: r.rps("set", targetPresenced, opSet), BaselinePostRPS: r.rps("set", targetBaseline, opSet),
+		GetRPS: r.rps("get", targetPresenced, opGet), BaselineGetRPS: r.rps("get", targetBaseline, opGet),
+		BulkRPS: r.rps("bulk", targetPresenced, opBulk),
+		Noisy: map[string]bool{
+			"set":  r.noisy("set", targetPresenced) || r.noisy("set", targetBaseline),
+			"get":  r.noisy("get", targetPresenced) || r.noisy("get", targetBaseline),
+			"bulk": r.noisy("bulk", targetPresenced) || r.noisy("get", targetPresenced),
+		},
+	}
+	if s := r.Scale; s != nil {
+		f.ScaleUsers = s.Populate.Users
+		f.RSSBytes = max(s.Memory.RSS, s.MemoryAfterRestart.RSS)
+		f.RestartSeconds = s.RestartSeconds
+	}
+	if t := r.Timers; t != nil && t.Sessions > 0 {
+		f.TimerSessions = t.Sessions
+		f.MaxLateSeconds = t.MaxLateSeconds
+	}
+	r.Goals = Evaluate(f)
+}
+
+// failedRuns returns the runs where more than rate of the requests of an
+// operation failed.
+func (r *Report) failedRuns(rate float64) []string {
+	var out []string
+	for _, run := range r.Runs {
+		for _, o := range run.Ops {
+			if n := o.Requests + o.Errors; n > 0 && float64(o.Errors) > rate*float64(n) {
+				out = append(out, run.Scenario+"/"+run.Target+"/"+o.Op+": "+o.FirstError)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,113 @@
+package main
+
+import "time"
+
+// OpResult is one operation's figures in one run. Latencies are of
+// successful requests, in milliseconds.
+type OpResult struct {
+	Op         string  `json:"op"`
+	Requests   uint64  `json:"requests"`
+	Errors     uint64  `json:"errors"`
+	RPS        float64 `json:"rps"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	P999ms     float64 `json:"p999_ms"`
+	MaxMs      float64 `json:"max_ms"`
+	FirstError string  `json:"first_error,omitempty"`
+	// VsBaseline is RPS over the baseline server's RPS for the same
+	// operation in the same scenario; 0 when there is none.
+	VsBaseline float64 `json:"vs_baseline,omitempty"`
+}
+
+// RunResult is one load run: a scenario against one target.
+type RunResult struct {
+	Scenario    string     `json:"scenario"`
+	Target      string     `json:"target"`
+	Connections int        `json:"connections"`
+	Seconds     float64    `json:"seconds"`
+	Ops         []OpResult `json:"ops"`
+	// Requests, Errors and RPS add up the operations.
+	Requests uint64  `json:"requests"`
+	Errors   uint64  `json:"errors"`
+	RPS      float64 `json:"rps"`
+	// CPU used during the measured window, in cores (CPU seconds per
+	// second), by the server (when its process id is known) and by this
+	// tool, the client; and the server's CPU time per request.
+	ServerCPUCores    float64 `json:"server_cpu_cores,omitempty"`
+	ClientCPUCores    float64 `json:"client_cpu_cores"`
+	ServerCPUusPerReq float64 `json:"server_cpu_us_per_request,omitempty"`
+	// OtherCPUCores is what the rest of the machine used meanwhile (the
+	// server included when its process is not the tool's): other processes
+	// competing for the same cores make a run noisy.
+	OtherCPUCores float64 `json:"other_cpu_cores"`
+	// RoundsRPS are the throughputs of every round, in the order run, when
+	// --rounds > 1, and RoundsNoisy which of them were noisy; the run
+	// reported is the median of the quiet ones.
+	RoundsRPS   []float64 `json:"rounds_rps,omitempty"`
+	RoundsNoisy []bool    `json:"rounds_noisy,omitempty"`
+	// Noisy marks a run during which other processes used more than
+	// --max-other-cpu cores even after repeating it.
+	Noisy bool `json:"noisy,omitempty"`
+	// RecordsPerFsync and FsyncsPerSecond are presenced's group commit
+	// during the window, from its /metrics.
+	RecordsPerFsync    float64 `json:"records_per_fsync,omitempty"`
+	FsyncsPerSecond    float64 `json:"fsyncs_per_second,omitempty"`
+	Profile            string  `json:"profile,omitempty"`
+	serverCPU, elapsed time.Duration
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// opResult summarizes st, measured over d.
+func opResult(op string, st *opStats, d time.Duration) OpResult {
+	h := &st.hist
+	return OpResult{
+		Op: op, Requests: h.Count(), Errors: st.errors, RPS: float64(h.Count()) / d.Seconds(),
+		P50ms: ms(h.Quantile(0.50)), P99ms: ms(h.Quantile(0.99)), P999ms: ms(h.Quantile(0.999)), MaxMs: ms(h.Max()),
+		FirstError: st.firstErr,
+	}
+}
+
+// usage records the CPU and store counters between two snapshots.
+func (r *RunResult) usage(before, after snapshot, d time.Duration) {
+	r.elapsed = d
+	r.ClientCPUCores = (after.clientCPU - before.clientCPU).Seconds() / d.Seconds()
+	if before.hasServer && after.hasServer {
+		r.serverCPU = after.serverCPU - before.serverCPU
+		r.ServerCPUCores = r.serverCPU.Seconds() / d.Seconds()
+	}
+	if before.hasMachine && after.hasMachine {
+		other := after.machineCPU - before.machineCPU - r.serverCPU - (after.clientCPU - before.clientCPU)
+		r.OtherCPUCores = max(0, other.Seconds()/d.Seconds())
+	}
+	if before.hasStore && after.hasStore {
+		syncs := after.syncs - before.syncs
+		if syncs > 0 {
+			r.RecordsPerFsync = (after.records - before.records) / syncs
+			r.FsyncsPerSecond = syncs / d.Seconds()
+		}
+	}
+}
+
+// finish adds up the operations.
+func (r *RunResult) finish() {
+	r.Requests, r.Errors = 0, 0
+	for _, o := range r.Ops {
+		r.Requests += o.Requests
+		r.Errors += o.Errors
+	}
+	r.RPS = float64(r.Requests) / r.Seconds
+	if r.serverCPU > 0 && r.Requests > 0 {
+		r.ServerCPUusPerReq = float64(r.serverCPU.Microseconds()) / float64(r.Requests)
+	}
+}
+
+// op returns the result of op in r, or nil.
+func (r *RunResult) op(op string) *OpResult {
+	for i := range r.Ops {
+		if r.Ops[i].Op == op {
+			return &r.Ops[i]
+		}
+	}
+	return nil
+}
