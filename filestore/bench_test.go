@@ -40,6 +40,7 @@ func benchState(seq uint64) presence.State {
 // nosync skips fsync, the ceiling set by the CPU.
 func BenchmarkUpdateParallel(b *testing.B) {
 	js, _ := json.Marshal(benchState(1))
+	rec, _ := appendStateRecord(nil, presence.Key{Tenant: "bench", User: "user-1-1"}, benchState(1))
 	for _, bc := range []struct {
 		name   string
 		opts   Options
@@ -102,10 +103,11 @@ func BenchmarkUpdateParallel(b *testing.B) {
 				b.ReportMetric(float64(b.N)/float64(n), "records/fsync")
 			}
 			b.ReportMetric(float64(len(js)), "state-json-B")
+			b.ReportMetric(float64(len(rec)), "record-B")
 			if disk0 >= 0 {
 				// Bytes this process sent to the block layer (page
-				// granularity, journal excluded) per byte of state JSON.
-				b.ReportMetric(float64(diskWriteBytes()-disk0)/float64(b.N*len(js)), "disk-B/B")
+				// granularity, journal excluded) per durable write.
+				b.ReportMetric(float64(diskWriteBytes()-disk0)/float64(b.N), "disk-B/write")
 			}
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -64,6 +63,9 @@ type Store struct {
 	noSync bool
 	// compactAt is the segment size that triggers compaction; <= 0 never.
 	compactAt int64
+
+	// jsonSnapshot says Open read a snapshot of the JSON format.
+	jsonSnapshot bool
 
 	m        *statemap.Map
 	lockFile *os.File
@@ -140,7 +142,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		"log_bytes_replayed", replayedBytes, "duration", time.Since(start))
 	s.bg, s.cancelBg = context.WithCancel(context.Background())
 	go s.writer()
-	if s.compactAt > 0 && replayedBytes >= s.compactAt {
+	if s.compactAt > 0 && (replayedBytes >= s.compactAt || s.jsonSnapshot) {
+		// A snapshot of the JSON format is rewritten at once: it takes
+		// many times longer to read.
 		s.startCompaction(s.segNum)
 	}
 	return s, nil
@@ -152,12 +156,13 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 	if err := os.Remove(filepath.Join(s.dir, snapshotTemp)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("filestore: open: %w", err)
 	}
-	states := make(map[presence.Key]presence.State)
-	put := func(k presence.Key, st presence.State) { states[k] = st }
-
 	next := uint64(1) // the first segment the snapshot does not cover
 	if f, err := os.Open(filepath.Join(s.dir, snapshotName)); err == nil {
-		next, err = readSnapshot(f, put)
+		size := int64(-1)
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		next, s.jsonSnapshot, err = readSnapshot(ctx, f, size, snapshotWorkers(), s.m)
 		f.Close()
 		if err != nil {
 			return 0, fmt.Errorf("filestore: read snapshot in %s: %w", s.dir, err)
@@ -188,15 +193,13 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("filestore: open: %w", err)
 		}
-		size, err := s.replaySegment(n, i == len(segs)-1, put)
+		size, err := s.replaySegment(n, i == len(segs)-1)
 		if err != nil {
 			return 0, err
 		}
 		total += size
 	}
-	for k, st := range states {
-		s.m.Publish(k, st)
-	}
+	s.m.IndexDue()
 	if len(segs) > 0 {
 		next = segs[len(segs)-1] + 1
 	}
@@ -206,10 +209,10 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
-// replaySegment replays one segment into put and returns its valid size.
+// replaySegment replays one segment into s.m and returns its valid size.
 // Damage in the last segment within maxBatchBytes of its end is a torn
 // write: it is truncated away durably and logged.
-func (s *Store) replaySegment(n uint64, last bool, put func(presence.Key, presence.State)) (int64, error) {
+func (s *Store) replaySegment(n uint64, last bool) (int64, error) {
 	path := s.segPath(n)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -220,7 +223,7 @@ func (s *Store) replaySegment(n uint64, last bool, put func(presence.Key, presen
 	if err != nil {
 		return 0, fmt.Errorf("filestore: open: %w", err)
 	}
-	valid, err := replay(f, put)
+	valid, err := replayInto(f, s.m)
 	if err == nil {
 		return valid, nil
 	}
@@ -393,7 +396,7 @@ func (s *Store) Update(ctx context.Context, key presence.Key, fn func(*presence.
 	if err := fn(&after); err != nil {
 		return zero, zero, err
 	}
-	rec, err := appendStateRecord(nil, key, after)
+	rec, err := appendStateRecord(make([]byte, 0, 160), key, after)
 	if err != nil {
 		return zero, zero, err
 	}
@@ -518,38 +521,6 @@ func (s *Store) compact(ctx context.Context, next uint64) error {
 	s.log.Info("filestore: compacted the log into a snapshot",
 		"dir", s.dir, "states", count, "bytes", size, "duration", time.Since(start))
 	return nil
-}
-
-// writeSnapshot writes a snapshot of m covering the segments below next.
-func writeSnapshot(ctx context.Context, w io.Writer, m *statemap.Map, next uint64) (count uint64, size int64, err error) {
-	var buf []byte
-	flush := func(force bool) error {
-		if len(buf) < 1<<20 && !force {
-			return nil
-		}
-		n, err := w.Write(buf)
-		size += int64(n)
-		buf = buf[:0]
-		return err
-	}
-	if buf, err = appendRecord(buf, snapshotHeader(next)); err != nil {
-		return 0, 0, err
-	}
-	err = m.Snapshot(ctx, func(k presence.Key, st presence.State) error {
-		var err error
-		if buf, err = appendStateRecord(buf, k, st); err != nil {
-			return err
-		}
-		count++
-		return flush(false)
-	})
-	if err != nil {
-		return 0, 0, err
-	}
-	if buf, err = appendRecord(buf, snapshotEnd(count)); err != nil {
-		return 0, 0, err
-	}
-	return count, size, flush(true)
 }
 
 // startCompaction starts a compaction covering the segments below next in

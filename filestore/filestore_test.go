@@ -249,7 +249,11 @@ func TestCorruption(t *testing.T) {
 	})
 	t.Run("FarFromTheEnd", func(t *testing.T) {
 		// More than one batch of records after the damage: not a torn write.
-		n := maxBatchBytes/100 + 100
+		rec, err := appendStateRecord(nil, key(0), presence.State{Seq: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 2*maxBatchBytes/len(rec) + 100
 		dir := t.TempDir()
 		s := mustOpen(t, dir, Options{CompactBytes: -1, NoSync: true})
 		var wg sync.WaitGroup
@@ -471,7 +475,8 @@ func TestCancelledUpdates(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	s := mustOpen(t, t.TempDir(), Options{CompactBytes: 1 << 10})
+	// 20 records of about 30 bytes reach CompactBytes.
+	s := mustOpen(t, t.TempDir(), Options{CompactBytes: 400})
 	for i := range 20 {
 		mustUpdate(t, s, key(i), func(st *presence.State) error {
 			st.Seq = 1

@@ -2,12 +2,15 @@ package filestore
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/internal/statemap"
 )
 
 // FuzzReplay feeds arbitrary bytes to replay as a log segment: it must not
@@ -30,13 +33,19 @@ func FuzzReplay(f *testing.F) {
 	f.Add(append(bytes.Clone(log), 0, 0, 0, 0, 0, 0, 0, 0))
 	f.Add([]byte{})
 	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9})
-	snap, _ := appendRecord(nil, snapshotHeader(7))
+	snap, _ := appendRecord(nil, snapshotHeader(7, 0))
 	f.Add(snap)
+	// Records of the JSON format, alone and mixed with binary ones.
+	legacy := append(legacyRecord(f, presence.Key{Tenant: "t", User: "u0"}, presence.State{Seq: 5}),
+		legacyRecord(f, presence.Key{Tenant: "t", User: "u9"}, presence.State{Seq: 9, Due: time.Unix(9, 0).UTC()})...)
+	f.Add(legacy)
+	f.Add(append(bytes.Clone(legacy), log...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		type rec struct {
 			k presence.Key
 			s presence.State
 		}
+		checkReplayInto(t, data)
 		var recs []rec
 		valid, err := replay(bytes.NewReader(data), func(k presence.Key, s presence.State) { recs = append(recs, rec{k, s}) })
 		if err == nil {
@@ -64,15 +73,46 @@ func FuzzReplay(f *testing.F) {
 	})
 }
 
+// checkReplayInto replays data into a Map, as Open does, and checks that
+// it agrees with replay: the same valid prefix and outcome, and each key's
+// last state.
+func checkReplayInto(t *testing.T, data []byte) {
+	last := map[presence.Key]presence.State{}
+	valid, err := replay(bytes.NewReader(data), func(k presence.Key, s presence.State) { last[k] = s })
+	m := statemap.New()
+	valid2, err2 := replayInto(bytes.NewReader(data), m)
+	if valid != valid2 || (err == nil) != (err2 == nil) {
+		t.Fatalf("replay: %d, %v; replayInto: %d, %v", valid, err, valid2, err2)
+	}
+	if m.Len() != len(last) {
+		t.Fatalf("replayInto restored %d keys, replay saw %d", m.Len(), len(last))
+	}
+	m.IndexDue()
+	for k, s := range last {
+		// Compared as encodings: a JSON record's times may be in any
+		// zone, and the Map keeps instants.
+		got := m.Load(k)
+		if a, b := statemap.AppendState(nil, &got), statemap.AppendState(nil, &s); !bytes.Equal(a, b) {
+			t.Fatalf("%s: replayInto has %x, replay %x", k, a, b)
+		}
+	}
+}
+
 // FuzzSnapshot checks that readSnapshot never panics on arbitrary input.
 func FuzzSnapshot(f *testing.F) {
 	var snap []byte
-	snap, _ = appendRecord(snap, snapshotHeader(3))
+	snap, _ = appendRecord(snap, snapshotHeader(3, 1))
 	snap, _ = appendStateRecord(snap, presence.Key{Tenant: "t", User: "u"}, presence.State{Seq: 1})
 	snap, _ = appendRecord(snap, snapshotEnd(1))
 	f.Add(snap)
 	f.Add(snap[:len(snap)-2])
+	// A snapshot of the JSON format.
+	var snap1 []byte
+	snap1, _ = appendRecord(snap1, append([]byte{recSnapHeader}, binary.AppendUvarint([]byte(snapshotMagic1), 3)...))
+	snap1 = append(snap1, legacyRecord(f, presence.Key{Tenant: "t", User: "u"}, presence.State{Seq: 1})...)
+	snap1, _ = appendRecord(snap1, snapshotEnd(1))
+	f.Add(snap1)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		readSnapshot(bytes.NewReader(data), func(presence.Key, presence.State) {})
+		readSnapshot(context.Background(), bytes.NewReader(data), int64(len(data)), 2, statemap.New())
 	})
 }

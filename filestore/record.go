@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 
 	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/internal/statemap"
 )
 
 // ErrCorrupt is wrapped by the errors that report a damaged log or snapshot.
@@ -33,23 +35,36 @@ const (
 
 // Record types: the first byte of a payload.
 const (
-	// recState: uvarint len(tenant), tenant, uvarint len(user), user, then
-	// the JSON of the user's State after the update.
-	recState = 'S'
-	// recSnapHeader opens a snapshot: snapshotMagic, then uvarint of the
-	// first log segment not covered by the snapshot.
+	// recState is a state record: the key, written by statemap.AppendKey
+	// (tenant, then user), then the user's whole State after the update,
+	// written by statemap.AppendState (a format byte, then the state).
+	recState = 'U'
+	// recStateJSON is the state record of the first format, still read
+	// (from data directories written before the binary format) but no
+	// longer written: uvarint len(tenant), tenant, uvarint len(user),
+	// user, then the JSON of the State.
+	recStateJSON = 'S'
+	// recSnapHeader opens a snapshot: snapshotMagic, uvarint of the first
+	// log segment not covered by the snapshot, then uvarint of the number
+	// of users when the snapshot started (a hint for sizing the map; the
+	// end record has the exact count). A snapshot of the first format has
+	// snapshotMagic1 and no hint.
 	recSnapHeader = 'H'
 	// recSnapEnd closes a snapshot: uvarint of the number of state records.
 	recSnapEnd = 'E'
 )
 
-const snapshotMagic = "presenced-snapshot/1"
+const (
+	snapshotMagic  = "presenced-snapshot/2"
+	snapshotMagic1 = "presenced-snapshot/1"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc32c(b ...[]byte) uint32 {
-	t := crc32.MakeTable(crc32.Castagnoli)
 	var c uint32
 	for _, p := range b {
-		c = crc32.Update(c, t, p)
+		c = crc32.Update(c, castagnoli, p)
 	}
 	return c
 }
@@ -73,17 +88,20 @@ func finishRecord(dst []byte, start int) ([]byte, error) {
 
 // appendStateRecord appends the framed state record of (key, s) to dst.
 func appendStateRecord(dst []byte, key presence.Key, s presence.State) ([]byte, error) {
-	js, err := json.Marshal(s)
-	if err != nil {
-		return dst, fmt.Errorf("filestore: encode state of %s: %w", key, err)
-	}
 	dst, start := beginRecord(dst)
 	dst = append(dst, recState)
-	dst = binary.AppendUvarint(dst, uint64(len(key.Tenant)))
-	dst = append(dst, key.Tenant...)
-	dst = binary.AppendUvarint(dst, uint64(len(key.User)))
-	dst = append(dst, key.User...)
-	dst = append(dst, js...)
+	dst = statemap.AppendKey(dst, key)
+	dst = statemap.AppendState(dst, &s)
+	return finishRecord(dst, start)
+}
+
+// appendEncodedRecord appends the framed state record of key and enc, a
+// state encoded by statemap.AppendState.
+func appendEncodedRecord(dst []byte, key presence.Key, enc string) ([]byte, error) {
+	dst, start := beginRecord(dst)
+	dst = append(dst, recState)
+	dst = statemap.AppendKey(dst, key)
+	dst = append(dst, enc...)
 	return finishRecord(dst, start)
 }
 
@@ -94,11 +112,54 @@ func appendRecord(dst []byte, payload []byte) ([]byte, error) {
 	return finishRecord(dst, start)
 }
 
-// decodeState decodes a recState payload.
+// restoreRecord stores the state of a state record, of either format, in
+// m with Restore.
+func restoreRecord(m *statemap.Map, p []byte) error {
+	switch {
+	case len(p) > 0 && p[0] == recState:
+		key, rest, err := m.DecodeKey(p[1:])
+		if err != nil {
+			return err
+		}
+		if err := m.Restore(key, rest); err != nil {
+			return fmt.Errorf("bad state of %s: %w", key, err)
+		}
+		return nil
+	case len(p) > 0 && p[0] == recStateJSON:
+		key, s, err := decodeStateJSON(p)
+		if err != nil {
+			return err
+		}
+		m.RestoreState(key, s)
+		return nil
+	}
+	return errors.New("not a state record")
+}
+
+// decodeState decodes a state record of either format.
 func decodeState(p []byte) (presence.Key, presence.State, error) {
+	switch {
+	case len(p) > 0 && p[0] == recState:
+		key, rest, err := statemap.DecodeKey(p[1:])
+		if err != nil {
+			return key, presence.State{}, err
+		}
+		s, err := statemap.DecodeState(string(rest))
+		if err != nil {
+			return key, s, fmt.Errorf("bad state of %s: %w", key, err)
+		}
+		return key, s, nil
+	case len(p) > 0 && p[0] == recStateJSON:
+		return decodeStateJSON(p)
+	}
+	return presence.Key{}, presence.State{}, errors.New("not a state record")
+}
+
+// decodeStateJSON decodes a recStateJSON payload.
+func decodeStateJSON(p []byte) (presence.Key, presence.State, error) {
 	var key presence.Key
 	var s presence.State
-	if len(p) == 0 || p[0] != recState {
+	if len(p) == 0 || p[0] != recStateJSON {
 		return key, s, errors.New("not a state record")
 	}
 	p = p[1:]
@@ -174,68 +235,72 @@ func readRecords(r io.Reader, fn func(off int64, payload []byte) error) (int64, 
 	}
 }
 
-// replay reads a log segment from r and calls fn with each (key, state) it
-// holds, in order. It returns the length of the valid prefix of the input
-// and: nil when the whole input is valid; an error wrapping ErrCorrupt at
-// the first damaged record (fn has then been called for exactly the records
-// of the valid prefix); or an I/O error from r.
-func replay(r io.Reader, fn func(presence.Key, presence.State)) (int64, error) {
+// replayRecords reads a log segment from r and calls fn with the payload
+// of each record, in order; an error from fn is reported as damage of that
+// record. It returns the length of the valid prefix of the input and: nil
+// when the whole input is valid; an error wrapping ErrCorrupt at the first
+// damaged record (fn has then been called for exactly the records of the
+// valid prefix); or an I/O error from r.
+func replayRecords(r io.Reader, fn func(payload []byte) error) (int64, error) {
 	return readRecords(r, func(off int64, p []byte) error {
+		if err := fn(p); err != nil {
+			return corruptError(off, err.Error())
+		}
+		return nil
+	})
+}
+
+// replayInto replays a log segment into m (see replayRecords).
+func replayInto(r io.Reader, m *statemap.Map) (int64, error) {
+	return replayRecords(r, func(p []byte) error { return restoreRecord(m, p) })
+}
+
+// replay is replayRecords of decoded records: it calls fn with each (key,
+// state) of the segment.
+func replay(r io.Reader, fn func(presence.Key, presence.State)) (int64, error) {
+	return replayRecords(r, func(p []byte) error {
 		key, s, err := decodeState(p)
 		if err != nil {
-			return corruptError(off, err.Error())
+			return err
 		}
 		fn(key, s)
 		return nil
 	})
 }
 
-// readSnapshot reads a whole snapshot: its header, its state records and
-// its end record, strictly. It returns the first log segment the snapshot
-// does not cover.
-func readSnapshot(r io.Reader, fn func(presence.Key, presence.State)) (next uint64, err error) {
-	var (
-		sawHeader, sawEnd bool
-		count             uint64
-	)
-	_, err = readRecords(r, func(off int64, p []byte) error {
-		switch {
-		case sawEnd:
-			return corruptError(off, "record after the end of the snapshot")
-		case !sawHeader:
-			if len(p) < 1+len(snapshotMagic) || p[0] != recSnapHeader || string(p[1:1+len(snapshotMagic)]) != snapshotMagic {
-				return corruptError(off, "missing snapshot header")
-			}
-			v, k := binary.Uvarint(p[1+len(snapshotMagic):])
-			if k <= 0 || 1+len(snapshotMagic)+k != len(p) {
-				return corruptError(off, "bad snapshot header")
-			}
-			next, sawHeader = v, true
-		case p[0] == recSnapEnd:
-			v, k := binary.Uvarint(p[1:])
-			if k <= 0 || 1+k != len(p) || v != count {
-				return corruptError(off, fmt.Sprintf("bad snapshot end (%d records read)", count))
-			}
-			sawEnd = true
-		default:
-			key, s, err := decodeState(p)
-			if err != nil {
-				return corruptError(off, err.Error())
-			}
-			fn(key, s)
-			count++
-		}
-		return nil
-	})
-	if err == nil && !sawEnd {
-		err = corruptError(0, "snapshot has no end record")
-	}
-	return next, err
+func snapshotHeader(next, users uint64) []byte {
+	p := append([]byte{recSnapHeader}, snapshotMagic...)
+	p = binary.AppendUvarint(p, next)
+	return binary.AppendUvarint(p, users)
 }
 
-func snapshotHeader(next uint64) []byte {
-	p := append([]byte{recSnapHeader}, snapshotMagic...)
-	return binary.AppendUvarint(p, next)
+// parseSnapshotHeader parses a header record of either format; isJSON says
+// it is of the first format, whose state records are JSON.
+func parseSnapshotHeader(p []byte) (next, users uint64, isJSON bool, err error) {
+	if len(p) == 0 || p[0] != recSnapHeader {
+		return 0, 0, false, errors.New("missing snapshot header")
+	}
+	p = p[1:]
+	isJSON = bytes.HasPrefix(p, []byte(snapshotMagic1))
+	if !isJSON && !bytes.HasPrefix(p, []byte(snapshotMagic)) {
+		return 0, 0, false, errors.New("missing snapshot header")
+	}
+	p = p[len(snapshotMagic):] // both magics have one length
+	next, k := binary.Uvarint(p)
+	if k <= 0 {
+		return 0, 0, false, errors.New("bad snapshot header")
+	}
+	p = p[k:]
+	if !isJSON {
+		if users, k = binary.Uvarint(p); k <= 0 {
+			return 0, 0, false, errors.New("bad snapshot header")
+		}
+		p = p[k:]
+	}
+	if len(p) != 0 {
+		return 0, 0, false, errors.New("bad snapshot header")
+	}
+	return next, users, isJSON, nil
 }
 
 func snapshotEnd(count uint64) []byte {

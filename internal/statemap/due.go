@@ -137,3 +137,15 @@ func (d *dueIndex) down(i int) {
 		i = c
 	}
 }
+
+// rebuild makes h, every live pair once, the index.
+func (d *dueIndex) rebuild(h []duePair) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clear(d.h)
+	d.h = h
+	d.live = len(h)
+	for i := len(d.h)/2 - 1; i >= 0; i-- {
+		d.down(i)
+	}
+}

@@ -3,9 +3,10 @@
 //
 // A Map has three parts:
 //
-//   - A sharded map from presence.Key to State. Each of the 4096 shards has
-//     its own sync.RWMutex, so a read takes one shard's read lock at a time
-//     and never waits for a writer of another shard.
+//   - A sharded map from presence.Key to the user's State, kept encoded
+//     (see AppendState). Each of the 4096 shards has its own sync.RWMutex,
+//     so a read takes one shard's read lock at a time and never waits for
+//     a writer of another shard.
 //   - A writer lock per shard (the "stripe"), taken with Lock and released
 //     with Unlock. A store holds it across a whole read-modify-write,
 //     including the durable write, so that the updates of one user are
@@ -20,6 +21,32 @@
 //     reaches the top. When stale pairs outnumber live ones the heap is
 //     filtered in place, so it stays within a constant factor of the number
 //     of users with a pending instant. No timer or goroutine exists per user.
+//
+// # Memory
+//
+// A user costs about 225 bytes of live heap (some 250 of heap spans) for
+// the typical state of one application session and a preferred presence:
+// a 64-byte entry (the key, the encoding, the due instant), the encoding
+// itself (about 60 bytes: one 64-byte allocation), the user id (48), a
+// slot of the shard's map keyed by the key's 64-bit hash (about 35 at the
+// maps' usual load) and 16 in the due index. Kept as Go values, the same
+// State took 320 bytes (144 in the entry, 112 and 64 for the session and
+// the preferred presence), plus its own copies of every string once read
+// back from disk: some 750 bytes a user in all.
+//
+// Publish encodes the State; Load and Get decode it, which costs about
+// what the deep copy they made before cost (the same allocations: the
+// slices and pointers of the State). Decoding shares strings rather than
+// copying them: availabilities, activities and content types are words of
+// the encoding's vocabulary; the GUIDs of session ids (application ids),
+// and the tenants of the keys, are interned in a table the Map owns
+// (bounded, lock-free to read); other strings are slices of the
+// encoding. So a million users share a handful of copies of their
+// tenant's id, their applications' ids and "Available".
+//
+// What is stored is the State as a durable store would read it back: its
+// times are instants in UTC without monotonic readings, and empty slices
+// come back nil (see the format's description in codec.go).
 //
 // # Due semantics
 //
@@ -39,13 +66,18 @@
 // Publish under a stripe). Publish releases the shard's mu before it takes
 // the due index's mutex; Due holds only the due index's mutex and reads the
 // users' current instants through atomics. So no goroutine ever waits for a
-// shard's mu while holding the due index's mutex, or the reverse.
+// shard's mu while holding the due index's mutex, or the reverse. The
+// interning table's mutex is taken last, under a shard's mu or none, and
+// nothing is taken under it.
 package statemap
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"math"
+	"math/bits"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +98,9 @@ type Map struct {
 	shards [shardCount]shard
 	due    dueIndex
 	size   atomic.Int64
+	// strs shares the strings many users hold: tenant ids, and the GUIDs
+	// of session ids when states are decoded.
+	strs interner
 }
 
 type shard struct {
@@ -73,15 +108,24 @@ type shard struct {
 	// can be acquired with a context and released from any goroutine.
 	wlock chan struct{}
 	mu    sync.RWMutex
-	m     map[presence.Key]*entry
+	// m holds the entries by the 64-bit hash of their key (16 bytes a
+	// slot, where a map keyed by the Key itself takes 40). A key whose hash
+	// is already taken by another key goes to more instead; there are no
+	// deletions, so a key is in more only if m holds its hash.
+	m    map[uint64]*entry       // nil until the first key
+	more map[presence.Key]*entry // nil until a collision, which is rare
 }
 
-// entry is one user's record. state is guarded by the shard's mu; due
-// mirrors state.Due for the due index and is read without shard locks.
+// entry is one user's record: 64 bytes, plus the encoding. enc is guarded
+// by the shard's mu; due mirrors the encoded Due for the due index and is
+// read without shard locks.
 type entry struct {
-	key   presence.Key
-	state presence.State
-	due   atomic.Int64
+	key presence.Key
+	// enc is the user's State as encoded by AppendState: some 60 bytes
+	// for a user with one session and a preferred presence, where the
+	// State as Go values takes 320 in three allocations.
+	enc string
+	due atomic.Int64
 	// mark is used by the due index to de-duplicate; guarded by due.mu.
 	mark uint64
 }
@@ -91,18 +135,66 @@ func New() *Map {
 	m := &Map{seed: maphash.MakeSeed()}
 	for i := range m.shards {
 		m.shards[i].wlock = make(chan struct{}, 1)
-		m.shards[i].m = make(map[presence.Key]*entry)
 	}
 	return m
 }
 
-func (m *Map) shard(k presence.Key) *shard {
-	var h maphash.Hash
-	h.SetSeed(m.seed)
-	h.WriteString(k.Tenant)
-	h.WriteByte(0)
-	h.WriteString(k.User)
-	return &m.shards[h.Sum64()&(shardCount-1)]
+// Reserve makes room for n keys in an empty Map, so that filling it does
+// not grow its tables step by step. It does nothing to a Map that holds
+// keys.
+func (m *Map) Reserve(n int) {
+	per := n/shardCount + n/shardCount/8 + 1
+	if per <= 8 || m.Len() > 0 { // up to 8 keys, a map is one group
+		return
+	}
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		if len(sh.m) == 0 {
+			sh.m = make(map[uint64]*entry, per)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+func (m *Map) hash(k presence.Key) uint64 {
+	return maphash.String(m.seed, k.User) ^ bits.RotateLeft64(maphash.String(m.seed, k.Tenant), 29)
+}
+
+func (m *Map) shard(h uint64) *shard { return &m.shards[h&(shardCount-1)] }
+
+// find returns the entry of key (whose hash is h), or nil. sh.mu is held.
+func (sh *shard) find(h uint64, key presence.Key) *entry {
+	e := sh.m[h]
+	if e == nil || e.key == key {
+		return e
+	}
+	return sh.more[key]
+}
+
+// insert adds e, whose key (of hash h) is not in sh. sh.mu is held.
+func (sh *shard) insert(h uint64, e *entry) {
+	if sh.m == nil {
+		sh.m = make(map[uint64]*entry)
+	}
+	if sh.m[h] == nil {
+		sh.m[h] = e
+		return
+	}
+	if sh.more == nil {
+		sh.more = make(map[presence.Key]*entry)
+	}
+	sh.more[e.key] = e
+}
+
+// each calls fn with every entry of sh. sh.mu is held.
+func (sh *shard) each(fn func(*entry)) {
+	for _, e := range sh.m {
+		fn(e)
+	}
+	for _, e := range sh.more {
+		fn(e)
+	}
 }
 
 // Lock acquires the stripe lock of key, waiting until it is free or ctx
@@ -113,7 +205,7 @@ func (m *Map) Lock(ctx context.Context, key presence.Key) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sh := m.shard(key)
+	sh := m.shard(m.hash(key))
 	select {
 	case sh.wlock <- struct{}{}:
 		return nil
@@ -132,7 +224,7 @@ func (m *Map) Lock(ctx context.Context, key presence.Key) error {
 // locked panics.
 func (m *Map) Unlock(key presence.Key) {
 	select {
-	case <-m.shard(key).wlock:
+	case <-m.shard(m.hash(key)).wlock:
 	default:
 		panic("statemap: Unlock of an unlocked stripe")
 	}
@@ -141,13 +233,27 @@ func (m *Map) Unlock(key presence.Key) {
 // Load returns a deep copy of the State of key: the zero State if key was
 // never published.
 func (m *Map) Load(key presence.Key) presence.State {
-	sh := m.shard(key)
+	h := m.hash(key)
+	sh := m.shard(h)
 	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	if e := sh.m[key]; e != nil {
-		return e.state.Clone()
+	var enc string
+	if e := sh.find(h, key); e != nil {
+		enc = e.enc
 	}
-	return presence.State{}
+	sh.mu.RUnlock()
+	if enc == "" {
+		return presence.State{}
+	}
+	return m.decode(enc)
+}
+
+// decode decodes an encoding the Map holds, which it validated or made.
+func (m *Map) decode(enc string) presence.State {
+	var s presence.State
+	if _, err := decodeState(enc, &m.strs, &s); err != nil {
+		panic(fmt.Sprintf("statemap: a stored state does not decode: %v", err))
+	}
+	return s
 }
 
 // Get returns deep copies of the States of users in tenant, in order;
@@ -163,24 +269,86 @@ func (m *Map) Get(tenant string, users []string) []presence.State {
 // Publish stores a deep copy of s as the State of key and indexes its Due.
 // The caller must hold key's stripe lock (or otherwise be the only writer
 // of key), so that publications of one key are ordered.
+//
+// What is stored is s's encoding (see AppendState), so Load gives back
+// its times in UTC and without monotonic readings, and empty slices as
+// nil: the State as it would be read back from disk.
 func (m *Map) Publish(key presence.Key, s presence.State) {
-	s = s.Clone()
-	newDue := dueNanos(s.Due)
-	sh := m.shard(key)
+	var buf [128]byte
+	enc := string(AppendState(buf[:0], &s))
+	m.put(key, enc, dueNanos(s.Due), true, true)
+}
+
+// put stores enc, whose due instant is due, as key's encoded state. A new
+// entry gets the shared copy of key.Tenant and, with cloneUser, a copy of
+// key.User of its own (the caller's may be part of a larger allocation,
+// such as a request). With index the due index is kept up to date.
+func (m *Map) put(key presence.Key, enc string, due int64, cloneUser, index bool) {
+	h := m.hash(key)
+	sh := m.shard(h)
 	sh.mu.Lock()
-	e := sh.m[key]
+	e := sh.find(h, key)
 	if e == nil {
-		e = &entry{key: key}
+		k := presence.Key{Tenant: m.strs.intern(key.Tenant), User: key.User}
+		if cloneUser {
+			k.User = strings.Clone(k.User)
+		}
+		e = &entry{key: k}
 		e.due.Store(noDue)
-		sh.m[key] = e
+		sh.insert(h, e)
 		m.size.Add(1)
 	}
-	e.state = s
-	oldDue := e.due.Swap(newDue)
+	e.enc = enc
+	old := e.due.Swap(due)
 	sh.mu.Unlock()
-	if oldDue != newDue {
-		m.due.changed(e, oldDue, newDue)
+	if index && old != due {
+		m.due.changed(e, old, due)
 	}
+}
+
+// Restore stores enc, an encoding made by AppendState (read back from
+// disk, say), as the State of key, keeping key.User as given. It is for
+// filling a Map before it serves: it does not index the Due, so call
+// IndexDue once every Restore is done. Restores of different keys may run
+// concurrently; of one key, the last one wins. An enc that is not a valid
+// encoding is an error, and nothing is stored.
+func (m *Map) Restore(key presence.Key, enc []byte) error {
+	s := string(enc)
+	due, err := decodeState(s, nil, nil)
+	if err != nil {
+		return err
+	}
+	m.put(key, s, dueNanos(due), false, false)
+	return nil
+}
+
+// RestoreState is Restore of a State rather than of its encoding.
+func (m *Map) RestoreState(key presence.Key, s presence.State) {
+	m.put(key, string(AppendState(nil, &s)), dueNanos(s.Due), true, false)
+}
+
+// DecodeKey reads a key written by AppendKey from the start of p and
+// returns it and the rest of p. The tenant is the Map's shared copy; the
+// user is a string of its own, as Restore wants it.
+func (m *Map) DecodeKey(p []byte) (presence.Key, []byte, error) {
+	return decodeKey(p, &m.strs)
+}
+
+// IndexDue rebuilds the due index from the Due of every key, after
+// Restore. It must not run concurrently with Publish.
+func (m *Map) IndexDue() {
+	h := make([]duePair, 0, m.Len())
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.RLock()
+		sh.each(func(e *entry) {
+			if d := e.due.Load(); d != noDue {
+				h = append(h, duePair{d, e})
+			}
+		})
+		sh.mu.RUnlock()
+	}
+	m.due.rebuild(h)
 }
 
 // Due returns, earliest Due first, up to limit keys whose State.Due is not
@@ -212,9 +380,17 @@ func (m *Map) DueLen() int {
 // Snapshot reached its shard is included. It stops at the first error from
 // fn or ctx and returns it.
 func (m *Map) Snapshot(ctx context.Context, fn func(presence.Key, presence.State) error) error {
+	return m.SnapshotEncoded(ctx, func(k presence.Key, enc string) error {
+		return fn(k, m.decode(enc))
+	})
+}
+
+// SnapshotEncoded is Snapshot of the states' encodings (see AppendState),
+// which it does not decode.
+func (m *Map) SnapshotEncoded(ctx context.Context, fn func(key presence.Key, enc string) error) error {
 	type kv struct {
-		k presence.Key
-		s presence.State
+		k   presence.Key
+		enc string
 	}
 	var buf []kv
 	for i := range m.shards {
@@ -226,13 +402,11 @@ func (m *Map) Snapshot(ctx context.Context, fn func(presence.Key, presence.State
 		}
 		sh.mu.RLock()
 		buf = buf[:0]
-		for k, e := range sh.m {
-			buf = append(buf, kv{k, e.state.Clone()})
-		}
+		sh.each(func(e *entry) { buf = append(buf, kv{e.key, e.enc}) })
 		sh.mu.RUnlock()
 		<-sh.wlock
 		for _, x := range buf {
-			if err := fn(x.k, x.s); err != nil {
+			if err := fn(x.k, x.enc); err != nil {
 				return err
 			}
 		}

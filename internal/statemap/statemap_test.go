@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -283,4 +284,154 @@ func BenchmarkLoad(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestRestore fills a Map with Restore from several goroutines, the way
+// filestore loads a snapshot, then rebuilds the due index.
+func TestRestore(t *testing.T) {
+	m := New()
+	m.Reserve(1000)
+	encs := make([][]byte, 1000)
+	for i := range encs {
+		s := presence.State{Seq: uint64(i)}
+		if i%3 != 0 {
+			s.Due = at(i)
+		}
+		encs[i] = AppendState(nil, &s)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < len(encs); i += 4 {
+				if err := m.Restore(key(i), encs[i]); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := m.Restore(key(5000), []byte("{}")); err == nil {
+		t.Error("Restore of a bad encoding succeeded")
+	}
+	// The last Restore of a key wins, and so does RestoreState.
+	s1 := presence.State{Seq: 1001, Due: at(-1)}
+	if err := m.Restore(key(1), AppendState(nil, &s1)); err != nil {
+		t.Fatal(err)
+	}
+	m.RestoreState(key(2), presence.State{Seq: 1002})
+	m.IndexDue()
+	if m.Len() != 1000 {
+		t.Fatalf("Len = %d", m.Len())
+	}
+	if got := m.Load(key(1)).Seq; got != 1001 {
+		t.Errorf("key 1: Seq %d", got)
+	}
+	if got := m.Load(key(7)).Seq; got != 7 {
+		t.Errorf("key 7: Seq %d", got)
+	}
+	got := m.Due(at(10), 100)
+	want := []presence.Key{key(1), key(4), key(5), key(7), key(8), key(10)}
+	if !slices.Equal(got, want) {
+		t.Errorf("Due = %v, want %v", got, want)
+	}
+	// The index goes on as usual after the rebuild.
+	publishDue(m, key(4), time.Time{})
+	if got := m.Due(at(10), 3); !slices.Equal(got, []presence.Key{key(1), key(5), key(7)}) {
+		t.Errorf("Due after a Publish = %v", got)
+	}
+}
+
+// TestHashCollisions checks that keys sharing a 64-bit hash are kept
+// apart, by putting entries under one hash directly.
+func TestHashCollisions(t *testing.T) {
+	var sh shard
+	sh.m = make(map[uint64]*entry)
+	const h = 42
+	a, b, c := &entry{key: key(1)}, &entry{key: key(2)}, &entry{key: key(3)}
+	for _, e := range []*entry{a, b, c} {
+		if sh.find(h, e.key) != nil {
+			t.Fatalf("%v found before it was inserted", e.key)
+		}
+		sh.insert(h, e)
+	}
+	for _, e := range []*entry{a, b, c} {
+		if got := sh.find(h, e.key); got != e {
+			t.Errorf("find(%v) = %v", e.key, got)
+		}
+	}
+	if sh.find(h, key(4)) != nil || sh.find(h+1, key(1)) != nil {
+		t.Error("found a key never inserted")
+	}
+	var seen []presence.Key
+	sh.each(func(e *entry) { seen = append(seen, e.key) })
+	if len(seen) != 3 {
+		t.Errorf("each visited %v", seen)
+	}
+}
+
+// TestInterning checks that the tenants of keys and the GUIDs of session
+// ids are shared by the states the Map hands out.
+func TestInterning(t *testing.T) {
+	m := New()
+	tenant, app := "84bd8158-6d4d-4958-8b9f-9d6445542f95", "22553876-f5ab-4529-bffb-cfe50aa89f87"
+	s := presence.State{Sessions: []presence.Session{{ID: app}}}
+	for i := range 3 {
+		m.Publish(presence.Key{Tenant: strings.Clone(tenant), User: fmt.Sprint("u", i)}, s)
+	}
+	var keys []presence.Key
+	m.Snapshot(context.Background(), func(k presence.Key, st presence.State) error {
+		keys = append(keys, k)
+		return nil
+	})
+	a, b := m.Load(keys[0]), m.Load(keys[1])
+	if !sameMemory(keys[0].Tenant, keys[1].Tenant) || !sameMemory(keys[1].Tenant, keys[2].Tenant) {
+		t.Error("tenants are not shared")
+	}
+	if !sameMemory(a.Sessions[0].ID, b.Sessions[0].ID) || a.Sessions[0].ID != app {
+		t.Error("session ids are not shared")
+	}
+}
+
+func TestInternerBound(t *testing.T) {
+	var in interner
+	first := in.intern(strings.Clone("first"))
+	for i := range internMax + 10 {
+		in.intern(fmt.Sprint(i))
+	}
+	if !in.full.Load() {
+		t.Fatal("the interner is not full")
+	}
+	if v := in.intern(strings.Clone("first")); !sameMemory(v, first) {
+		t.Error("a string interned before the table filled is no longer shared")
+	}
+	if _, ok := in.lookup("new one"); ok {
+		t.Error("found a string never interned")
+	}
+	if v := in.intern("new one"); v != "new one" {
+		t.Errorf("intern past the bound = %q", v)
+	}
+	if n := len(*in.read.Load()); n > internMax {
+		t.Errorf("%d strings interned, more than %d", n, internMax)
+	}
+}
+
+func TestInternerConcurrent(t *testing.T) {
+	var in interner
+	var wg sync.WaitGroup
+	got := make([][]string, 4)
+	for w := range got {
+		wg.Go(func() {
+			for i := range 2000 {
+				got[w] = append(got[w], in.intern(fmt.Sprint(i%500)))
+			}
+		})
+	}
+	wg.Wait()
+	for w := 1; w < len(got); w++ {
+		for i := range got[w] {
+			if !sameMemory(got[w][i], got[0][i]) {
+				t.Fatalf("goroutines %d and 0 got different copies of %q", w, got[w][i])
+			}
+		}
+	}
 }
