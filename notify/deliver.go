@@ -445,6 +445,9 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	if retry {
 		d.n.m.Retries.Inc()
 	}
+	// The backoff counts from the attempt, not from when its answer came:
+	// the clock may move while the POST is in flight.
+	attemptAt := d.n.clock.Now()
 	start := time.Now()
 	delivered := d.post(ctx, target, body)
 	took := time.Since(start)
@@ -469,7 +472,7 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	}
 	d.n.m.Deliveries.WithLabelValues("failed").Inc()
 	d.mu.Lock()
-	now = d.n.clock.Now()
+	now = attemptAt
 	if q.attempts == 0 {
 		q.firstFail = now
 	}
