@@ -13,6 +13,11 @@ type Figures struct {
 	SetRPS, BaselinePostRPS float64
 	GetRPS, BaselineGetRPS  float64
 	BulkRPS                 float64
+	// SetRatio and GetRatio, when not zero, are the ratios to the baseline
+	// taken round by round (the median over rounds run back to back with
+	// their baseline); they take precedence over the quotients of the
+	// throughputs above.
+	SetRatio, GetRatio float64
 	// Noisy names the throughput goals ("set", "get", "bulk") whose runs
 	// were disturbed by other processes.
 	Noisy map[string]bool
@@ -88,11 +93,18 @@ func judge(g Goal) Goal {
 // Evaluate judges every goal on f. Goals whose inputs were not measured are
 // reported as such, never as met.
 func Evaluate(f Figures) []Goal {
+	setRatio, getRatio := ratio(f.SetRPS, f.BaselinePostRPS), ratio(f.GetRPS, f.BaselineGetRPS)
+	if f.SetRatio > 0 {
+		setRatio = f.SetRatio
+	}
+	if f.GetRatio > 0 {
+		getRatio = f.GetRatio
+	}
 	goals := []Goal{
 		{Name: "setPresence throughput", Want: fmt.Sprintf(">= %.2f x baseline POST", goalSetRatio),
-			Value: ratio(f.SetRPS, f.BaselinePostRPS), Limit: goalSetRatio, AtLeast: true, Unit: "x"},
+			Value: setRatio, Limit: goalSetRatio, AtLeast: true, Unit: "x"},
 		{Name: "GET presence throughput", Want: fmt.Sprintf(">= %.2f x baseline GET", goalGetRatio),
-			Value: ratio(f.GetRPS, f.BaselineGetRPS), Limit: goalGetRatio, AtLeast: true, Unit: "x"},
+			Value: getRatio, Limit: goalGetRatio, AtLeast: true, Unit: "x"},
 		{Name: "getPresencesByUserId(650) cost", Want: fmt.Sprintf("<= %d GETs (GET req/s / bulk req/s)", goalBulkCost),
 			Value: ratio(f.GetRPS, f.BulkRPS), Limit: goalBulkCost, Unit: "GETs"},
 	}

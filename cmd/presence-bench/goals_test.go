@@ -146,3 +146,29 @@ func TestSummarizeTimers(t *testing.T) {
 		t.Errorf("incomplete: %+v", res2)
 	}
 }
+
+// TestPairedRatio checks that rounds run back to back are compared pairwise,
+// noisy pairs left out when quiet ones exist.
+func TestPairedRatio(t *testing.T) {
+	base := &RunResult{RoundsRPS: []float64{30_000, 10_000, 35_000, 32_000}, RoundsNoisy: []bool{false, true, false, false}}
+	run := &RunResult{RoundsRPS: []float64{15_000, 8_000, 14_000, 17_600}}
+	m, ratios := pairedRatio(run, base)
+	// Quiet ratios 0.5, 0.4, 0.55: the median is 0.5; the noisy 0.8 is out.
+	if m != 0.5 || len(ratios) != 4 || ratios[1] != 0.8 {
+		t.Errorf("pairedRatio = %v, %v", m, ratios)
+	}
+	if m, _ := pairedRatio(&RunResult{RoundsRPS: []float64{1}}, &RunResult{RoundsRPS: []float64{2}}); m != 0 {
+		t.Errorf("one round: %v, want 0 (not paired)", m)
+	}
+	// The report judges the goal on the paired median, not on the medians'
+	// quotient (16,000 / 32,000 = 0.5 here as well, but 15,000 / 31,000 for
+	// the lower medians would miss).
+	r := &Report{Runs: []RunResult{
+		{Scenario: "set", Target: targetBaseline, RPS: 31_000, Ops: []OpResult{{Op: opSet, RPS: 31_000}}, RoundsRPS: []float64{30_000, 31_000, 36_000}},
+		{Scenario: "set", Target: targetPresenced, RPS: 15_000, Ops: []OpResult{{Op: opSet, RPS: 15_000}}, RoundsRPS: []float64{15_000, 14_000, 18_000}},
+	}}
+	r.finish()
+	if g := goalByName(t, r.Goals, "setPresence"); g.Status != GoalMet || g.Value != 0.5 {
+		t.Errorf("paired rounds 0.5, 0.45, 0.5: %+v", g)
+	}
+}

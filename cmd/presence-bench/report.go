@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -110,13 +111,19 @@ func (r *Report) noisy(scenario, target string) bool {
 func (r *Report) finish() {
 	for i := range r.Runs {
 		run := &r.Runs[i]
-		if run.Target != targetPresenced {
+		base := r.run(run.Scenario, targetBaseline)
+		if run.Target != targetPresenced || base == nil {
 			continue
 		}
 		for j := range run.Ops {
 			o := &run.Ops[j]
-			if base := r.rps(run.Scenario, targetBaseline, o.Op); base > 0 {
-				o.VsBaseline = o.RPS / base
+			if b := base.op(o.Op); b != nil && b.RPS > 0 {
+				o.VsBaseline = o.RPS / b.RPS
+			}
+		}
+		if len(run.Ops) == 1 {
+			if m, ratios := pairedRatio(run, base); m > 0 {
+				run.Ops[0].VsBaseline, run.RoundsRatio = m, ratios
 			}
 		}
 	}
@@ -130,6 +137,12 @@ func (r *Report) finish() {
 			"bulk": r.noisy("bulk", targetPresenced) || r.noisy("get", targetPresenced),
 		},
 	}
+	if run := r.run("set", targetPresenced); run != nil && len(run.RoundsRatio) > 0 {
+		f.SetRatio = run.Ops[0].VsBaseline
+	}
+	if run := r.run("get", targetPresenced); run != nil && len(run.RoundsRatio) > 0 {
+		f.GetRatio = run.Ops[0].VsBaseline
+	}
 	if s := r.Scale; s != nil {
 		f.ScaleUsers = s.Populate.Users
 		f.RSSBytes = max(s.Memory.RSS, s.MemoryAfterRestart.RSS)
@@ -141,6 +154,36 @@ func (r *Report) finish() {
 	}
 	r.Goals = Evaluate(f)
 }
+
+// pairedRatio returns, for a run and its baseline repeated over the same
+// rounds (each round ran the baseline just before presenced), the ratio of
+// each round and their median, over the rounds where neither was noisy
+// (over all when every round was). It returns 0 without several rounds.
+func pairedRatio(run, base *RunResult) (float64, []float64) {
+	n := len(run.RoundsRPS)
+	if n < 2 || len(base.RoundsRPS) != n {
+		return 0, nil
+	}
+	ratios := make([]float64, n)
+	var quiet, all []float64
+	for i := range n {
+		if base.RoundsRPS[i] <= 0 {
+			return 0, nil
+		}
+		ratios[i] = run.RoundsRPS[i] / base.RoundsRPS[i]
+		all = append(all, ratios[i])
+		if !roundNoisy(run, i) && !roundNoisy(base, i) {
+			quiet = append(quiet, ratios[i])
+		}
+	}
+	if len(quiet) == 0 {
+		quiet = all
+	}
+	slices.Sort(quiet)
+	return quiet[(len(quiet)-1)/2], ratios
+}
+
+func roundNoisy(r *RunResult, i int) bool { return i < len(r.RoundsNoisy) && r.RoundsNoisy[i] }
 
 // failedRuns returns the runs where more than rate of the requests of an
 // operation failed.

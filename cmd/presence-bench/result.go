@@ -15,7 +15,8 @@ type OpResult struct {
 	MaxMs      float64 `json:"max_ms"`
 	FirstError string  `json:"first_error,omitempty"`
 	// VsBaseline is RPS over the baseline server's RPS for the same
-	// operation in the same scenario; 0 when there is none.
+	// operation in the same scenario (with several rounds, the median of
+	// the rounds' ratios); 0 when there is none.
 	VsBaseline float64 `json:"vs_baseline,omitempty"`
 }
 
@@ -45,6 +46,9 @@ type RunResult struct {
 	// reported is the median of the quiet ones.
 	RoundsRPS   []float64 `json:"rounds_rps,omitempty"`
 	RoundsNoisy []bool    `json:"rounds_noisy,omitempty"`
+	// RoundsRatio are the ratios to the baseline, round by round, of a
+	// single-operation presenced run; VsBaseline is then their median.
+	RoundsRatio []float64 `json:"rounds_ratio,omitempty"`
 	// Noisy marks a run during which other processes used more than
 	// --max-other-cpu cores even after repeating it.
 	Noisy bool `json:"noisy,omitempty"`

@@ -76,7 +76,11 @@ func writeTable(w io.Writer, r *Report) error {
 						rounds[i] += " (noisy)"
 					}
 				}
-				fmt.Fprintf(w, "rounds of %s/%s, req/s (the median of the quiet ones is shown): %s\n", run.Scenario, run.Target, strings.Join(rounds, ", "))
+				fmt.Fprintf(w, "rounds of %s/%s, req/s (the median of the quiet ones is shown): %s", run.Scenario, run.Target, strings.Join(rounds, ", "))
+				if len(run.RoundsRatio) > 0 {
+					fmt.Fprintf(w, "; vs baseline round by round: %s (the median of the quiet ones is shown)", decimals(run.RoundsRatio))
+				}
+				fmt.Fprintln(w)
 			}
 			if run.Profile != "" {
 				fmt.Fprintf(w, "CPU profile of %s/%s: %s (go tool pprof -top %s)\n", run.Scenario, run.Target, run.Profile, run.Profile)
@@ -137,7 +141,7 @@ func writeScale(w io.Writer, s *ScaleResult) {
 	fmt.Fprintf(w, "  server VmRSS %s (peak VmHWM %s); Go heap in use %s; data dir %s\n",
 		mib(s.Memory.RSS), mib(s.Memory.Peak), mib(int64(s.GoHeapInuseBytes)), mib(s.DataBytes))
 	fmt.Fprintf(w, "  SIGTERM to exit: %s s; restart to /readyz: %s s (median %.2fs)\n",
-		seconds(s.ShutdownSeconds), seconds(s.RestartsSeconds), s.RestartSeconds)
+		decimals(s.ShutdownSeconds), decimals(s.RestartsSeconds), s.RestartSeconds)
 	fmt.Fprintf(w, "  VmRSS after restart %s (peak VmHWM %s); %d of %d sampled users read back correctly after every restart\n",
 		mib(s.MemoryAfterRestart.RSS), mib(s.MemoryAfterRestart.Peak), s.Verified, s.Sampled)
 }
@@ -152,7 +156,7 @@ func writeTimers(w io.Writer, t *TimersResult) {
 		t.Fired, t.Sessions, t.FireSeconds, thousands(t.FireRate))
 	fmt.Fprintf(w, "  lateness, an upper bound (poll every %s): p50 %.2fs, p99 %.2fs, max %.2fs; largest presenced_scheduler_lag_seconds seen %.2fs\n",
 		t.Poll, t.P50LateSeconds, t.P99LateSeconds, t.MaxLateSeconds, t.MaxLagGaugeSeconds)
-	fmt.Fprintf(w, "  max lateness by %s window of instants: %s s\n", t.LateWindow, seconds(t.MaxLateByWindow))
+	fmt.Fprintf(w, "  max lateness by %s window of instants: %s s\n", t.LateWindow, decimals(t.MaxLateByWindow))
 }
 
 func writeGoals(w io.Writer, goals []Goal, stopped string) error {
@@ -188,8 +192,8 @@ func thousands(f float64) string {
 	return b.String()
 }
 
-// seconds lists durations in seconds.
-func seconds(v []float64) string {
+// decimals lists numbers with two decimals.
+func decimals(v []float64) string {
 	out := make([]string, len(v))
 	for i, x := range v {
 		out[i] = fmt.Sprintf("%.2f", x)
