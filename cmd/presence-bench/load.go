@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -232,6 +231,3 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 		return nil
 	}
 }
-
-// errRequests reports a run whose requests failed too often.
-var errRequests = errors.New("requests failed")

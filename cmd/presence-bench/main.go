@@ -30,6 +30,9 @@ import (
 // errGoalsMissed is returned with --check when a goal was missed.
 var errGoalsMissed = errors.New("goals missed")
 
+// errRequests reports a run whose requests failed too often.
+var errRequests = errors.New("requests failed")
+
 // maxErrorRate is the share of failed requests of any operation above which
 // the run fails: a load test whose requests fail measured nothing.
 const maxErrorRate = 0.001

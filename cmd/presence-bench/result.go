@@ -54,9 +54,10 @@ type RunResult struct {
 	Noisy bool `json:"noisy,omitempty"`
 	// RecordsPerFsync and FsyncsPerSecond are presenced's group commit
 	// during the window, from its /metrics.
-	RecordsPerFsync    float64 `json:"records_per_fsync,omitempty"`
-	FsyncsPerSecond    float64 `json:"fsyncs_per_second,omitempty"`
-	Profile            string  `json:"profile,omitempty"`
+	RecordsPerFsync float64 `json:"records_per_fsync,omitempty"`
+	FsyncsPerSecond float64 `json:"fsyncs_per_second,omitempty"`
+	// Profile is the CPU profile of the server during the last round.
+	Profile            string `json:"profile,omitempty"`
 	serverCPU, elapsed time.Duration
 }
 

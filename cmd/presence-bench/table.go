@@ -83,7 +83,7 @@ func writeTable(w io.Writer, r *Report) error {
 				fmt.Fprintln(w)
 			}
 			if run.Profile != "" {
-				fmt.Fprintf(w, "CPU profile of %s/%s: %s (go tool pprof -top %s)\n", run.Scenario, run.Target, run.Profile, run.Profile)
+				fmt.Fprintf(w, "CPU profile of %s/%s (the last round): go tool pprof -top %s\n", run.Scenario, run.Target, run.Profile)
 			}
 		}
 	}
@@ -117,7 +117,7 @@ func writeRun(w io.Writer, run RunResult) {
 	for i, o := range run.Ops {
 		vs := "-"
 		if o.VsBaseline > 0 {
-			vs = fmt.Sprintf("%.2fx", o.VsBaseline)
+			vs = fmt.Sprintf("%.3fx", o.VsBaseline)
 		}
 		tail := "\t\t\t\t\t"
 		if len(run.Ops) == 1 && i == 0 {
@@ -162,16 +162,28 @@ func writeTimers(w io.Writer, t *TimersResult) {
 func writeGoals(w io.Writer, goals []Goal, stopped string) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GOAL\tWANT\tMEASURED\tSTATUS\tNOTE")
+	var unmeasured []string
+	header := false
 	for _, g := range goals {
-		val := "-"
-		if g.Status != GoalNotMeasured {
-			val = fmt.Sprintf("%.2f %s", g.Value, g.Unit)
+		if g.Status == GoalNotMeasured {
+			unmeasured = append(unmeasured, g.Name)
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "GOAL\tWANT\tMEASURED\tSTATUS\tNOTE")
+			header = true
+		}
+		val := fmt.Sprintf("%.2f %s", g.Value, g.Unit)
+		if g.Unit == "x" {
+			val = fmt.Sprintf("%.3f %s", g.Value, g.Unit)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.Name, g.Want, val, g.Status, g.Note)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	if len(unmeasured) > 0 {
+		fmt.Fprintf(w, "goals not measured in this run: %s\n", strings.Join(unmeasured, "; "))
 	}
 	if stopped != "" {
 		fmt.Fprintf(w, "\nSTOPPED EARLY: %s\n", stopped)

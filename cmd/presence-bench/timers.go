@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -67,7 +68,7 @@ func runTimers(ctx context.Context, b *bench) error {
 			return err
 		}
 	} else {
-		t = &target{name: targetPresenced, base: b.cfg.URL, client: newClient(b.cfg.Connections), metrics: true}
+		t = &target{name: targetPresenced, base: strings.TrimSuffix(b.cfg.URL, "/"), client: newClient(b.cfg.Connections), metrics: true}
 	}
 	n := b.cfg.usersFor("timers")
 	wl, err := b.workload(ctx, dataDir, n, timerExpiryISO)
