@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"context"
-	"encoding/hex"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -23,19 +22,7 @@ func benchGUID(r *rand.Rand) string {
 	for i := range b {
 		b[i] = byte(r.Uint32())
 	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
+	return presence.GUIDFrom(b)
 }
 
 // heapInUse returns runtime.MemStats.HeapInuse after a full collection.

@@ -7,8 +7,6 @@ package graphapi
 import (
 	"compress/gzip"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -121,29 +119,10 @@ func requestIDs(ctx context.Context) ids {
 	return v
 }
 
-// newRequestID returns a random GUID.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
-}
-
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id := ids{request: newRequestID(), client: r.Header.Get("client-request-id")}
+	id := ids{request: presence.NewGUID(), client: r.Header.Get("client-request-id")}
 	if id.client == "" {
 		id.client = id.request
 	}
@@ -296,7 +275,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	id := requestIDs(r.Context())
 	if id.request == "" {
-		id = ids{request: newRequestID(), client: r.Header.Get("client-request-id")}
+		id = ids{request: presence.NewGUID(), client: r.Header.Get("client-request-id")}
 		if id.client == "" {
 			id.client = id.request
 		}

@@ -2,8 +2,6 @@ package notify
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -228,15 +226,6 @@ func (n *Notifier) lifecycle(ctx context.Context) {
 		}
 		n.d.lifecycleEvent(s, "reauthorizationRequired")
 	}
-}
-
-// newID returns a random GUID.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 func slicesSortByID(subs []presence.Subscription) {

@@ -119,7 +119,7 @@ func (n *Notifier) Create(ctx context.Context, p presence.Principal, req presenc
 		}
 	}
 	sub := presence.Subscription{
-		ID: newID(), Tenant: p.Tenant, Resource: *req.Resource, Users: users, ChangeType: "updated",
+		ID: presence.NewGUID(), Tenant: p.Tenant, Resource: *req.Resource, Users: users, ChangeType: "updated",
 		NotificationURL: *req.NotificationURL, ApplicationID: p.AppID, CreatorID: creator(p), LatestSupportedTLSVersion: "v1_2",
 	}
 	if req.LifecycleNotificationURL != nil {

@@ -28,7 +28,6 @@ package storetest
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,11 +81,7 @@ func closeStore(t *testing.T, s presence.Store) {
 }
 
 // newID returns a random lower-case GUID.
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
+func newID() string { return presence.NewGUID() }
 
 // richState returns a State with every field set, distinct for each i.
 func richState(i int) presence.State {

@@ -2,7 +2,7 @@ package main
 
 import (
 	"encoding/binary"
-	"encoding/hex"
+	presence "github.com/presenced/presenced"
 	"math/rand/v2"
 )
 
@@ -31,19 +31,7 @@ func guid(r *rand.Rand) string {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[0:], r.Uint64())
 	binary.LittleEndian.PutUint64(b[8:], r.Uint64())
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
+	return presence.GUIDFrom(b)
 }
 
 // userIDs returns n user GUIDs, the same for the same seed. They are 122
