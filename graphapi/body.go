@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	presence "github.com/presenced/presenced"
 )
@@ -114,6 +115,9 @@ func (o *object) str(name string) (string, error) {
 	if !o.has(name) {
 		return "", nil
 	}
+	if s, ok := plainString(o.members[name]); ok {
+		return s, nil
+	}
 	var s string
 	if err := json.Unmarshal(o.members[name], &s); err != nil {
 		return "", presence.Errorf(presence.CodeBadRequest, "The value of the parameter '%s' is not a valid string.", name)
@@ -213,4 +217,19 @@ func plainStrings(raw []byte) ([]string, bool) {
 			return nil, false
 		}
 	}
+}
+
+// plainString reads a JSON string without escapes in one step; raw was
+// already validated as JSON by the decode that split the members, so a
+// quoted run without a backslash is the string itself. Anything else
+// reports false for the general decoder.
+func plainString(raw []byte) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+		return "", false
+	}
+	if !utf8.Valid(raw) {
+		return "", false // encoding/json would replace the bad bytes
+	}
+	return string(raw[1 : len(raw)-1]), true
 }

@@ -34,3 +34,20 @@ func TestPlainStrings(t *testing.T) {
 		t.Errorf("empty array: %q %v", got, ok)
 	}
 }
+
+// TestPlainString holds the one-step string reader to encoding/json.
+func TestPlainString(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		want := rapid.String().Draw(rt, "s")
+		raw, _ := json.Marshal(want)
+		got, ok := plainString(raw)
+		if ok && got != want {
+			rt.Fatalf("plainString(%s) = %q, want %q", raw, got, want)
+		}
+	})
+	for _, raw := range []string{`5`, `null`, `"a\"b"`, `["a"]`} {
+		if got, ok := plainString([]byte(raw)); ok {
+			t.Errorf("plainString(%s) = %q, want fallback", raw, got)
+		}
+	}
+}
