@@ -197,7 +197,9 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 	}
 	s.sessions.Add(int64(len(after.Sessions) - len(before.Sessions)))
 	if !before.Due.IsZero() && !before.Due.After(now) {
-		s.lag.Store(int64(now.Sub(before.Due)))
+		// Measured when this user is done, not when the scheduler's pass
+		// began, so a pass that falls behind shows its true lateness.
+		s.lag.Store(int64(s.clock.Now().Sub(before.Due)))
 	}
 	s.outboxDropped.Add(uint64(dropped))
 	for _, ev := range ch.Events {
