@@ -344,6 +344,9 @@ func CanonicalGUID(s string) (string, bool) {
 	if len(s) != 36 {
 		return "", false
 	}
+	if isCanonicalGUID(s) {
+		return s, true // the common case, without a copy
+	}
 	var b [36]byte
 	for i := 0; i < 36; i++ {
 		c := s[i]
@@ -364,4 +367,25 @@ func CanonicalGUID(s string) (string, bool) {
 		b[i] = c
 	}
 	return string(b[:]), true
+}
+
+// isCanonicalGUID reports whether s is a GUID in lower-case hyphenated form.
+func isCanonicalGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }

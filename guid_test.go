@@ -13,3 +13,18 @@ func TestNewGUID(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalGUID(t *testing.T) {
+	const want = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
+	for _, in := range []string{want, "FA8BF3DC-ECA7-46B7-BAD1-DB199B62AFC3", "{fa8bf3dc-eca7-46b7-bad1-db199b62afc3}", "{Fa8bf3dc-eca7-46b7-bad1-db199b62afC3}"} {
+		if got, ok := CanonicalGUID(in); !ok || got != want {
+			t.Errorf("CanonicalGUID(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "fa8bf3dc-eca7-46b7-bad1-db199b62afc", "fa8bf3dcXeca7-46b7-bad1-db199b62afc3", "ga8bf3dc-eca7-46b7-bad1-db199b62afc3",
+		"{fa8bf3dc-eca7-46b7-bad1-db199b62afc3", "fa8bf3dceeca7-46b7-bad1-db199b62afc3", "fa8bf3dc-eca7-46b7-bad1-db199b62afc3 "} {
+		if got, ok := CanonicalGUID(in); ok {
+			t.Errorf("CanonicalGUID(%q) = %q, want invalid", in, got)
+		}
+	}
+}

@@ -149,6 +149,12 @@ type Store interface {
 	// Get returns the states of users in tenant, in order; a user never
 	// written to has the zero State.
 	Get(ctx context.Context, tenant string, users []string) ([]State, error)
+	// Visit calls fn with the state of each of users in tenant, in order,
+	// as Get would return it, without making copies: the *State is lent
+	// for the duration of that call of fn, which must neither keep nor
+	// change it or anything it points to. It is how bulk reads avoid
+	// allocating per user.
+	Visit(ctx context.Context, tenant string, users []string, fn func(i int, s *State)) error
 	// Update atomically applies fn to a copy of the user's state and stores
 	// the result durably before returning. If fn returns an error nothing is
 	// written and the error is returned as is. fn must be pure: a store may

@@ -258,6 +258,14 @@ func TestSequenceNumber(t *testing.T) {
 	if FormatSequence(9999999999) >= FormatSequence(10000000000) {
 		t.Fatal("sequence strings stop sorting past ten digits")
 	}
+	for seq, want := range map[uint64]string{0: "A0000000000", 42: "A0000000042", 9999999999: "A9999999999", 10000000000: "B00000000010000000000"} {
+		if got := FormatSequence(seq); got != want {
+			t.Errorf("FormatSequence(%d) = %q, want %q", seq, got, want)
+		}
+		if got := string(AppendSequence([]byte("x"), seq)); got != "x"+want {
+			t.Errorf("AppendSequence(x, %d) = %q", seq, got)
+		}
+	}
 }
 
 func TestCatchUpEvents(t *testing.T) {

@@ -33,21 +33,24 @@ func (v View) SequenceNumber() string { return FormatSequence(v.Seq) }
 // FormatSequence renders a version as "A" and ten or more digits, so that
 // byte order is version order.
 func FormatSequence(seq uint64) string {
+	var buf [21]byte
+	return string(AppendSequence(buf[:0], seq))
+}
+
+// AppendSequence appends FormatSequence(seq) to dst.
+func AppendSequence(dst []byte, seq uint64) []byte {
 	// Past ten digits the letter moves on, keeping byte order intact.
 	letter, width := byte('A'), 10
 	if seq >= 1e10 {
 		letter, width = 'B', 20
 	}
-	var buf [21]byte
+	var buf [20]byte
 	digits := strconv.AppendUint(buf[:0], seq, 10)
-	out := make([]byte, 1+width)
-	out[0] = letter
-	pad := width - len(digits)
-	for i := 1; i <= pad; i++ {
-		out[i] = '0'
+	dst = append(dst, letter)
+	for range width - len(digits) {
+		dst = append(dst, '0')
 	}
-	copy(out[1+pad:], digits)
-	return string(out)
+	return append(dst, digits...)
 }
 
 // sameVisible reports whether two views show the same presence, ignoring Seq.

@@ -342,6 +342,19 @@ func (s *Store) Get(ctx context.Context, tenant string, users []string) ([]prese
 	return s.m.Get(tenant, users), nil
 }
 
+// Visit calls fn with the state of each of users in tenant, in order; the
+// *State is lent to fn for that call only (see presence.Store).
+func (s *Store) Visit(ctx context.Context, tenant string, users []string, fn func(i int, st *presence.State)) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("filestore: visit: %w", err)
+	}
+	s.m.Visit(tenant, users, fn)
+	return nil
+}
+
 // Due returns, earliest first, up to limit users whose State.Due is not zero
 // and not after now. A key stays due, and is returned again by later calls,
 // until an Update changes its Due. A limit of zero or less returns no keys.

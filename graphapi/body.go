@@ -68,6 +68,9 @@ func readAll(r *http.Request) ([]byte, error) {
 
 // parseObject parses data as a JSON object of the operation op.
 func parseObject(data []byte, op string) (*object, error) {
+	if members, ok := plainObject(data); ok {
+		return &object{op: op, members: members}, nil
+	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(data, &members); err != nil || members == nil {
 		return nil, presence.Errorf(presence.CodeBadRequest, msgBadPayload)
@@ -169,7 +172,7 @@ func (o *object) duration(name string) (*time.Duration, error) {
 }
 
 // plainStrings reads a JSON array of strings without escapes, the common
-// shape of an id list, in one pass; anything else (escapes, other values)
+// shape of an id list, in one pass and one allocation; anything else (escapes, other values)
 // reports false for the general decoder to handle. raw was already
 // validated as JSON by the decode that split the members.
 func plainStrings(raw []byte) ([]string, bool) {
@@ -185,6 +188,7 @@ func plainStrings(raw []byte) ([]string, bool) {
 	}
 	i++
 	out := make([]string, 0, bytes.Count(raw, []byte{','})+1)
+	all := string(raw) // one copy; the strings are slices of it
 	skip()
 	if i < len(raw) && raw[i] == ']' {
 		return out, true
@@ -202,7 +206,7 @@ func plainStrings(raw []byte) ([]string, bool) {
 		if bytes.IndexByte(str, '\\') >= 0 {
 			return nil, false
 		}
-		out = append(out, string(str))
+		out = append(out, all[i+1:i+1+end])
 		i += end + 2
 		skip()
 		if i >= len(raw) {
@@ -232,4 +236,119 @@ func plainString(raw []byte) (string, bool) {
 		return "", false // encoding/json would replace the bad bytes
 	}
 	return string(raw[1 : len(raw)-1]), true
+}
+
+// plainObject splits a JSON object whose members are all plain, the shape
+// of nearly every request body, in one pass and without copying: keys and
+// strings of printable ASCII without escapes, arrays of such strings, true,
+// false and null. The members are slices of data. On anything else
+// (numbers, nested objects, escapes, other bytes, bad syntax) it reports
+// false and encoding/json, which also validates, decides. When it answers,
+// it answers what json.Unmarshal into a map of raw members would: the
+// last of duplicate keys wins, and the raw values are the values' bytes.
+func plainObject(data []byte) (map[string]json.RawMessage, bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	members := make(map[string]json.RawMessage, 4)
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return members, skipSpace(data, i+1) == len(data)
+	}
+	for {
+		end, ok := plainToken(data, i)
+		if !ok {
+			return nil, false
+		}
+		key := data[i+1 : end-1]
+		i = skipSpace(data, end)
+		if i >= len(data) || data[i] != ':' {
+			return nil, false
+		}
+		start := skipSpace(data, i+1)
+		if i, ok = plainValue(data, start); !ok {
+			return nil, false
+		}
+		members[string(key)] = data[start:i:i]
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return nil, false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return members, skipSpace(data, i+1) == len(data)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainToken returns the end of the plain string starting at data[i]: a
+// quote, printable ASCII other than a quote or a backslash, a quote.
+func plainToken(data []byte, i int) (int, bool) {
+	if i >= len(data) || data[i] != '"' {
+		return 0, false
+	}
+	for j := i + 1; j < len(data); j++ {
+		switch c := data[j]; {
+		case c == '"':
+			return j + 1, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// plainValue returns the end of the plain value starting at data[i]: a
+// plain string, an array of them, true, false or null.
+func plainValue(data []byte, i int) (int, bool) {
+	if i >= len(data) {
+		return 0, false
+	}
+	switch data[i] {
+	case '"':
+		return plainToken(data, i)
+	case '[':
+		i = skipSpace(data, i+1)
+		if i < len(data) && data[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			end, ok := plainToken(data, i)
+			if !ok {
+				return 0, false
+			}
+			i = skipSpace(data, end)
+			if i >= len(data) {
+				return 0, false
+			}
+			switch data[i] {
+			case ',':
+				i = skipSpace(data, i+1)
+			case ']':
+				return i + 1, true
+			default:
+				return 0, false
+			}
+		}
+	}
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if bytes.HasPrefix(data[i:], []byte(lit)) {
+			return i + len(lit), true
+		}
+	}
+	return 0, false
 }

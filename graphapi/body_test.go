@@ -1,7 +1,9 @@
 package graphapi
 
 import (
+	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
 
@@ -50,4 +52,73 @@ func TestPlainString(t *testing.T) {
 			t.Errorf("plainString(%s) = %q, want fallback", raw, got)
 		}
 	}
+}
+
+// plainObjectTokens are the pieces TestPlainObject assembles bodies from:
+// the valid, the almost valid, and what plainObject must leave to
+// encoding/json.
+var plainObjectTokens = []string{
+	"{", "}", "[", "]", ",", ":", " ", "\n", `"ids"`, `"sessionId"`, `"a"`, `""`, `"fa8bf3dc-eca7-46b7-bad1-db199b62afc3"`,
+	"true", "false", "null", "nul", "1", "-0.5", `"\u0041"`, `"a\"b"`, `"é"`, "\"tab\there\"", "{}", "[]", `"x`,
+}
+
+// TestPlainObject holds the one-pass body splitter to encoding/json:
+// whenever it answers, json.Unmarshal into raw members accepts the same
+// body and gives the same members. Bodies are drawn both from valid
+// objects and from arbitrary sequences of tokens.
+func TestPlainObject(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		var body []byte
+		if rapid.Bool().Draw(rt, "wellFormed") {
+			m := rapid.MapOf(rapid.SampledFrom([]string{"ids", "sessionId", "availability", "", "a b", `q"`, "é"}),
+				rapid.OneOf(rapid.Just[any](nil), rapid.Just[any](true), rapid.SampledFrom([]any{"Available", "", "PT1H", "é", `x"y`, 5}),
+					rapid.SliceOf(rapid.SampledFrom([]string{"fa8bf3dc-eca7-46b7-bad1-db199b62afc3", "", `\`})).AsAny())).Draw(rt, "members")
+			body, _ = json.Marshal(m)
+			if rapid.Bool().Draw(rt, "indent") {
+				var buf bytes.Buffer
+				_ = json.Indent(&buf, body, " ", "\t")
+				body = buf.Bytes()
+			}
+		} else {
+			for _, tok := range rapid.SliceOf(rapid.SampledFrom(plainObjectTokens)).Draw(rt, "tokens") {
+				body = append(body, tok...)
+			}
+		}
+		checkPlainObject(rt, body)
+	})
+	for _, body := range []string{`{"ids":["a","b"]}`, ` { "a" : null , "b":true,"c":false, "d" : [ ] } `, `{}`, `{"a":"1","a":"2"}`} {
+		if _, ok := plainObject([]byte(body)); !ok {
+			t.Errorf("plainObject(%s) fell back, want it answered", body)
+		}
+		checkPlainObject(t, []byte(body))
+	}
+	for _, body := range []string{`{"a":1}`, `{"a":{}}`, `{"a":"\u0041"}`, `{"a":"é"}`, `{"a":"b"}x`, `{"a":"b",}`, `{"a":[true]}`, `null`, `{"a":nullx}`} {
+		if m, ok := plainObject([]byte(body)); ok {
+			t.Errorf("plainObject(%s) = %q, want fallback", body, m)
+		}
+	}
+}
+
+func checkPlainObject(t interface{ Fatalf(string, ...any) }, body []byte) {
+	got, ok := plainObject(body)
+	if !ok {
+		return
+	}
+	var want map[string]json.RawMessage
+	if err := json.Unmarshal(body, &want); err != nil {
+		t.Fatalf("plainObject(%s) answered %q; encoding/json refuses it: %v", body, got, err)
+	}
+	if !maps.EqualFunc(got, want, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
+		t.Fatalf("plainObject(%s) = %q; encoding/json gives %q", body, got, want)
+	}
+}
+
+// FuzzPlainObject holds the one-pass body splitter to encoding/json on
+// arbitrary bytes.
+func FuzzPlainObject(f *testing.F) {
+	for _, s := range []string{`{"ids":["fa8bf3dc-eca7-46b7-bad1-db199b62afc3"]}`, `{"sessionId":"a","availability":"Available","activity":"Available","expirationDuration":"PT1H"}`,
+		`{}`, ` {"a" : null, "b":[ ]}`, `{"a":"\u0041"}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkPlainObject(t, body) })
 }

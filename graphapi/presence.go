@@ -60,10 +60,6 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *call) er
 			return err
 		}
 	}
-	views, err := s.svc.Read(r.Context(), c.principal.Tenant, []string{user})
-	if err != nil {
-		return err
-	}
 	proj := ""
 	if sel != nil {
 		proj = "(" + strings.Join(sel, ",") + ")"
@@ -72,25 +68,31 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *call) er
 	if c.alias == aliasCommunications {
 		context = s.base(r, c) + "/$metadata#communications/presences" + proj + "/$entity"
 	}
-	writeJSON(w, http.StatusOK, appendPresence(make([]byte, 0, 512), context, user, views[0], c.principal.SeesPrivateStatus(user), sel))
+	b := make([]byte, 0, 512)
+	err = s.svc.ReadEach(r.Context(), c.principal.Tenant, []string{user}, func(_ int, v *presence.View) {
+		b = appendPresence(b, context, user, *v, c.principal.SeesPrivateStatus(user), sel)
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
 	return nil
 }
 
 // readMany answers the views of ids (distinct, in order) as a collection.
 func (s *Server) readMany(w http.ResponseWriter, r *http.Request, c *call, ids []string, context string) error {
-	views, err := s.svc.Read(r.Context(), c.principal.Tenant, ids)
-	if err != nil {
-		return err
-	}
 	b := make([]byte, 0, 64+len(context)+len(ids)*256)
 	b = append(b, `{"@odata.context":`...)
 	b = appendString(b, context)
 	b = append(b, `,"value":[`...)
-	for i, id := range ids {
+	err := s.svc.ReadEach(r.Context(), c.principal.Tenant, ids, func(i int, v *presence.View) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendPresence(b, "", id, views[i], c.principal.SeesPrivateStatus(id), nil)
+		b = appendPresence(b, "", ids[i], *v, c.principal.SeesPrivateStatus(ids[i]), nil)
+	})
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, append(b, "]}"...))
 	return nil

@@ -70,7 +70,9 @@ func appendPresence(b []byte, context, user string, v presence.View, private boo
 	}
 	if want("sequenceNumber") {
 		b = append(b, `,"sequenceNumber":`...)
-		b = appendString(b, v.SequenceNumber())
+		b = append(b, '"')
+		b = presence.AppendSequence(b, v.Seq)
+		b = append(b, '"')
 	}
 	return append(b, '}')
 }

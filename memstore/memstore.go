@@ -68,6 +68,19 @@ func (s *Store) Update(ctx context.Context, key presence.Key, fn func(*presence.
 	return before, after, nil
 }
 
+// Visit calls fn with the state of each of users in tenant, in order; the
+// *State is lent to fn for that call only (see presence.Store).
+func (s *Store) Visit(ctx context.Context, tenant string, users []string, fn func(i int, st *presence.State)) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: visit: %w", err)
+	}
+	s.m.Visit(tenant, users, fn)
+	return nil
+}
+
 // Due returns, earliest first, up to limit users whose State.Due is not zero
 // and not after now. A key stays due until an Update changes its Due, so it
 // is returned again by later calls until then. A limit of zero or less

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) presence.Store) {
 		{"DueLimit", testDueLimit},
 		{"LargeGet", testLargeGet},
 		{"Scan", testScan},
+		{"Visit", testVisit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +144,53 @@ func testScan(t *testing.T, s presence.Store) {
 	calls := 0
 	if err := s.Scan(ctx, func(presence.Key, presence.State) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("Scan after fn error: %v after %d calls", err, calls)
+	}
+}
+
+// testVisit checks that Visit lends each user's state in order, the same
+// as Get's, including when a rich state is followed by sparse or unknown
+// ones (storage reused from one user to the next must not leak), and that
+// a closed context is refused.
+func testVisit(t *testing.T, s presence.Store) {
+	ctx := context.Background()
+	tenant := newID()
+	var users []string
+	for i := 0; i < 40; i++ {
+		u := newID()
+		users = append(users, u)
+		switch i % 4 {
+		case 0:
+			mustUpdate(t, s, presence.Key{Tenant: tenant, User: u}, set(richState(i)))
+		case 1:
+			sparse := presence.State{Seq: uint64(i), SeqAt: t0(), Sessions: []presence.Session{{ID: newID(), Kind: presence.AppSession,
+				Pair: presence.Pair{Availability: "Away", Activity: "Away"}, RefreshedAt: t0(), ExpiresAt: t0().Add(time.Hour)}}}
+			mustUpdate(t, s, presence.Key{Tenant: tenant, User: u}, set(sparse))
+		case 2:
+			// never written
+		case 3:
+			mustUpdate(t, s, presence.Key{Tenant: tenant, User: u}, set(presence.State{Seq: 7, SeqAt: t0(), CalendarBusy: true}))
+		}
+	}
+	users = append(users, users[0], users[2], users[1])
+	want := mustGet(t, s, tenant, users...)
+	next := 0
+	err := s.Visit(ctx, tenant, users, func(i int, st *presence.State) {
+		if i != next {
+			t.Errorf("Visit: index %d, want %d", i, next)
+		}
+		next++
+		wantState(t, fmt.Sprintf("Visit of user %d", i), *st, want[i])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next != len(users) {
+		t.Errorf("Visit called fn %d times, want %d", next, len(users))
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Visit(cancelled, tenant, users, func(int, *presence.State) {}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Visit with a cancelled context: %v, want context.Canceled", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	presence "github.com/presenced/presenced"
@@ -454,6 +455,24 @@ func (d *decoder) time() time.Time {
 // decodeState decodes enc into *s, or with s nil only validates it. It
 // returns the state's Due either way. On error *s is left zero.
 func decodeState(enc string, in *interner, s *presence.State) (due time.Time, err error) {
+	return decodeReusing(enc, in, s, nil)
+}
+
+// scratch is storage a decoder reuses from one state to the next, so that
+// decoding many states one after another allocates nothing once it has
+// grown: the State decoded last points into it.
+type scratch struct {
+	sessions  []presence.Session
+	outbox    []presence.Notice
+	preferred presence.Preferred
+	status    presence.StatusMessage
+	expiry    presence.Expiry
+	oofMsg    string
+}
+
+// decodeReusing is decodeState that, with r not nil, builds *s in r's
+// storage instead of allocating: *s is then valid until r is used again.
+func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due time.Time, err error) {
 	d := decoder{p: enc, in: in, build: s != nil}
 	var scratch presence.State
 	st := s
@@ -472,7 +491,12 @@ func decodeState(enc string, in *interner, s *presence.State) (due time.Time, er
 	if n := d.count(minSession); n > 0 {
 		var one presence.Session
 		if d.build {
-			st.Sessions = make([]presence.Session, n)
+			if r != nil {
+				r.sessions = slices.Grow(r.sessions[:0], n)[:n]
+				st.Sessions = r.sessions
+			} else {
+				st.Sessions = make([]presence.Session, n)
+			}
 		}
 		for i := range n {
 			se := &one
@@ -493,7 +517,13 @@ func decodeState(enc string, in *interner, s *presence.State) (due time.Time, er
 	if flags&flagPreferred != 0 {
 		p := presence.Preferred{Pair: d.pair(), ExpiresAt: d.time()}
 		if d.build {
-			st.Preferred = &p
+			if r != nil {
+				r.preferred = p
+				st.Preferred = &r.preferred
+			} else {
+				heap := p
+				st.Preferred = &heap
+			}
 		}
 	}
 	if flags&flagStatus != 0 {
@@ -501,11 +531,23 @@ func decodeState(enc string, in *interner, s *presence.State) (due time.Time, er
 		if flags&flagExpiry != 0 {
 			x := presence.Expiry{DateTime: d.str(), TimeZone: d.str(), At: d.time()}
 			if d.build {
-				m.Expiry = &x
+				if r != nil {
+					r.expiry = x
+					m.Expiry = &r.expiry
+				} else {
+					heap := x
+					m.Expiry = &heap
+				}
 			}
 		}
 		if d.build {
-			st.Status = &m
+			if r != nil {
+				r.status = m
+				st.Status = &r.status
+			} else {
+				heap := m
+				st.Status = &heap
+			}
 		}
 	} else if flags&flagExpiry != 0 {
 		d.fail()
@@ -514,7 +556,13 @@ func decodeState(enc string, in *interner, s *presence.State) (due time.Time, er
 	if flags&flagOOFMessage != 0 {
 		msg := d.str()
 		if d.build {
-			st.OOF.Message = &msg
+			if r != nil {
+				r.oofMsg = msg
+				st.OOF.Message = &r.oofMsg
+			} else {
+				heap := msg
+				st.OOF.Message = &heap
+			}
 		}
 	}
 	st.CalendarBusy = flags&flagCalendarBusy != 0
@@ -526,7 +574,12 @@ func decodeState(enc string, in *interner, s *presence.State) (due time.Time, er
 		}
 		var one presence.Notice
 		if d.build && n > 0 {
-			st.Outbox = make([]presence.Notice, n)
+			if r != nil {
+				r.outbox = slices.Grow(r.outbox[:0], n)[:n]
+				st.Outbox = r.outbox
+			} else {
+				st.Outbox = make([]presence.Notice, n)
+			}
 		}
 		for i := range n {
 			nt := &one

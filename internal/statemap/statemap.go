@@ -233,14 +233,7 @@ func (m *Map) Unlock(key presence.Key) {
 // Load returns a deep copy of the State of key: the zero State if key was
 // never published.
 func (m *Map) Load(key presence.Key) presence.State {
-	h := m.hash(key)
-	sh := m.shard(h)
-	sh.mu.RLock()
-	var enc string
-	if e := sh.find(h, key); e != nil {
-		enc = e.enc
-	}
-	sh.mu.RUnlock()
+	enc := m.encoded(key)
 	if enc == "" {
 		return presence.State{}
 	}
@@ -254,6 +247,40 @@ func (m *Map) decode(enc string) presence.State {
 		panic(fmt.Sprintf("statemap: a stored state does not decode: %v", err))
 	}
 	return s
+}
+
+// Visit calls fn with the State of each of users in tenant, in order;
+// duplicates are visited once per occurrence, and a user never published
+// has the zero State. The *State is lent: it is valid only during that
+// call of fn, which must neither keep nor change it or anything it points
+// to. Visiting decodes each state into storage reused from one user to
+// the next, so reading many users allocates next to nothing. No lock is
+// held while fn runs.
+func (m *Map) Visit(tenant string, users []string, fn func(i int, s *presence.State)) {
+	var r scratch
+	var s presence.State
+	for i, u := range users {
+		enc := m.encoded(presence.Key{Tenant: tenant, User: u})
+		if enc == "" {
+			s = presence.State{}
+		} else if _, err := decodeReusing(enc, &m.strs, &s, &r); err != nil {
+			panic(fmt.Sprintf("statemap: a stored state does not decode: %v", err))
+		}
+		fn(i, &s)
+	}
+}
+
+// encoded returns the encoded State of key, "" if key was never published.
+func (m *Map) encoded(key presence.Key) string {
+	h := m.hash(key)
+	sh := m.shard(h)
+	sh.mu.RLock()
+	var enc string
+	if e := sh.find(h, key); e != nil {
+		enc = e.enc
+	}
+	sh.mu.RUnlock()
+	return enc
 }
 
 // Get returns deep copies of the States of users in tenant, in order;
