@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -132,17 +133,24 @@ func (s *Service) TrimOutbox(ctx context.Context, key Key, seq uint64) error {
 		for i < len(st.Outbox) && st.Outbox[i].Seq <= seq {
 			i++
 		}
+		if i == 0 {
+			return errNothingToDo // no write at all
+		}
 		st.Outbox = st.Outbox[i:]
 		if len(st.Outbox) == 0 {
 			st.Outbox = nil
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errNothingToDo) {
 		return fmt.Errorf("trim outbox of %s: %w", key, err)
 	}
 	return nil
 }
+
+// errNothingToDo ends an update that would change nothing, so that it
+// writes nothing.
+var errNothingToDo = errors.New("nothing to do")
 
 // ScanOutboxes calls fn for every user whose outbox holds notices, as a
 // crash left them.

@@ -90,15 +90,16 @@ type deliverer struct {
 	endpoints map[string]*endpoint
 	depth     int
 
-	wake  chan struct{} // drain or trim work is waiting
-	ready chan *queue   // queues to deliver now
+	wake     chan struct{} // drain work is waiting
+	trimWake chan struct{} // trim work is waiting
+	ready    chan *queue   // queues to deliver now
 }
 
 func newDeliverer(n *Notifier) *deliverer {
 	d := &deliverer{
 		n: n, dirty: map[presence.Key]bool{}, trim: map[presence.Key]bool{}, boxes: map[presence.Key]*userBox{},
 		queues: map[string]*queue{}, endpoints: map[string]*endpoint{},
-		wake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
+		wake: make(chan struct{}, 1), trimWake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
 	}
 	d.idle = sync.NewCond(&d.mu)
 	n.m.depth = func() float64 {
@@ -109,9 +110,12 @@ func newDeliverer(n *Notifier) *deliverer {
 	return d
 }
 
-func (d *deliverer) signal() {
+func (d *deliverer) signal() { poke(d.wake) }
+
+// poke wakes the loop waiting on c, unless it is already due to wake.
+func poke(c chan struct{}) {
 	select {
-	case d.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
@@ -139,6 +143,19 @@ func (d *deliverer) run(ctx context.Context) {
 			}
 		})
 	}
+	// Trims are durable writes: they run on their own loop, so that
+	// waiting for their fsyncs never holds up the draining and dispatching
+	// of new changes.
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.trimWake:
+				d.trimAll(ctx)
+			}
+		}
+	})
 	tick := time.NewTicker(retryScan)
 	defer func() {
 		tick.Stop()
@@ -179,6 +196,7 @@ func (d *deliverer) flush(ctx context.Context) error {
 			d.mu.Unlock()
 			d.drain(ctx)
 			if len(d.peekDue()) == 0 {
+				d.trimAll(ctx)
 				return ctx.Err()
 			}
 			continue
@@ -241,13 +259,14 @@ func (d *deliverer) unbusy(q *queue) {
 }
 
 // drain moves new notices from the outboxes marked pending into the queues
-// of their subscriptions, and trims what has been delivered.
+// of their subscriptions, and marks those outboxes for trimming (an outbox
+// whose notices nobody subscribes to is trimmed at once).
 func (d *deliverer) drain(ctx context.Context) {
 	d.drainMu.Lock()
 	defer d.drainMu.Unlock()
 	d.mu.Lock()
-	dirty, trim := d.dirty, d.trim
-	d.dirty, d.trim = map[presence.Key]bool{}, map[presence.Key]bool{}
+	dirty := d.dirty
+	d.dirty = map[presence.Key]bool{}
 	d.mu.Unlock()
 	for k := range dirty {
 		notices, err := d.n.svc.Outbox(ctx, k)
@@ -273,11 +292,20 @@ func (d *deliverer) drain(ctx context.Context) {
 				box.refs[nt.Seq]++
 			}
 		}
+		d.trim[k] = true
 		d.mu.Unlock()
-		trim[k] = true
+		poke(d.trimWake)
 	}
-	// Trims are store writes: run them side by side so they share the
-	// store's group commits instead of each waiting for its own fsync.
+}
+
+// trimAll trims the outboxes marked for trimming: delivered notices leave
+// them. Trims are store writes: they run side by side, so they share the
+// store's group commits instead of each waiting for its own fsync.
+func (d *deliverer) trimAll(ctx context.Context) {
+	d.mu.Lock()
+	trim := d.trim
+	d.trim = map[presence.Key]bool{}
+	d.mu.Unlock()
 	keys := make(chan presence.Key)
 	var wg sync.WaitGroup
 	for range min(trimWorkers, len(trim)) {
@@ -357,6 +385,7 @@ func (d *deliverer) done(items []item) {
 		if box.refs[it.notice.Seq]--; box.refs[it.notice.Seq] <= 0 {
 			delete(box.refs, it.notice.Seq)
 			d.trim[it.key] = true
+			poke(d.trimWake)
 		}
 	}
 }
