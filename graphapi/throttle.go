@@ -22,6 +22,9 @@ type limiter struct {
 type limiterShard struct {
 	mu      sync.Mutex
 	buckets map[bucketKey]*ring
+	// swept is when the shard last dropped its idle buckets: those with no
+	// admission in the window, which are the same as no bucket at all.
+	swept time.Time
 }
 
 type bucketKey struct{ app, tenant string }
@@ -59,6 +62,11 @@ func (l *limiter) allow(app, tenant string, now time.Time) (ok bool, retryAfter 
 	sh := &l.shards[h.Sum64()%uint64(len(l.shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	cutoff := now.Add(-throttleWindow)
+	if now.Sub(sh.swept) >= throttleWindow || now.Before(sh.swept) {
+		sh.sweep(cutoff)
+		sh.swept = now
+	}
 	k := bucketKey{app, tenant}
 	r := sh.buckets[k]
 	if r == nil {
@@ -66,7 +74,6 @@ func (l *limiter) allow(app, tenant string, now time.Time) (ok bool, retryAfter 
 		sh.buckets[k] = r
 	}
 	r.resize(limit)
-	cutoff := now.Add(-throttleWindow)
 	for r.n > 0 && !r.times[r.start].After(cutoff) {
 		r.start = (r.start + 1) % len(r.times)
 		r.n--
@@ -92,4 +99,28 @@ func (r *ring) resize(limit int) {
 		times[i] = r.times[(r.start+r.n-keep+i)%len(r.times)]
 	}
 	r.times, r.start, r.n = times, 0, keep
+}
+
+// sweep drops the buckets with no admission after cutoff, so that memory
+// follows the (app, tenant) pairs active in the last window rather than
+// every pair ever seen. Each shard sweeps at most once a window, so the
+// cost is a constant per admitted request on average.
+func (sh *limiterShard) sweep(cutoff time.Time) {
+	for k, r := range sh.buckets {
+		if r.n == 0 || !r.times[(r.start+r.n-1)%len(r.times)].After(cutoff) {
+			delete(sh.buckets, k)
+		}
+	}
+}
+
+// buckets counts the buckets held, for tests.
+func (l *limiter) buckets() int {
+	n := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		n += len(sh.buckets)
+		sh.mu.Unlock()
+	}
+	return n
 }
