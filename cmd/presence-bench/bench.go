@@ -108,13 +108,14 @@ func (b *bench) presencedBinary(ctx context.Context) (string, error) {
 }
 
 // spawn starts a fresh presenced on its own data dir under the temporary
-// directory and returns it as a target, with the time it took to be ready.
-func (b *bench) spawn(ctx context.Context, name string, profile bool) (*target, string, error) {
+// directory and returns it as a target and its data dir; args are more
+// flags of presenced.
+func (b *bench) spawn(ctx context.Context, name string, profile bool, args ...string) (*target, string, error) {
 	bin, err := b.presencedBinary(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	opts := spawnOptions{dataDir: filepath.Join(b.tmp, name+"-data")}
+	opts := spawnOptions{dataDir: filepath.Join(b.tmp, name+"-data"), args: args}
 	if profile {
 		if opts.pprofAddr, err = freeAddr(); err != nil {
 			return nil, "", err

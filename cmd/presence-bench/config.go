@@ -23,6 +23,8 @@ const (
 	defaultLoadUsers = 10_000
 	// defaultScaleUsers is --users for scale and timers when not given.
 	defaultScaleUsers = 1_000_000
+	// maxRate bounds --rate.
+	maxRate = 100_000
 )
 
 // Config is everything presence-bench runs with.
@@ -42,6 +44,8 @@ type Config struct {
 	Users int
 	Apps  int
 	Seed  uint64
+	// Rate is the changes per second the webhook scenario sends.
+	Rate float64
 	// URL is the presenced to measure; empty means spawn one.
 	URL string
 	// DataDir holds the development signing key of the presenced at URL.
@@ -68,6 +72,9 @@ func (c Config) usersFor(scenario string) int {
 	if c.Users > 0 {
 		return c.Users
 	}
+	if scenario == "webhook" {
+		return defaultWebhookUsers
+	}
 	if isOptIn(scenario) {
 		return defaultScaleUsers
 	}
@@ -88,7 +95,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Connections, "connections", 64, "concurrent connections, one request in flight on each")
 	fs.IntVar(&c.Rounds, "rounds", 1, "repeat each load run, alternating with its baseline, and report the median (for noisy machines)")
 	fs.Float64Var(&c.MaxOtherCPU, "max-other-cpu", 0.25, "run a load round again (up to 3 times) when other processes used more than this many cores meanwhile; negative never")
-	fs.IntVar(&c.Users, "users", 0, fmt.Sprintf("distinct users (default %d; %d for scale and timers)", defaultLoadUsers, defaultScaleUsers))
+	fs.IntVar(&c.Users, "users", 0, fmt.Sprintf("distinct users (default %d; %d for scale and timers; %d, %d subscriptions of %d, for webhook)",
+		defaultLoadUsers, defaultScaleUsers, defaultWebhookUsers, defaultWebhookUsers/subscriptionUsers, subscriptionUsers))
+	fs.Float64Var(&c.Rate, "rate", defaultRate, "webhook: setPresence changes per second, sent open loop to the subscribed users")
 	fs.IntVar(&c.Apps, "apps", 4, "applications, each with its own token and session per user")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the user and app ids and of the request choices")
 	fs.StringVar(&c.URL, "url", "", "base URL of a running presenced on this machine, in development auth mode (default: spawn one)")
@@ -157,6 +166,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("--users: want 0 to %d, got %d", maxUsers, c.Users)
 	case c.Apps < 1 || c.Apps > maxApps:
 		return fmt.Errorf("--apps: want 1 to %d, got %d", maxApps, c.Apps)
+	case c.Rate <= 0 || c.Rate > maxRate:
+		return fmt.Errorf("--rate: want more than 0 and at most %d changes/s, got %g", maxRate, c.Rate)
 	case c.MaxRequests < 1:
 		return fmt.Errorf("--max-requests: want at least 1, got %d", c.MaxRequests)
 	}
@@ -174,6 +185,9 @@ func (c Config) validate() error {
 		}
 		if slices.Contains(c.Scenarios, "scale") {
 			return errors.New("scenario scale measures the server's memory and restarts it: it needs --spawn, not --url")
+		}
+		if slices.Contains(c.Scenarios, "webhook") {
+			return errors.New("scenario webhook starts presenced with --webhook-ca-file so that it trusts the tool's receiver: it needs --spawn, not --url")
 		}
 		if c.ProfileDir != "" {
 			return errors.New("--cpuprofile needs --spawn (profile a server of your own with its --pprof)")

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Figures are the measurements the goals are judged on. A zero figure was
@@ -32,6 +33,17 @@ type Figures struct {
 	// their fades and expiries was processed (an upper bound).
 	TimerSessions  int
 	MaxLateSeconds float64
+
+	// The webhook scenario: the changes per second asked and achieved
+	// (sent in the window and answered 200), the changes due that were not
+	// sent or failed (Shortfall), the notifications of sent changes never
+	// received, and the p99 from sending a change to receiving its
+	// notification. WebhookNoisy marks a run disturbed by other processes.
+	WebhookAskedRate, WebhookRate float64
+	WebhookShortfall              uint64
+	WebhookMissing                uint64
+	WebhookP99ms                  float64
+	WebhookNoisy                  bool
 }
 
 // Goal statuses.
@@ -66,6 +78,8 @@ const (
 	goalRSSBytes       = 1 << 30
 	goalRestartSeconds = 10
 	goalLateSeconds    = 1
+	goalWebhookP99ms   = 100
+	goalWebhookRate    = 2000
 )
 
 // ratio returns a/b, or NaN when either was not measured.
@@ -143,7 +157,42 @@ func Evaluate(f Figures) []Goal {
 	for i := range goals {
 		goals[i] = judge(goals[i])
 	}
-	return goals
+	return append(goals, webhookGoal(f))
+}
+
+// webhookGoal judges change-to-webhook latency: the p99 must be within its
+// bound, at the goal's rate or more, with every change due sent and every
+// notification received; short of any of them the goal is missed.
+func webhookGoal(f Figures) Goal {
+	g := Goal{Name: "change to webhook received", Want: fmt.Sprintf("p99 <= %d ms at %s changes/s", goalWebhookP99ms, thousands(goalWebhookRate)),
+		Value: math.NaN(), Limit: goalWebhookP99ms, Unit: "ms (p99)"}
+	if f.WebhookAskedRate > 0 {
+		g.Value = f.WebhookP99ms
+	}
+	g = judge(g)
+	if g.Status == GoalNotMeasured {
+		return g
+	}
+	var why []string
+	if f.WebhookRate < goalWebhookRate {
+		why = append(why, fmt.Sprintf("at %s changes/s, below the goal's %s", thousands(f.WebhookRate), thousands(goalWebhookRate)))
+	}
+	if f.WebhookShortfall > 0 {
+		why = append(why, fmt.Sprintf("%d changes due at %s/s not sent or failed", f.WebhookShortfall, thousands(f.WebhookAskedRate)))
+	}
+	if f.WebhookMissing > 0 {
+		why = append(why, fmt.Sprintf("%d notifications missing", f.WebhookMissing))
+	}
+	if len(why) > 0 {
+		g.Status = GoalMissed
+	} else {
+		why = append(why, fmt.Sprintf("at %s changes/s", thousands(f.WebhookRate)))
+	}
+	if f.WebhookNoisy {
+		why = append(why, "noisy: other processes used the CPU during the run")
+	}
+	g.Note = strings.Join(why, "; ")
+	return g
 }
 
 // Missed returns the names of the goals in goals that were missed.

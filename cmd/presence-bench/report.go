@@ -16,6 +16,7 @@ type Report struct {
 	Runs     []RunResult     `json:"runs"`
 	Scale    *ScaleResult    `json:"scale,omitempty"`
 	Timers   *TimersResult   `json:"timers,omitempty"`
+	Webhook  *WebhookResult  `json:"webhook,omitempty"`
 	Goals    []Goal          `json:"goals"`
 	// RepeatedRounds counts load rounds run again because other processes
 	// used the CPU meanwhile.
@@ -151,6 +152,11 @@ func (r *Report) finish() {
 	if t := r.Timers; t != nil && t.Sessions > 0 {
 		f.TimerSessions = t.Sessions
 		f.MaxLateSeconds = t.MaxLateSeconds
+	}
+	if w := r.Webhook; w != nil && w.AskedRate > 0 {
+		f.WebhookAskedRate, f.WebhookRate, f.WebhookP99ms = w.AskedRate, w.Rate, w.P99ms
+		f.WebhookShortfall, f.WebhookMissing = w.Unsent+w.Failed, w.Missing
+		f.WebhookNoisy = r.noisy("webhook", targetPresenced)
 	}
 	r.Goals = Evaluate(f)
 }

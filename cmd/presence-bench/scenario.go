@@ -8,10 +8,9 @@ import (
 )
 
 // scenario is one measurement, selected by name with --scenario. Adding one
-// (for example "webhook", the latency from setPresence to the change
-// notification, once presenced sends them) is adding an entry to
-// scenarios: a run function that gets the target with b.presenced, does
-// its work, and records what it measured in b.report.
+// is adding an entry to scenarios: a run function that gets its target
+// (b.loadTarget, or b.spawn for a server of its own), does its work, and
+// records what it measured in b.report.
 type scenario struct {
 	name  string
 	about string
@@ -46,6 +45,8 @@ func scenarios() []scenario {
 			run: runScale},
 		{name: "timers", optIn: true, about: "--users sessions expiring in PT5M (takes 5+ minutes); how late the scheduler fires them",
 			run: runTimers},
+		{name: "webhook", optIn: true, about: "change-notification latency: setPresence at --rate changes/s to subscribed users, a local receiver timestamps each notification",
+			run: runWebhook},
 	}
 }
 

@@ -53,7 +53,8 @@ func buildPresenced(ctx context.Context, dir string) (bin, commit string, err er
 // spawnOptions are how a presenced is started.
 type spawnOptions struct {
 	dataDir   string
-	pprofAddr string // "" for none
+	pprofAddr string   // "" for none
+	args      []string // more flags
 }
 
 // spawnPresenced starts bin on an ephemeral port of 127.0.0.1 with the
@@ -65,6 +66,7 @@ func spawnPresenced(ctx context.Context, bin string, opts spawnOptions, client *
 	if opts.pprofAddr != "" {
 		args = append(args, "--pprof", opts.pprofAddr)
 	}
+	args = append(args, opts.args...)
 	start := time.Now()
 	p, err := startProcess(ctx, targetPresenced, bin, args, presencedListening, startWithin)
 	if err != nil {

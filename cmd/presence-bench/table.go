@@ -92,6 +92,7 @@ func writeTable(w io.Writer, r *Report) error {
 	}
 	writeScale(w, r.Scale)
 	writeTimers(w, r.Timers)
+	writeWebhook(w, r.Webhook)
 	return writeGoals(w, r.Goals, r.Error)
 }
 
@@ -157,6 +158,26 @@ func writeTimers(w io.Writer, t *TimersResult) {
 	fmt.Fprintf(w, "  lateness, an upper bound (poll every %s): p50 %.2fs, p99 %.2fs, max %.2fs; largest presenced_scheduler_lag_seconds seen %.2fs\n",
 		t.Poll, t.P50LateSeconds, t.P99LateSeconds, t.MaxLateSeconds, t.MaxLagGaugeSeconds)
 	fmt.Fprintf(w, "  max lateness by %s window of instants: %s s\n", t.LateWindow, decimals(t.MaxLateByWindow))
+}
+
+func writeWebhook(w io.Writer, h *WebhookResult) {
+	if h == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nwebhook: %d users in %d subscriptions; %s changes/s asked, %s achieved over %gs (%d due, %d sent, %d not sent, %d failed)\n",
+		h.Users, h.Subscriptions, thousands(h.AskedRate), thousands(h.Rate), h.Seconds, h.Due, h.Sent, h.Unsent, h.Failed)
+	fmt.Fprintf(w, "  notifications: %d received, %d missing after %s, %d unexpected; %.1f per POST\n",
+		h.Notified, h.Missing, h.Grace, h.Unexpected, h.PerPost)
+	fmt.Fprintf(w, "  change sent to webhook received: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.1f ms\n",
+		h.P50ms, h.P90ms, h.P99ms, h.P999ms, h.MaxMs)
+	fmt.Fprintf(w, "  changes sent late against the schedule: p99 %.2f ms, max %.1f ms", h.SendLagP99ms, h.SendLagMaxMs)
+	if h.ServerWithin100ms >= 0 {
+		fmt.Fprintf(w, "; presenced's own histogram: %.1f%% of deliveries within 100 ms", 100*h.ServerWithin100ms)
+	}
+	fmt.Fprintln(w)
+	if h.FirstError != "" {
+		fmt.Fprintf(w, "  first error of setPresence: %s\n", h.FirstError)
+	}
 }
 
 func writeGoals(w io.Writer, goals []Goal, stopped string) error {

@@ -36,7 +36,7 @@ func TestWriteReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Runs) != 3 || back.Runs[1].Ops[0].VsBaseline != 0.4 || len(back.Goals) != 6 {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Runs) != 3 || back.Runs[1].Ops[0].VsBaseline != 0.4 || len(back.Goals) != 7 {
 		t.Errorf("JSON round trip: %v %+v", err, back)
 	}
 }
