@@ -40,8 +40,9 @@ type Stats struct {
 	Fired uint64
 	// LagNanos is how late the last scheduled change was processed.
 	LagNanos int64
-	// Sessions is the number of stored sessions, as counted by writes since
-	// start-up (expired sessions leave when the scheduler prunes them).
+	// Sessions is the number of stored sessions: counted by Recover at
+	// start-up, then kept by every write (expired sessions leave when the
+	// scheduler prunes them).
 	Sessions int64
 	// OutboxDropped counts notices dropped because a user's outbox was full.
 	OutboxDropped uint64
@@ -152,15 +153,24 @@ func (s *Service) TrimOutbox(ctx context.Context, key Key, seq uint64) error {
 // writes nothing.
 var errNothingToDo = errors.New("nothing to do")
 
-// ScanOutboxes calls fn for every user whose outbox holds notices, as a
-// crash left them.
-func (s *Service) ScanOutboxes(ctx context.Context, fn func(Key, []Notice)) error {
-	return s.store.Scan(ctx, func(k Key, st State) error {
-		if len(st.Outbox) > 0 {
-			fn(k, st.Outbox)
+// Recover scans every stored state once, at start-up, before anything
+// else uses the service: it counts the stored sessions, so that
+// Stats.Sessions is right from the start, and calls outbox for every user
+// whose outbox holds notices that a crash or a restart left undelivered.
+func (s *Service) Recover(ctx context.Context, outbox func(Key, []Notice)) error {
+	var sessions int64
+	err := s.store.Scan(ctx, func(k Key, st State) error {
+		sessions += int64(len(st.Sessions))
+		if len(st.Outbox) > 0 && outbox != nil {
+			outbox(k, st.Outbox)
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	s.sessions.Add(sessions)
+	return nil
 }
 
 // Read returns the views of users in tenant at the service's now, in order.

@@ -43,7 +43,8 @@ func setPresence(av, ac string, d time.Duration) *presence.SetPresence {
 func TestServiceOutbox(t *testing.T) {
 	ctx := context.Background()
 	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
-	svc := presence.NewService(memstore.New(), clock, nil)
+	store := memstore.New()
+	svc := presence.NewService(store, clock, nil)
 	k1 := presence.Key{Tenant: tenant, User: u1}
 	k2 := presence.Key{Tenant: tenant, User: u2}
 	w := &watcher{watched: map[presence.Key]bool{k1: true}}
@@ -102,13 +103,22 @@ func TestServiceOutbox(t *testing.T) {
 	if rest, _ := svc.Outbox(ctx, k1); len(rest) != 2 || rest[0].Seq != box[2].Seq {
 		t.Fatalf("after trim: %+v", rest)
 	}
+	// A service started anew over the same store finds the outbox, and
+	// counts the sessions stored.
+	if _, err := svc.Do(ctx, presence.Key{Tenant: tenant, User: u2}, setPresence("Busy", "InACall", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	again := presence.NewService(store, clock, nil)
 	found := 0
-	if err := svc.ScanOutboxes(ctx, func(k presence.Key, n []presence.Notice) {
+	if err := again.Recover(ctx, func(k presence.Key, n []presence.Notice) {
 		if k == k1 && len(n) == 2 {
 			found++
 		}
 	}); err != nil || found != 1 {
-		t.Fatalf("ScanOutboxes: %v, found %d", err, found)
+		t.Fatalf("Recover: %v, found %d outboxes", err, found)
+	}
+	if got, want := again.Stats().Sessions, svc.Stats().Sessions; got != want || got == 0 {
+		t.Errorf("sessions after Recover: %d, want %d as counted by the writes", got, want)
 	}
 }
 

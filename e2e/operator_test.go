@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -181,6 +182,12 @@ func TestOperatorRestartKeepsState(t *testing.T) {
 	}
 	if got := r.str("sequenceNumber"); got != seq {
 		t.Errorf("after a restart without change: sequenceNumber %q, want %q (3.7)", got, seq)
+	}
+	// The sessions gauge counts what is stored, not what was written since
+	// the start.
+	m := s2.do(t, "GET", "/metrics", "", nil)
+	if !regexp.MustCompile(`(?m)^presenced_sessions 1$`).Match(m.Body) {
+		t.Errorf("after a restart, /metrics does not show the one stored session as presenced_sessions 1")
 	}
 	wantEmptyOK(t, f.clear(f.U1, "APPrw"))
 }

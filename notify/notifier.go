@@ -113,12 +113,10 @@ func New(cfg Config) (*Notifier, error) {
 	return n, nil
 }
 
-// Run delivers until ctx is done: it first re-queues what a crash left in
-// outboxes, then drains new changes and retries on the clock.
+// Run delivers until ctx is done: it drains new changes and retries on the
+// clock. What a crash left in outboxes is delivered once the service's
+// Recover has reported it through Pending.
 func (n *Notifier) Run(ctx context.Context) {
-	if err := n.svc.ScanOutboxes(ctx, func(k presence.Key, _ []presence.Notice) { n.Pending(k) }); err != nil && ctx.Err() == nil {
-		n.logger.Error("scanning outboxes", "err", err)
-	}
 	n.d.run(ctx)
 }
 

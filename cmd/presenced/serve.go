@@ -153,6 +153,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 
 	srv.RegisterOnShutdown(api.CloseStreams)
 
+	// Before anything writes: count the stored sessions and queue the
+	// notifications a crash left in outboxes.
+	if err := svc.Recover(ctx, func(k presence.Key, _ []presence.Notice) { notifier.Pending(k) }); err != nil {
+		return err
+	}
 	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.RunScheduler(schedCtx, 100*time.Millisecond) })
@@ -246,7 +251,7 @@ func registerServiceMetrics(reg prometheus.Registerer, svc *presence.Service) {
 			stat(func(s presence.Stats) float64 { return float64(s.Fired) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_scheduler_lag_seconds", Help: "How late the last due change was processed."},
 			stat(func(s presence.Stats) float64 { return time.Duration(s.LagNanos).Seconds() })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_sessions", Help: "Sessions stored, as counted by writes since start-up."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_sessions", Help: "Sessions stored (expired ones leave when the scheduler prunes them)."},
 			stat(func(s presence.Stats) float64 { return float64(s.Sessions) })),
 	)
 }
