@@ -409,11 +409,11 @@ func (s *Store) Update(ctx context.Context, key presence.Key, fn func(*presence.
 	if err := fn(&after); err != nil {
 		return zero, zero, err
 	}
-	rec, err := appendStateRecord(make([]byte, 0, 160), key, after)
+	rec, at, err := appendStateRecordAt(make([]byte, 0, 160), key, after)
 	if err != nil {
 		return zero, zero, err
 	}
-	w := &waiter{key: key, after: after, rec: rec, done: make(chan struct{})}
+	w := &waiter{key: key, enc: string(rec[at:]), due: after.Due, rec: rec, done: make(chan struct{})}
 	if err := s.enqueue(w); err != nil {
 		return zero, zero, err
 	}
@@ -432,7 +432,7 @@ func (s *Store) Update(ctx context.Context, key presence.Key, fn func(*presence.
 	if w.err != nil {
 		return zero, zero, w.err
 	}
-	s.m.Publish(key, after)
+	s.m.PublishEncoded(key, w.enc, w.due)
 	return before, after, nil
 }
 

@@ -88,11 +88,21 @@ func finishRecord(dst []byte, start int) ([]byte, error) {
 
 // appendStateRecord appends the framed state record of (key, s) to dst.
 func appendStateRecord(dst []byte, key presence.Key, s presence.State) ([]byte, error) {
+	rec, _, err := appendStateRecordAt(dst, key, s)
+	return rec, err
+}
+
+// appendStateRecordAt is appendStateRecord that also returns where in the
+// result the state's encoding starts: it runs to the end, so the caller
+// can publish the very bytes it writes instead of encoding the state again.
+func appendStateRecordAt(dst []byte, key presence.Key, s presence.State) ([]byte, int, error) {
 	dst, start := beginRecord(dst)
 	dst = append(dst, recState)
 	dst = statemap.AppendKey(dst, key)
+	at := len(dst)
 	dst = statemap.AppendState(dst, &s)
-	return finishRecord(dst, start)
+	rec, err := finishRecord(dst, start)
+	return rec, at, err
 }
 
 // appendEncodedRecord appends the framed state record of key and enc, a

@@ -3,6 +3,7 @@ package filestore
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	presence "github.com/presenced/presenced"
 )
@@ -25,8 +26,11 @@ const (
 // waiter is one Update waiting for its record to be durable. Its Update
 // holds the stripe lock of key until the outcome is known.
 type waiter struct {
-	key   presence.Key
-	after presence.State
+	key presence.Key
+	// enc is the state after the update, encoded (the tail of rec), and
+	// due its Due: what is published once the record is durable.
+	enc   string
+	due   time.Time
 	rec   []byte
 	state atomic.Int32
 	err   error // set by the writer before wDone
@@ -157,7 +161,7 @@ func (s *Store) complete(w *waiter, err error) {
 	}
 	// wAbandoned: this goroutine now owns the stripe lock.
 	if err == nil {
-		s.m.Publish(w.key, w.after)
+		s.m.PublishEncoded(w.key, w.enc, w.due)
 	}
 	s.m.Unlock(w.key)
 }

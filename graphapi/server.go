@@ -136,10 +136,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	took := time.Since(start)
 	s.requests.WithLabelValues(routeName, r.Method, strconv.Itoa(status)).Inc()
-	s.latency.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
-	s.logger.DebugContext(r.Context(), "request", "request_id", id.request, "method", r.Method,
-		"path", r.URL.Path, "status", status, "route", routeName, "duration", time.Since(start))
+	s.latency.WithLabelValues(routeName).Observe(took.Seconds())
+	if s.logger.Enabled(r.Context(), slog.LevelDebug) { // spares boxing the attributes on every request
+		s.logger.DebugContext(r.Context(), "request", "request_id", id.request, "method", r.Method,
+			"path", r.URL.Path, "status", status, "route", routeName, "duration", took)
+	}
 }
 
 // serve routes and runs one request (an outer one, or one inside a $batch

@@ -306,6 +306,13 @@ func (m *Map) Publish(key presence.Key, s presence.State) {
 	m.put(key, enc, dueNanos(s.Due), true, true)
 }
 
+// PublishEncoded is Publish of a state already encoded: enc must be what
+// AppendState made of a State whose Due is due. It spares encoding the
+// state again when the caller has just encoded it (for its log record).
+func (m *Map) PublishEncoded(key presence.Key, enc string, due time.Time) {
+	m.put(key, enc, dueNanos(due), true, true)
+}
+
 // put stores enc, whose due instant is due, as key's encoded state. A new
 // entry gets the shared copy of key.Tenant and, with cloneUser, a copy of
 // key.User of its own (the caller's may be part of a larger allocation,

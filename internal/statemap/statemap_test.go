@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -433,5 +434,21 @@ func TestInternerConcurrent(t *testing.T) {
 				t.Fatalf("goroutines %d and 0 got different copies of %q", w, got[w][i])
 			}
 		}
+	}
+}
+
+// TestPublishEncoded checks that publishing a state's encoding is the same
+// as publishing the state: what Load gives back, and the due index.
+func TestPublishEncoded(t *testing.T) {
+	a, b := New(), New()
+	s := presence.State{Seq: 3, SeqAt: at(1), Due: at(5), Sessions: []presence.Session{{ID: "s", Kind: presence.AppSession,
+		Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}, RefreshedAt: at(1), ExpiresAt: at(5)}}}
+	a.Publish(key(1), s)
+	b.PublishEncoded(key(1), string(AppendState(nil, &s)), s.Due)
+	if got, want := b.Load(key(1)), a.Load(key(1)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("PublishEncoded then Load = %+v, want %+v", got, want)
+	}
+	if got := b.Due(at(5), 10); !slices.Equal(got, []presence.Key{key(1)}) {
+		t.Fatalf("Due after PublishEncoded = %v", got)
 	}
 }
