@@ -371,18 +371,15 @@ func CanonicalGUID(s string) (string, bool) {
 
 // isCanonicalGUID reports whether s is a GUID in lower-case hyphenated form.
 func isCanonicalGUID(s string) bool {
-	if len(s) != 36 {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return false
 	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+	// Bulk reads check 650 of these per request: a straight loop per group,
+	// with unsigned compares, is several times faster than a switch on the
+	// position.
+	for _, g := range [...]string{s[:8], s[9:13], s[14:18], s[19:23], s[24:]} {
+		for i := 0; i < len(g); i++ {
+			if c := g[i]; c-'0' > 9 && c-'a' > 5 {
 				return false
 			}
 		}

@@ -1,6 +1,11 @@
 package presence
 
-import "testing"
+import (
+	"regexp"
+	"testing"
+
+	"pgregory.net/rapid"
+)
 
 func TestNewGUID(t *testing.T) {
 	a, b := NewGUID(), NewGUID()
@@ -27,4 +32,23 @@ func TestCanonicalGUID(t *testing.T) {
 			t.Errorf("CanonicalGUID(%q) = %q, want invalid", in, got)
 		}
 	}
+}
+
+// TestIsCanonicalGUID holds the fast check to its definition: lower-case
+// hex digits in groups of 8-4-4-4-12.
+func TestIsCanonicalGUID(t *testing.T) {
+	canonicalRE := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	rapid.Check(t, func(rt *rapid.T) {
+		s := rapid.StringOfN(rapid.SampledFrom([]rune("0123456789abcdefABCDEF-g{}/:`@")), 34, 38, -1).Draw(rt, "s")
+		if rapid.Bool().Draw(rt, "guid") {
+			s = NewGUID()
+			if rapid.Bool().Draw(rt, "mutate") {
+				i := rapid.IntRange(0, 35).Draw(rt, "i")
+				s = s[:i] + string(rapid.SampledFrom([]byte("-0aAg/:`@{")).Draw(rt, "c")) + s[i+1:]
+			}
+		}
+		if want := canonicalRE.MatchString(s); isCanonicalGUID(s) != want {
+			rt.Fatalf("isCanonicalGUID(%q) = %v, want %v", s, !want, want)
+		}
+	})
 }

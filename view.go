@@ -99,18 +99,21 @@ func (s *State) clockChanges(now time.Time) uint64 {
 	if !t.Before(now) {
 		return 0
 	}
+	next, ok := s.NextChange(t)
+	if !ok || next.After(now) {
+		return 0 // the common case, without computing a view
+	}
 	var n uint64
 	prev := s.visible(t)
 	for {
-		next, ok := s.NextChange(t)
-		if !ok || next.After(now) {
-			return n
-		}
 		cur := s.visible(next)
 		if !sameVisible(prev, cur) {
 			n++
 		}
 		prev, t = cur, next
+		if next, ok = s.NextChange(t); !ok || next.After(now) {
+			return n
+		}
 	}
 }
 

@@ -333,6 +333,33 @@ type decoder struct {
 	bad     bool
 	build   bool
 	in      *interner // nil: GUID strings are not interned
+	guids   *guidCache // nil: none
+}
+
+// guidCache remembers the last GUIDs a decoder formatted, by their 16
+// bytes: a bulk read decodes hundreds of states whose sessions mostly
+// belong to the same few applications, and comparing 16 bytes is much
+// cheaper than formatting and interning 36.
+type guidCache struct {
+	raw  [8]string // the encoded bytes, slices of the encodings read
+	str  [8]string
+	next int
+}
+
+// lookup returns the formatted GUID of raw, if cached.
+func (c *guidCache) lookup(raw string) (string, bool) {
+	for i := range c.raw {
+		if c.raw[i] == raw && raw != "" {
+			return c.str[i], true
+		}
+	}
+	return "", false
+}
+
+// add caches str as the formatted GUID of raw, replacing the oldest.
+func (c *guidCache) add(raw, str string) {
+	c.raw[c.next], c.str[c.next] = raw, str
+	c.next = (c.next + 1) % len(c.raw)
 }
 
 func (d *decoder) fail() { d.bad, d.i = true, len(d.p) }
@@ -401,12 +428,23 @@ func (d *decoder) str() string {
 		if !d.build {
 			return ""
 		}
+		if d.guids != nil {
+			if str, ok := d.guids.lookup(g); ok {
+				return str
+			}
+		}
 		var buf [36]byte
 		formatGUID(&buf, g)
+		var str string
 		if d.in != nil {
-			return d.in.internGUID(&buf)
+			str = d.in.internGUID(&buf)
+		} else {
+			str = string(buf[:])
 		}
-		return string(buf[:])
+		if d.guids != nil {
+			d.guids.add(g, str)
+		}
+		return str
 	case v < strInline:
 		if v > uint64(len(vocabulary)) {
 			d.fail()
@@ -468,12 +506,16 @@ type scratch struct {
 	status    presence.StatusMessage
 	expiry    presence.Expiry
 	oofMsg    string
+	guids     guidCache
 }
 
 // decodeReusing is decodeState that, with r not nil, builds *s in r's
 // storage instead of allocating: *s is then valid until r is used again.
 func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due time.Time, err error) {
 	d := decoder{p: enc, in: in, build: s != nil}
+	if r != nil {
+		d.guids = &r.guids
+	}
 	var scratch presence.State
 	st := s
 	if st == nil {
