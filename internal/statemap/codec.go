@@ -332,7 +332,7 @@ type decoder struct {
 	hasBase bool
 	bad     bool
 	build   bool
-	in      *interner // nil: GUID strings are not interned
+	in      *interner  // nil: GUID strings are not interned
 	guids   *guidCache // nil: none
 }
 
