@@ -158,7 +158,18 @@ func (m *Map) Reserve(n int) {
 }
 
 func (m *Map) hash(k presence.Key) uint64 {
-	return maphash.String(m.seed, k.User) ^ bits.RotateLeft64(maphash.String(m.seed, k.Tenant), 29)
+	return m.userHash(m.tenantHash(k.Tenant), k.User)
+}
+
+// tenantHash is the tenant's part of a key's hash, which a visit of many
+// users of one tenant computes once.
+func (m *Map) tenantHash(tenant string) uint64 {
+	return bits.RotateLeft64(maphash.String(m.seed, tenant), 29)
+}
+
+// userHash combines a tenant's part of the hash with the user's.
+func (m *Map) userHash(tenantHash uint64, user string) uint64 {
+	return maphash.String(m.seed, user) ^ tenantHash
 }
 
 func (m *Map) shard(h uint64) *shard { return &m.shards[h&(shardCount-1)] }
@@ -259,8 +270,10 @@ func (m *Map) decode(enc string) presence.State {
 func (m *Map) Visit(tenant string, users []string, fn func(i int, s *presence.State)) {
 	var r scratch
 	var s presence.State
+	th := m.tenantHash(tenant)
 	for i, u := range users {
-		enc := m.encoded(presence.Key{Tenant: tenant, User: u})
+		key := presence.Key{Tenant: tenant, User: u}
+		enc := m.encodedAt(m.userHash(th, u), key)
 		if enc == "" {
 			s = presence.State{}
 		} else if _, err := decodeReusing(enc, &m.strs, &s, &r); err != nil {
@@ -272,7 +285,11 @@ func (m *Map) Visit(tenant string, users []string, fn func(i int, s *presence.St
 
 // encoded returns the encoded State of key, "" if key was never published.
 func (m *Map) encoded(key presence.Key) string {
-	h := m.hash(key)
+	return m.encodedAt(m.hash(key), key)
+}
+
+// encodedAt is encoded of a key whose hash h is known.
+func (m *Map) encodedAt(h uint64, key presence.Key) string {
 	sh := m.shard(h)
 	sh.mu.RLock()
 	var enc string
