@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"net/http"
 	"os"
 	"os/exec"
@@ -190,4 +191,19 @@ func TestOperatorRestartKeepsState(t *testing.T) {
 		t.Errorf("after a restart, /metrics does not show the one stored session as presenced_sessions 1")
 	}
 	wantEmptyOK(t, f.clear(f.U1, "APPrw"))
+}
+
+// Methods a client invents are answered 405 in Graph's envelope and
+// counted under method="other" in the request metrics, so they cannot grow
+// the metrics without bound.
+func TestOperatorInventedMethodsInMetrics(t *testing.T) {
+	f := newFixture(t)
+	for _, m := range []string{"BREW", "WHEN"} {
+		r := f.s.do(t, m, f.p("/users/%s/presence", f.U1), f.tok("APPrw"), nil)
+		wantError(t, r, 405, "", "")
+	}
+	m := f.s.do(t, "GET", "/metrics", "", nil)
+	if bytes.Contains(m.Body, []byte(`method="BREW"`)) || !regexp.MustCompile(`presenced_http_requests_total\{[^}]*method="other"`).Match(m.Body) {
+		t.Errorf("/metrics counts invented methods by name, or not under method=\"other\"")
+	}
 }

@@ -137,7 +137,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	took := time.Since(start)
-	s.requests.WithLabelValues(routeName, r.Method, strconv.Itoa(status)).Inc()
+	s.requests.WithLabelValues(routeName, methodLabel(r.Method), strconv.Itoa(status)).Inc()
 	s.latency.WithLabelValues(routeName).Observe(took.Seconds())
 	if s.logger.Enabled(r.Context(), slog.LevelDebug) { // spares boxing the attributes on every request
 		s.logger.DebugContext(r.Context(), "request", "request_id", id.request, "method", r.Method,
@@ -287,4 +287,16 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		r = r.WithContext(context.WithValue(r.Context(), idsKey, id))
 	}
 	s.fail(w, r, err)
+}
+
+// methodLabel is the method as a metric label: the methods HTTP defines
+// as they are, anything else as "other", so that clients inventing
+// methods cannot grow the metrics without bound.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodPut,
+		http.MethodHead, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
