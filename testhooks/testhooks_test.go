@@ -1,0 +1,102 @@
+package testhooks_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/graphapi"
+	"github.com/presenced/presenced/memstore"
+	"github.com/presenced/presenced/testhooks"
+)
+
+const (
+	tenant = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+	user   = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
+)
+
+// noAuth refuses every token: the hooks take none.
+type noAuth struct{}
+
+func (noAuth) Verify(context.Context, string) (presence.Principal, error) {
+	return presence.Principal{}, presence.Errorf(presence.CodeInvalidAuthenticationToken, "Access token validation failure.")
+}
+
+// newHooks returns the hooks over a fresh in-memory service, answering
+// errors as the Graph surface does.
+func newHooks(t testing.TB) (http.Handler, *presence.TestClock) {
+	t.Helper()
+	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	svc := presence.NewService(memstore.New(), clock, nil)
+	api, err := graphapi.NewServer(graphapi.Config{Service: svc, Auth: noAuth{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testhooks.NewHandler(testhooks.Config{Service: svc, Clock: clock, SetRateLimit: func(int) {}, WriteError: api.WriteError}), clock
+}
+
+// FuzzHooks sends arbitrary bodies to every hook: each must answer a
+// success or a Graph error (never a 5xx or a panic), and the test clock
+// never moves backwards.
+func FuzzHooks(f *testing.F) {
+	hooks := []string{
+		"POST /_test/clock/advance",
+		"PUT /_test/limits",
+		"PUT /_test/tenants/" + tenant + "/users/" + user + "/clientSessions/desktop-1",
+		"DELETE /_test/tenants/" + tenant + "/users/" + user + "/clientSessions/desktop-1",
+		"PUT /_test/tenants/" + tenant + "/users/" + user + "/outOfOffice",
+		"PUT /_test/tenants/" + tenant + "/users/" + user + "/calendarBusy",
+		"PUT /_test/tenants/" + tenant + "/users/" + user + "/presenceEnabled",
+		"PUT /_test/tenants/not-a-guid/users/" + user + "/calendarBusy",
+	}
+	for i, body := range []string{`{"by":"PT5M"}`, `{"presencePer30s":5}`, `{"availability":"Busy","activity":"InACall","expirationDuration":"PT1H"}`,
+		``, `{"isOutOfOffice":true,"message":"away"}`, `{"active":true}`, `{"enabled":false}`, `{"active":1}`,
+		`{"by":"-PT5M"}`, `{"by":"P99999999D"}`, `{"availability":"Nope","activity":"x"}`, `[]`, `null`, `{"extra":1}`} {
+		f.Add(uint8(i), []byte(body))
+	}
+	h, clock := newHooks(f)
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		method, path, _ := strings.Cut(hooks[int(which)%len(hooks)], " ")
+		before := clock.Now()
+		req := httptest.NewRequest(method, path, bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s %q: status %d: %s", method, path, body, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var env struct {
+				Error struct {
+					Code    string `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.Error.Code == "" || env.Error.Message == "" {
+				t.Fatalf("%s %s %q: %d without a Graph error: %s", method, path, body, rec.Code, rec.Body)
+			}
+		}
+		if clock.Now().Before(before) {
+			t.Fatalf("the clock went back from %v to %v", before, clock.Now())
+		}
+	})
+}
+
+// TestUnknownHookIs404 checks that a path under /_test/ with no hook is a
+// Graph-shaped 404, as is a known path with the wrong method.
+func TestUnknownHookIs404(t *testing.T) {
+	h, _ := newHooks(t)
+	for _, target := range []string{"GET /_test/nothing", "DELETE /_test/clock", "GET /_test/limits"} {
+		method, path, _ := strings.Cut(target, " ")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `"code":"`) {
+			t.Errorf("%s: %d %s, want a Graph 404", target, rec.Code, rec.Body)
+		}
+	}
+}
