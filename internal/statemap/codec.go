@@ -513,8 +513,17 @@ type scratch struct {
 // storage instead of allocating: *s is then valid until r is used again.
 func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due time.Time, err error) {
 	d := decoder{p: enc, in: in, build: s != nil}
+	// Where the pointed-to parts of the state go: r's storage, or (nil)
+	// allocations of their own.
+	var slots struct {
+		preferred *presence.Preferred
+		status    *presence.StatusMessage
+		expiry    *presence.Expiry
+		oofMsg    *string
+	}
 	if r != nil {
 		d.guids = &r.guids
+		slots.preferred, slots.status, slots.expiry, slots.oofMsg = &r.preferred, &r.status, &r.expiry, &r.oofMsg
 	}
 	var scratch presence.State
 	st := s
@@ -559,13 +568,7 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 	if flags&flagPreferred != 0 {
 		p := presence.Preferred{Pair: d.pair(), ExpiresAt: d.time()}
 		if d.build {
-			if r != nil {
-				r.preferred = p
-				st.Preferred = &r.preferred
-			} else {
-				heap := p
-				st.Preferred = &heap
-			}
+			st.Preferred = keep(p, slots.preferred)
 		}
 	}
 	if flags&flagStatus != 0 {
@@ -573,23 +576,11 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 		if flags&flagExpiry != 0 {
 			x := presence.Expiry{DateTime: d.str(), TimeZone: d.str(), At: d.time()}
 			if d.build {
-				if r != nil {
-					r.expiry = x
-					m.Expiry = &r.expiry
-				} else {
-					heap := x
-					m.Expiry = &heap
-				}
+				m.Expiry = keep(x, slots.expiry)
 			}
 		}
 		if d.build {
-			if r != nil {
-				r.status = m
-				st.Status = &r.status
-			} else {
-				heap := m
-				st.Status = &heap
-			}
+			st.Status = keep(m, slots.status)
 		}
 	} else if flags&flagExpiry != 0 {
 		d.fail()
@@ -598,13 +589,7 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 	if flags&flagOOFMessage != 0 {
 		msg := d.str()
 		if d.build {
-			if r != nil {
-				r.oofMsg = msg
-				st.OOF.Message = &r.oofMsg
-			} else {
-				heap := msg
-				st.OOF.Message = &heap
-			}
+			st.OOF.Message = keep(msg, slots.oofMsg)
 		}
 	}
 	st.CalendarBusy = flags&flagCalendarBusy != 0
@@ -638,6 +623,16 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 		return time.Time{}, errBadEncoding
 	}
 	return st.Due, nil
+}
+
+// keep returns a pointer to a copy of v: slot, when the decoder reuses
+// storage, else a new allocation.
+func keep[T any](v T, slot *T) *T {
+	if slot == nil {
+		slot = new(T)
+	}
+	*slot = v
+	return slot
 }
 
 // DecodeState decodes an encoding made by AppendState. The strings of the
