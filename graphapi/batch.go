@@ -25,10 +25,13 @@ type batchRequest struct {
 	DependsOn []string          `json:"dependsOn"`
 }
 
+// batchResponse is one answer of a batch. Headers is always sent, as an
+// empty object when the inner response had none worth passing on (a 200
+// action); Body is left out when the inner response had none.
 type batchResponse struct {
 	ID      string            `json:"id"`
 	Status  int               `json:"status"`
-	Headers map[string]string `json:"headers,omitempty"`
+	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body,omitempty"`
 }
 

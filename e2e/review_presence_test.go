@@ -1,0 +1,44 @@
+package e2e
+
+// Cases found by a rule-by-rule review of graph-presence.md sections 1, 2,
+// 3, 5 and 6 against the server; each failed before its fix.
+
+import (
+	"net/http"
+	"testing"
+)
+
+// 6: every inner response of a batch is {"id","status","headers","body"};
+// headers is an object even when the inner response (a 200 action) had none
+// to pass on, and body may then be left out.
+func TestReviewPresenceBatchResponsesAlwaysCarryHeaders(t *testing.T) {
+	eachVersion(t, func(t *testing.T, f *fixture) {
+		r := f.post(f.p("/$batch"), "APPrw", map[string]any{"requests": []map[string]any{
+			{"id": "set", "method": "POST", "url": "/users/" + f.U1 + "/presence/setPresence",
+				"headers": map[string]string{"Content-Type": "application/json"},
+				"body":    setBody(f.A, "Busy", "InACall", "PT1H")},
+			{"id": "pref", "method": "POST", "url": "/users/" + f.U1 + "/presence/clearUserPreferredPresence"},
+			{"id": "get", "dependsOn": []string{"set"}, "method": "GET", "url": "/users/" + f.U1 + "/presence"},
+			{"id": "bad", "method": "POST", "url": "/users/" + f.U2 + "/presence/setPresence",
+				"headers": map[string]string{"Content-Type": "application/json"},
+				"body":    setBody(f.A, "Busy", "Busy", "PT1H")},
+			{"id": "dep", "dependsOn": []string{"bad"}, "method": "GET", "url": "/users/" + f.U2 + "/presence"},
+		}})
+		wantStatus(t, r, http.StatusOK)
+		rs := batchResponses(t, r)
+		for id, want := range map[string]int{"set": 200, "pref": 200, "get": 200, "bad": 400, "dep": http.StatusFailedDependency} {
+			e := rs[id]
+			if got := status(e); got != want {
+				t.Errorf("response %s: status %d, want %d (%v)", id, got, want, e)
+			}
+			if h, ok := e["headers"].(map[string]any); !ok {
+				t.Errorf("response %s: headers = %v, want an object (6)", id, e["headers"])
+			} else if want != 200 || id == "get" {
+				if ct, _ := h["Content-Type"].(string); ct == "" {
+					t.Errorf("response %s: a JSON body without a Content-Type header: %v", id, h)
+				}
+			}
+		}
+	})
+}
+
