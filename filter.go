@@ -9,12 +9,15 @@ const MaxIDs = 650
 // ParseIDFilter parses the only $filter presence supports on the presence
 // collection: "id in ('g1','g2',...)" or "id eq 'g1'", with single-quoted
 // values (” escapes a quote, as in OData), any spacing, and case-insensitive
-// keywords. It returns the raw values in order; callers check them as GUIDs.
+// keywords. It returns the raw values in order, repeats included; callers
+// check them as GUIDs. As in a subscription's resource, the limit of
+// MaxIDs counts distinct ids (values that differ only in case are one id),
+// not the values written.
 func ParseIDFilter(f string) ([]string, error) {
 	return parseIDFilter(f, MaxIDs)
 }
 
-// parseIDFilter is ParseIDFilter with a limit of values.
+// parseIDFilter is ParseIDFilter with a limit of distinct values.
 func parseIDFilter(f string, limit int) ([]string, error) {
 	bad := Errorf(CodeBadRequest, "Invalid $filter: only \"id in ('{id}',...)\" and \"id eq '{id}'\" are supported.")
 	p := &filterLexer{s: f}
@@ -33,6 +36,7 @@ func parseIDFilter(f string, limit int) ([]string, error) {
 			return nil, bad
 		}
 		var vals []string
+		var distinct map[string]struct{} // made only once the values pass the limit
 		for {
 			v, ok := p.quoted()
 			if !ok {
@@ -40,7 +44,16 @@ func parseIDFilter(f string, limit int) ([]string, error) {
 			}
 			vals = append(vals, v)
 			if len(vals) > limit {
-				return nil, Errorf(CodeBadRequest, "The number of ids exceeds the maximum of 650.")
+				if distinct == nil {
+					distinct = make(map[string]struct{}, len(vals))
+					for _, w := range vals[:len(vals)-1] {
+						distinct[strings.ToLower(w)] = struct{}{}
+					}
+				}
+				distinct[strings.ToLower(v)] = struct{}{}
+				if len(distinct) > limit {
+					return nil, Errorf(CodeBadRequest, "The number of ids exceeds the maximum of 650.")
+				}
 			}
 			if p.punct(')') {
 				break

@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -19,7 +20,11 @@ func FuzzParseIDFilter(f *testing.F) {
 			}
 			return
 		}
-		if len(ids) == 0 || len(ids) > 650 || !strings.Contains(strings.ToLower(s), "id") {
+		distinct := map[string]bool{}
+		for _, id := range ids {
+			distinct[strings.ToLower(id)] = true
+		}
+		if len(ids) == 0 || len(distinct) > 650 || !strings.Contains(strings.ToLower(s), "id") {
 			t.Fatalf("accepted %q as %q", s, ids)
 		}
 	})
@@ -45,5 +50,28 @@ func TestParseIDFilter(t *testing.T) {
 		if got, err := ParseIDFilter(bad); err == nil {
 			t.Errorf("%q accepted as %q", bad, got)
 		}
+	}
+}
+
+// The limit of 650 counts distinct ids, as in a subscription's resource.
+func TestParseIDFilterLimitCountsDistinctIDs(t *testing.T) {
+	list := func(n, repeat int) string {
+		var vals []string
+		for i := range n {
+			vals = append(vals, fmt.Sprintf("'%08x-0000-4000-8000-000000000000'", i))
+		}
+		for i := range repeat {
+			vals = append(vals, strings.ToUpper(vals[i]))
+		}
+		return "id in (" + strings.Join(vals, ",") + ")"
+	}
+	if ids, err := ParseIDFilter(list(650, 5)); err != nil || len(ids) != 655 {
+		t.Errorf("650 distinct ids written 655 times: %d ids, %v", len(ids), err)
+	}
+	if _, err := ParseIDFilter(list(651, 0)); err == nil {
+		t.Errorf("651 distinct ids accepted")
+	}
+	if _, err := ParseIDFilter(list(651, 3)); err == nil {
+		t.Errorf("651 distinct ids among 654 accepted")
 	}
 }

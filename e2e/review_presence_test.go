@@ -5,6 +5,8 @@ package e2e
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -42,3 +44,29 @@ func TestReviewPresenceBatchResponsesAlwaysCarryHeaders(t *testing.T) {
 	})
 }
 
+// 1.3: the collection's $filter has the subscription resource's cap (4.2
+// #10): 650 distinct ids. Repeats (in any case) are answered once, in the
+// order of their first occurrence; a 651st distinct id is 400.
+func TestReviewPresenceListFilterCapCountsDistinctIDs(t *testing.T) {
+	eachVersion(t, func(t *testing.T, f *fixture) {
+		var q []string
+		for range 650 {
+			q = append(q, "'"+newGUID()+"'")
+		}
+		filter := func(vals []string) string {
+			return f.p("/communications/presences?") + url.Values{"$filter": {"id in (" + strings.Join(vals, ",") + ")"}}.Encode()
+		}
+		repeated := append(append([]string{}, q...), strings.ToUpper(q[0]), q[1])
+		r := f.get(filter(repeated), "D1ra")
+		wantStatus(t, r, http.StatusOK)
+		vs := values(t, r)
+		if len(vs) != 650 {
+			t.Fatalf("650 distinct ids written 652 times: %d values, want 650", len(vs))
+		}
+		if got, want := vs[0]["id"], strings.Trim(q[0], "'"); got != want {
+			t.Errorf("value[0].id = %v, want %s", got, want)
+		}
+		more := append(append([]string{}, q...), "'"+newGUID()+"'", q[2])
+		wantError(t, f.get(filter(more), "D1ra"), http.StatusBadRequest, "BadRequest", "The number of ids exceeds the maximum of 650.")
+	})
+}

@@ -99,13 +99,24 @@ func (s *Server) readMany(w http.ResponseWriter, r *http.Request, c *call, ids [
 }
 
 // distinctIDs checks and canonicalizes 1..650 GUIDs, keeping the first of
-// duplicates.
+// duplicates; the limit counts the ids sent (getPresencesByUserId, 1.4).
 func distinctIDs(raw []string) ([]string, error) {
+	if len(raw) > presence.MaxIDs {
+		return nil, errTooManyIDs()
+	}
+	return canonicalIDs(raw)
+}
+
+// errTooManyIDs is the error of more than 650 ids.
+func errTooManyIDs() error {
+	return presence.Errorf(presence.CodeBadRequest, "The number of ids exceeds the maximum of 650.")
+}
+
+// canonicalIDs checks and canonicalizes at least one GUID, keeping the first
+// of duplicates.
+func canonicalIDs(raw []string) ([]string, error) {
 	if len(raw) == 0 {
 		return nil, presence.Errorf(presence.CodeBadRequest, "At least one id is required.")
-	}
-	if len(raw) > presence.MaxIDs {
-		return nil, presence.Errorf(presence.CodeBadRequest, "The number of ids exceeds the maximum of 650.")
 	}
 	seen := make(map[string]struct{}, len(raw))
 	out := make([]string, 0, len(raw))
@@ -159,9 +170,14 @@ func (s *Server) listPresences(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
-	ids, err := distinctIDs(raw)
+	// The cap is the subscription resource's (1.3, 4.2 #10): 650 distinct
+	// ids, however often they are repeated.
+	ids, err := canonicalIDs(raw)
 	if err != nil {
 		return err
+	}
+	if len(ids) > presence.MaxIDs {
+		return errTooManyIDs()
 	}
 	return s.readMany(w, r, c, ids, s.base(r, c)+"/$metadata#communications/presences")
 }
