@@ -11,8 +11,12 @@ import (
 // duration: "P" then optional days, then "T" and optional hours, minutes and
 // (possibly fractional) seconds, e.g. "PT5M", "P1D", "P1DT2H30M", "PT0.5S".
 // Years, months, weeks, signs, empty designators ("P", "PT"), repeated or
-// out-of-order units and values that overflow time.Duration are rejected with
-// a BadRequest error in OData's words.
+// out-of-order units and values beyond what Edm.Duration holds on Graph's
+// side (a .NET TimeSpan: about 10.7 million days) are rejected with a
+// BadRequest error in OData's words. A valid literal longer than
+// time.Duration holds (about 292 years) saturates at the largest
+// time.Duration, so range checks see it as too long rather than as
+// unreadable.
 func ParseDuration(s string) (time.Duration, error) {
 	d, ok := parseDuration(s)
 	if !ok {
@@ -20,6 +24,10 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// maxEdmDuration is the longest Edm.Duration Graph reads, in nanoseconds:
+// TimeSpan.MaxValue, math.MaxInt64 ticks of 100 ns.
+const maxEdmDuration = math.MaxInt64 * 100.0
 
 func parseDuration(s string) (time.Duration, bool) {
 	rest, ok := strings.CutPrefix(s, "P")
@@ -74,8 +82,11 @@ func parseDuration(s string) (time.Duration, bool) {
 		next = pos + 1
 		timePart = timePart[i+1:]
 	}
-	if components == 0 || total > math.MaxInt64 {
+	if components == 0 || total > maxEdmDuration {
 		return 0, false
+	}
+	if total >= math.MaxInt64 {
+		return math.MaxInt64, true
 	}
 	return time.Duration(total), true
 }

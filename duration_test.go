@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -23,6 +24,25 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, want error", in, d)
 		} else if ErrorCode(err) != CodeBadRequest {
 			t.Errorf("ParseDuration(%q) code %s", in, ErrorCode(err))
+		}
+	}
+}
+
+// A valid literal too long for time.Duration saturates (range checks then
+// refuse it as out of range); one too long for Graph's Edm.Duration (a .NET
+// TimeSpan) is unreadable.
+func TestParseDurationBeyondTimeDuration(t *testing.T) {
+	for _, in := range []string{"P200000D", "P10675199D", "PT922337203685S"} {
+		if d, err := ParseDuration(in); err != nil || d != math.MaxInt64 {
+			t.Errorf("ParseDuration(%q) = %v, %v; want the largest time.Duration", in, d, err)
+		}
+	}
+	if d, err := ParseDuration("P106751D"); err != nil || d != 106751*24*time.Hour {
+		t.Errorf("ParseDuration(P106751D) = %v, %v", d, err)
+	}
+	for _, in := range []string{"P10675200D", "PT922337203686S", "P99999999999D"} {
+		if d, err := ParseDuration(in); ErrorCode(err) != CodeBadRequest {
+			t.Errorf("ParseDuration(%q) = %v, %v; want BadRequest", in, d, err)
 		}
 	}
 }

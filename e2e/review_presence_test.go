@@ -70,3 +70,20 @@ func TestReviewPresenceListFilterCapCountsDistinctIDs(t *testing.T) {
 		wantError(t, f.get(filter(more), "D1ra"), http.StatusBadRequest, "BadRequest", "The number of ids exceeds the maximum of 650.")
 	})
 }
+
+// 1.0 "Bodies", 1.5, 1.7 (A6): a valid Edm.Duration longer than Go's
+// time.Duration (about 292 years) is still a valid literal: setPresence
+// refuses it as out of range (InvalidArgument), setUserPreferredPresence,
+// which has no upper bound, takes it. Only a literal beyond Edm.Duration
+// itself is unreadable (BadRequest).
+func TestReviewPresenceVeryLongDurations(t *testing.T) {
+	eachVersion(t, func(t *testing.T, f *fixture) {
+		wantError(t, f.set(f.U1, "Busy", "InACall", "P200000D", "APPrw"), http.StatusBadRequest, "InvalidArgument", msgDurationRange)
+		wantError(t, f.set(f.U1, "Busy", "InACall", "P99999999999D", "APPrw"), http.StatusBadRequest, "BadRequest",
+			"Cannot convert the literal 'P99999999999D' to the expected type 'Edm.Duration'.")
+
+		f.mustSet(f.U1, "Busy", "InACall", "PT1H", "APPrw")
+		wantEmptyOK(t, f.preferred(f.U1, "BeRightBack", "BeRightBack", "P200000D", "APPrw"))
+		f.wantPresence(f.U1, "BeRightBack", "BeRightBack")
+	})
+}
