@@ -2,8 +2,11 @@ package graphapi
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	presence "github.com/presenced/presenced"
 )
@@ -65,7 +68,9 @@ func subscriptionRequest(o *object) (presence.SubscriptionRequest, error) {
 	}
 	ignored := map[string]bool{"notificationQueryOptions": true, "notificationUrlAppId": true, "notificationContentType": true,
 		"id": true, "applicationId": true, "creatorId": true}
-	for name := range o.members {
+	// In name order, so that of several bad members the same one is
+	// reported every time.
+	for _, name := range slices.Sorted(maps.Keys(o.members)) {
 		switch {
 		case strs[name] != nil:
 			if !o.has(name) {
@@ -85,7 +90,8 @@ func subscriptionRequest(o *object) (presence.SubscriptionRequest, error) {
 				return req, presence.Errorf(presence.CodeBadRequest, "The value of the parameter 'includeResourceData' is not a valid Boolean.")
 			}
 			req.IncludeResourceData = &b
-		case ignored[name] || name[0] == '@':
+		case ignored[name] || strings.Contains(name, "@"):
+			// OData annotations: "@odata.type", "clientState@odata.type".
 		default:
 			req.Other = append(req.Other, name)
 		}

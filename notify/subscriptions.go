@@ -90,12 +90,13 @@ func httpsURL(name, raw string) error {
 // Create implements presence.Subscriptions, in the order of the spec's
 // validation table.
 func (n *Notifier) Create(ctx context.Context, p presence.Principal, req presence.SubscriptionRequest) (presence.Subscription, error) {
-	if len(req.Other) > 0 {
-		return presence.Subscription{}, invalid("The property '%s' is not supported for presence subscriptions.", req.Other[0])
-	}
-	for name, v := range map[string]*string{"changeType": req.ChangeType, "notificationUrl": req.NotificationURL, "resource": req.Resource, "expirationDateTime": req.ExpirationDateTime} {
-		if v == nil || *v == "" {
-			return presence.Subscription{}, invalid("The property '%s' is required.", name)
+	required := []struct {
+		name string
+		v    *string
+	}{{"changeType", req.ChangeType}, {"notificationUrl", req.NotificationURL}, {"resource", req.Resource}, {"expirationDateTime", req.ExpirationDateTime}}
+	for _, r := range required {
+		if r.v == nil || *r.v == "" {
+			return presence.Subscription{}, invalid("The property '%s' is required.", r.name)
 		}
 	}
 	users, err := presence.ParseSubscriptionResource(*req.Resource)
@@ -131,14 +132,6 @@ func (n *Notifier) Create(ctx context.Context, p presence.Principal, req presenc
 		}
 		sub.ClientState = *req.ClientState
 	}
-	if req.LatestSupportedTLSVersion != nil {
-		switch v := *req.LatestSupportedTLSVersion; v {
-		case "v1_0", "v1_1", "v1_2", "v1_3":
-			sub.LatestSupportedTLSVersion = v
-		default:
-			return presence.Subscription{}, invalid("The latestSupportedTlsVersion '%s' is not one of v1_0, v1_1, v1_2, v1_3.", v)
-		}
-	}
 	if sub.ExpirationDateTime, err = n.expiry(*req.ExpirationDateTime); err != nil {
 		return presence.Subscription{}, err
 	}
@@ -152,6 +145,20 @@ func (n *Notifier) Create(ctx context.Context, p presence.Principal, req presenc
 		sub.IncludeResourceData = true
 		sub.EncryptionCertificate = *req.EncryptionCertificate
 		sub.EncryptionCertificateID = *req.EncryptionCertificateID
+	}
+	// Checks the spec's validation table does not list come after those it
+	// does, so that a request failing a listed check always gets that
+	// check's answer; they still come before the conflict and the handshake.
+	if req.LatestSupportedTLSVersion != nil {
+		switch v := *req.LatestSupportedTLSVersion; v {
+		case "v1_0", "v1_1", "v1_2", "v1_3":
+			sub.LatestSupportedTLSVersion = v
+		default:
+			return presence.Subscription{}, invalid("The latestSupportedTlsVersion '%s' is not one of v1_0, v1_1, v1_2, v1_3.", v)
+		}
+	}
+	if len(req.Other) > 0 {
+		return presence.Subscription{}, invalid("The property '%s' is not supported for presence subscriptions.", req.Other[0])
 	}
 
 	slot := slotKey{sub.Tenant, sub.CreatorID, sub.ApplicationID}
