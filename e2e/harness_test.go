@@ -90,6 +90,8 @@
 //	notify_delivery_test.go  retry schedule and 4-hour drop, failing receivers, slow endpoints
 //	notify_crash_test.go   acknowledged changes are notified after SIGKILL and restart
 //	stream_test.go         the Server-Sent Events presence stream
+//	review_presence_test.go  cases found reviewing sections 1-3, 5 and 6 rule by rule ($batch
+//	                       headers, the $filter cap, Edm.Duration range)
 //
 // Run it with `go test ./e2e/` (and -race) from the module root; it takes a
 // few seconds once the binary is built.
