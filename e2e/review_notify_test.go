@@ -68,3 +68,60 @@ func TestReviewNotifyEmptyMemberName(t *testing.T) {
 	r = f.s.do(t, "PATCH", f.p("/subscriptions/%s", id), f.tok("D1ra"), map[string]any{"": "x"})
 	wantError(t, r, http.StatusBadRequest, "", "")
 }
+
+// 1.12: reading subscriptions (get, list) takes Presence.Read.All (or
+// Subscription.Read.All); a token without either is refused, as are
+// application tokens and personal accounts.
+func TestReviewNotifyGetListNeedPermission(t *testing.T) {
+	eachVersion(t, func(t *testing.T, f *fixture) {
+		sk := newSink(t)
+		t0 := nowOn(t, f.s)
+		id := f.mustSubscribe("D1ra", subBody(userRes(f.U2), sk.URL, t0.Add(50*time.Minute))).str("id")
+		for _, tok := range []string{"D1r", "D1rw", "D1x", "APPr", "APPrw", "MSA"} {
+			wantError(t, f.get(f.p("/subscriptions"), tok), http.StatusForbidden, "ExtensionError", msgSubForbiddenFull)
+		}
+		for _, tok := range []string{"D1r", "D1rw", "D1x"} {
+			wantError(t, f.get(f.p("/subscriptions/%s", id), tok), http.StatusForbidden, "ExtensionError", msgSubForbiddenFull)
+		}
+		wantStatus(t, f.get(f.p("/subscriptions/%s", id), "D1ra"), http.StatusOK)
+		wantStatus(t, f.get(f.p("/subscriptions"), "D1ra"), http.StatusOK)
+		// Subscription.Read.All alone reads too.
+		sra := f.mint(f.delegated(f.T, f.U1, f.A, "Subscription.Read.All"))
+		wantStatus(t, f.s.do(t, "GET", f.p("/subscriptions/%s", id), sra, nil), http.StatusOK)
+	})
+}
+
+// 4.4: with Subscription.Read.All a delegated caller lists the
+// subscriptions every application made for the signed-in user (and only
+// that user's); without it, only its own application's.
+func TestReviewNotifyListSubscriptionReadAll(t *testing.T) {
+	f := newFixture(t)
+	sk := newSink(t)
+	t0 := nowOn(t, f.s)
+	a := f.mustSubscribe("D1ra", subBody(userRes(f.U2), sk.URL, t0.Add(50*time.Minute))).str("id")
+	b := f.mustSubscribeAs(f.d1raB(), subBody(userRes(f.U3), sk.URL, t0.Add(50*time.Minute))).str("id")
+	f.mustSubscribe("D2ra", subBody(userRes(f.U1), sk.URL, t0.Add(50*time.Minute)))
+
+	ids := func(r *resp) map[string]bool {
+		t.Helper()
+		wantStatus(t, r, http.StatusOK)
+		out := map[string]bool{}
+		v, _ := r.get("value")
+		arr, _ := v.([]any)
+		for _, x := range arr {
+			m, _ := x.(map[string]any)
+			s, _ := m["id"].(string)
+			out[s] = true
+		}
+		return out
+	}
+	all := f.mint(f.delegated(f.T, f.U1, f.A, "Presence.Read.All", "Subscription.Read.All"))
+	got := ids(f.s.do(t, "GET", f.p("/subscriptions"), all, nil))
+	if len(got) != 2 || !got[a] || !got[b] {
+		t.Errorf("list with Subscription.Read.All: %v, want U1's subscriptions of apps A and B (%s, %s)", got, a, b)
+	}
+	got = ids(f.get(f.p("/subscriptions"), "D1ra"))
+	if len(got) != 1 || !got[a] {
+		t.Errorf("list without Subscription.Read.All: %v, want app A's only (%s)", got, a)
+	}
+}

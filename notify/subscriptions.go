@@ -40,6 +40,20 @@ func (n *Notifier) mayManage(p presence.Principal) error {
 	return nil
 }
 
+// scopeSubscriptionReadAll is the delegated scope that lets a user list the
+// subscriptions every application made for them.
+const scopeSubscriptionReadAll = "Subscription.Read.All"
+
+// mayRead decides whether p may read subscriptions (get, list): whoever may
+// manage them, and delegated work or school accounts with
+// Subscription.Read.All.
+func (n *Notifier) mayRead(p presence.Principal) error {
+	if !p.Personal && p.HasScope(scopeSubscriptionReadAll) {
+		return nil
+	}
+	return n.mayManage(p)
+}
+
 // creator is the creatorId a principal's subscriptions carry: the signed-in
 // user, or for an application its app id.
 func creator(p presence.Principal) string {
@@ -219,19 +233,33 @@ func (n *Notifier) release(slot slotKey) {
 	delete(n.pending, slot.tenant+"|"+slot.creator+"|"+slot.app)
 }
 
-// Get implements presence.Subscriptions.
+// Get implements presence.Subscriptions: the caller's own subscription, if
+// its token may read subscriptions.
 func (n *Notifier) Get(_ context.Context, p presence.Principal, id string) (presence.Subscription, error) {
-	return n.owned(p, id)
+	sub, err := n.owned(p, id)
+	if err != nil {
+		return presence.Subscription{}, err
+	}
+	if err := n.mayRead(p); err != nil {
+		return presence.Subscription{}, err
+	}
+	return sub, nil
 }
 
-// List implements presence.Subscriptions: the caller's own subscriptions.
+// List implements presence.Subscriptions: the caller's own subscriptions,
+// and with Subscription.Read.All those every application made for the
+// signed-in user.
 func (n *Notifier) List(_ context.Context, p presence.Principal) ([]presence.Subscription, error) {
+	if err := n.mayRead(p); err != nil {
+		return nil, err
+	}
+	anyApp := p.HasScope(scopeSubscriptionReadAll)
 	now := n.clock.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []presence.Subscription
 	for _, s := range n.subs {
-		if s.Tenant == p.Tenant && s.ApplicationID == p.AppID && s.CreatorID == creator(p) && now.Before(s.ExpirationDateTime) {
+		if s.Tenant == p.Tenant && (anyApp || s.ApplicationID == p.AppID) && s.CreatorID == creator(p) && now.Before(s.ExpirationDateTime) {
 			out = append(out, *s)
 		}
 	}
