@@ -22,9 +22,14 @@ func (n *Notifier) handshake(ctx context.Context, target string) error {
 	if err != nil {
 		return invalid(msgValidation)
 	}
-	q := u.Query()
-	q.Set("validationToken", token)
-	u.RawQuery = q.Encode()
+	// The URL's own query string is kept as it is (order and encoding):
+	// the token is appended to it.
+	param := "validationToken=" + url.QueryEscape(token)
+	if u.RawQuery == "" {
+		u.RawQuery = param
+	} else {
+		u.RawQuery += "&" + param
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ValidationTimeout)
 	defer cancel()
