@@ -183,3 +183,30 @@ func TestReviewNotifyHandshakeKeepsQuery(t *testing.T) {
 		t.Errorf("notification query %q, want %q", q, query)
 	}
 }
+
+// 4.4: a subscription that reached its expirationDateTime sends nothing
+// more, even for a change the same clock advance made after the expiry
+// (here the expiry of the session, 15 minutes after the subscription's).
+func TestReviewNotifyNothingAfterExpiry(t *testing.T) {
+	f := newFixture(t)
+	sk, marker := newSink(t), newSink(t)
+	t0 := nowOn(t, f.s)
+	id := f.mustSubscribe("D1ra", subBody(userRes(f.U2), sk.URL, t0.Add(45*time.Minute))).str("id")
+	f.mustSet(f.U2, "Busy", "InACall", "PT1H", "APPrw")
+	sk.waitItems(t, 1, deliveryWithin)
+
+	advance(t, "PT20M")
+	// App B's subscription outlives the session: it is the marker that the
+	// session's expiry was notified.
+	f.mustSubscribeAs(f.d1raB(), subBody(userRes(f.U2), marker.URL, nowOn(t, f.s).Add(50*time.Minute)))
+	advance(t, "PT40M") // t0+60m: the subscription expired at t0+45m, the session now
+	items := marker.waitItems(t, 1, deliveryWithin)
+	if rd, _ := items[0]["resourceData"].(map[string]any); rd["id"] != f.U2 {
+		t.Fatalf("marker item %v, want U2's", items[0])
+	}
+	advance(t, "PT1S")
+	if n := len(sk.deliveries()); n != 1 {
+		t.Errorf("the expired subscription's sink got %d POSTs, want 1 (none after its expiry): %s", n, sk.dump())
+	}
+	wantError(t, f.get(f.p("/subscriptions/%s", id), "D1ra"), http.StatusNotFound, "", "")
+}

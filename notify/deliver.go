@@ -288,6 +288,11 @@ func (d *deliverer) drain(ctx context.Context) {
 			}
 			box.enqueued = nt.Seq
 			for _, s := range subs {
+				if !nt.At.Before(s.ExpirationDateTime) {
+					// The change came after the subscription expired (a
+					// clock advance crossed both): it is not notified.
+					continue
+				}
 				d.enqueue(s.ID, false, item{key: k, notice: nt})
 				box.refs[nt.Seq]++
 			}
@@ -418,6 +423,9 @@ func (d *deliverer) dropSubscription(id string) {
 // for its backoff, and after four hours of failures they are dropped.
 func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	sub, ok := d.n.subscription(q.subID)
+	// An expired subscription is gone even before lifecycle removes it:
+	// nothing is sent for it once its expirationDateTime has passed.
+	ok = ok && d.n.clock.Now().Before(sub.ExpirationDateTime)
 	d.mu.Lock()
 	if !ok || q.dropped {
 		if !q.dropped {

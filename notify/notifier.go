@@ -155,7 +155,10 @@ func (n *Notifier) index(sub *presence.Subscription) {
 // unindex removes sub from the indexes; n.mu held.
 func (n *Notifier) unindex(sub *presence.Subscription) {
 	delete(n.subs, sub.ID)
-	delete(n.slots, slotKey{sub.Tenant, sub.CreatorID, sub.ApplicationID})
+	if slot := (slotKey{sub.Tenant, sub.CreatorID, sub.ApplicationID}); n.slots[slot] == sub.ID {
+		// An expired subscription's slot may already hold its successor.
+		delete(n.slots, slot)
+	}
 	for _, u := range sub.Users {
 		k := presence.Key{Tenant: sub.Tenant, User: u}
 		ids := slices.DeleteFunc(n.byUser[k], func(id string) bool { return id == sub.ID })

@@ -220,7 +220,13 @@ func (n *Notifier) reserve(slot slotKey) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	key := slot.tenant + "|" + slot.creator + "|" + slot.app
-	if _, taken := n.slots[slot]; taken || n.pending[key] {
+	taken := n.pending[key]
+	if cur := n.subs[n.slots[slot]]; cur != nil {
+		// A subscription past its expiry no longer holds the slot, even
+		// before lifecycle removes it.
+		taken = taken || n.clock.Now().Before(cur.ExpirationDateTime)
+	}
+	if taken {
 		return &presence.Error{Code: presence.CodeExtensionError, Message: msgExists, Status: 409}
 	}
 	n.pending[key] = true
