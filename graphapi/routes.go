@@ -105,7 +105,9 @@ func (s *Server) match(method, path string) (*route, string, error) {
 		if rt.method == method {
 			return rt, id, nil
 		}
-		allowed = append(allowed, rt.method)
+		if !slices.Contains(allowed, rt.method) {
+			allowed = append(allowed, rt.method)
+		}
 	}
 	if len(allowed) > 0 {
 		return &route{allow: strings.Join(allowed, ", ")}, "", errMethod

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -26,6 +27,7 @@ func FuzzRequestTarget(f *testing.F) {
 		{"GET", "/v1.0/users//presence", "$select="},
 		{"DELETE", "/beta/communications/presences/x", "$filter=id in ("},
 		{"GET", "/v2/x", "a=%zz"},
+		{"PATCH", "/v1.0/communications/presences/stream", ""},
 	} {
 		f.Add(s[0], s[1], s[2], []byte(`{"ids":["`+userU1+`"]}`))
 	}
@@ -53,6 +55,12 @@ func FuzzRequestTarget(f *testing.F) {
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)
 		checkResponse(t, rec)
+		if rec.Code == http.StatusMethodNotAllowed {
+			allow := strings.Split(rec.Header().Get("Allow"), ", ")
+			if slices.Sort(allow); len(slices.Compact(slices.Clone(allow))) != len(allow) || allow[0] == "" {
+				t.Fatalf("%s %s: Allow %q is empty or repeats a method", method, req.URL.Path, rec.Header().Get("Allow"))
+			}
+		}
 	})
 }
 
