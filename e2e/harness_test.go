@@ -92,6 +92,8 @@
 //	stream_test.go         the Server-Sent Events presence stream
 //	review_presence_test.go  cases found reviewing sections 1-3, 5 and 6 rule by rule ($batch
 //	                       headers, the $filter cap, Edm.Duration range)
+//	review_notify_test.go  cases found reviewing section 4 (validation order, get and list
+//	                       permissions, the handshake's query string, expiry)
 //
 // Run it with `go test ./e2e/` (and -race) from the module root; it takes a
 // few seconds once the binary is built.
