@@ -58,6 +58,7 @@ type userBox struct {
 	enqueued uint64         // highest notice sequence queued
 	trimmed  uint64         // highest sequence trimmed from the outbox
 	refs     map[uint64]int // deliveries still pending per notice
+	reading  int            // drains reading the outbox now
 }
 
 // endpoint holds the slow-delivery counters of one notification URL.
@@ -89,6 +90,10 @@ type deliverer struct {
 	queues    map[string]*queue
 	endpoints map[string]*endpoint
 	depth     int
+
+	// afterOutboxRead, when set (by tests), runs between a drain's read
+	// of an outbox and its queueing of what it read.
+	afterOutboxRead func()
 
 	wake     chan struct{} // drain work is waiting
 	trimWake chan struct{} // trim work is waiting
@@ -269,19 +274,33 @@ func (d *deliverer) drain(ctx context.Context) {
 	d.dirty = map[presence.Key]bool{}
 	d.mu.Unlock()
 	for k := range dirty {
-		notices, err := d.n.svc.Outbox(ctx, k)
-		if err != nil {
-			d.n.logger.ErrorContext(ctx, "reading an outbox", "user", k.String(), "err", err)
-			d.pending(k)
-			continue
-		}
-		subs := d.n.subscribers(k)
+		// The box exists, and is marked as being read, before the outbox
+		// is read: a trim that ends meanwhile must not drop it, or the
+		// notices it just trimmed, still in what was read, would be
+		// queued again as new.
 		d.mu.Lock()
 		box := d.boxes[k]
 		if box == nil {
 			box = &userBox{refs: map[uint64]int{}}
 			d.boxes[k] = box
 		}
+		box.reading++
+		d.mu.Unlock()
+		notices, err := d.n.svc.Outbox(ctx, k)
+		if d.afterOutboxRead != nil {
+			d.afterOutboxRead()
+		}
+		if err != nil {
+			d.mu.Lock()
+			box.reading--
+			d.mu.Unlock()
+			d.n.logger.ErrorContext(ctx, "reading an outbox", "user", k.String(), "err", err)
+			d.pending(k)
+			continue
+		}
+		subs := d.n.subscribers(k)
+		d.mu.Lock()
+		box.reading--
 		for _, nt := range notices {
 			if nt.Seq <= box.enqueued {
 				continue
@@ -358,6 +377,7 @@ func (d *deliverer) trimOutbox(ctx context.Context, k presence.Key) {
 		}
 	}
 	if upto <= box.trimmed {
+		d.forget(k, box)
 		d.mu.Unlock()
 		return
 	}
@@ -370,10 +390,16 @@ func (d *deliverer) trimOutbox(ctx context.Context, k presence.Key) {
 	if upto > box.trimmed {
 		box.trimmed = upto
 	}
-	if len(box.refs) == 0 && box.trimmed == box.enqueued {
+	d.forget(k, box)
+	d.mu.Unlock()
+}
+
+// forget drops k's box once nothing is queued, left to trim or being read
+// for it; d.mu held.
+func (d *deliverer) forget(k presence.Key, box *userBox) {
+	if len(box.refs) == 0 && box.trimmed == box.enqueued && box.reading == 0 && d.boxes[k] == box {
 		delete(d.boxes, k)
 	}
-	d.mu.Unlock()
 }
 
 // done releases delivered or dropped items; d.mu held.

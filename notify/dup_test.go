@@ -1,0 +1,65 @@
+package notify
+
+import (
+	"context"
+	"testing"
+)
+
+// TestTrimDuringDrainQueuesNothingTwice has a trim of a delivered notice
+// end between a drain's read of the outbox (which still holds that notice)
+// and its queueing of what it read: only the new notice may be queued, and
+// it is delivered exactly once. (The drain once made a new box after the
+// trim dropped the old one, and queued the delivered notice again.)
+func TestTrimDuringDrainQueuesNothingTwice(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.subscribe(tUser1)
+	d := h.n.d
+
+	h.set(tUser1, "Busy", "InACall") // notice 1
+	d.drain(ctx)
+	for _, q := range d.due() {
+		d.deliver(ctx, q) // delivered: notice 1 now waits for its trim
+	}
+	if got := h.sink.items(); got != 1 {
+		t.Fatalf("%d notifications after the first change, want 1", got)
+	}
+
+	h.set(tUser1, "Available", "Available") // notice 2
+	d.afterOutboxRead = func() {
+		d.afterOutboxRead = nil
+		d.trimAll(ctx) // notice 1 leaves the outbox after the drain read it
+	}
+	d.drain(ctx)
+	queued := 0
+	d.mu.Lock()
+	for _, q := range d.queues {
+		queued += len(q.items)
+	}
+	d.mu.Unlock()
+	if queued != 1 {
+		t.Fatalf("%d notices queued after the second change, want 1 (the first was queued again)", queued)
+	}
+	if err := h.n.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.sink.items(); got != 2 {
+		t.Fatalf("%d notifications for 2 changes", got)
+	}
+	if box := h.outbox(tUser1); len(box) != 0 {
+		t.Errorf("outbox after every delivery: %+v, want empty", box)
+	}
+}
+
+// items counts the notifications received, over all POSTs.
+func (s *sink) items() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, b := range s.bodies {
+		if v, ok := b["value"].([]any); ok {
+			n += len(v)
+		}
+	}
+	return n
+}
