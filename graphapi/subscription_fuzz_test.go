@@ -1,0 +1,112 @@
+package graphapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/graphapi"
+	"github.com/presenced/presenced/memstore"
+	"github.com/presenced/presenced/notify"
+)
+
+// FuzzSubscriptionBodies sends arbitrary bodies to POST /subscriptions and
+// PATCH /subscriptions/{id}, served by the real notifier with a receiver
+// that answers the validation handshake: every answer must be a success or
+// a Graph error, never a 5xx or a panic.
+func FuzzSubscriptionBodies(f *testing.F) {
+	rx := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.URL.Query().Get("validationToken"))
+	}))
+	f.Cleanup(rx.Close)
+	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	svc := presence.NewService(memstore.New(), clock, nil)
+	n, err := notify.New(notify.Config{Service: svc, Client: rx.Client(), Issuer: "https://presenced.test"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = n.Close() })
+	auth := twoUsers{
+		"good":    {Tenant: tenant, User: userU1, AppID: appA, Delegated: true, Scopes: []string{"Presence.Read.All"}},
+		"patcher": {Tenant: tenant, User: presence.NewGUID(), AppID: appA, Delegated: true, Scopes: []string{"Presence.Read.All"}},
+	}
+	srv, err := graphapi.NewServer(graphapi.Config{Service: svc, Subscriptions: n, Auth: auth, MaxBodyBytes: 64 << 10})
+	if err != nil {
+		f.Fatal(err)
+	}
+	exp := clock.Now().Add(50 * time.Minute).Format(time.RFC3339)
+	// The subscription every PATCH goes to, of another user than the POSTs'.
+	create := func(token, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/v1.0/subscriptions", bytes.NewReader([]byte(body)))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := create("patcher", `{"changeType":"updated","notificationUrl":"`+rx.URL+`/hook","resource":"/communications/presences/`+userU1+`","expirationDateTime":"`+exp+`"}`)
+	if rec.Code != http.StatusCreated {
+		f.Fatalf("creating the subscription to patch: %d %s", rec.Code, rec.Body)
+	}
+	patchID := createdID(rec.Body.Bytes())
+	for _, s := range []string{
+		`{"changeType":"updated","notificationUrl":"` + rx.URL + `/hook","resource":"/communications/presences/` + userU1 + `","expirationDateTime":"` + exp + `","clientState":"cs"}`,
+		`{"changeType":"updated","notificationUrl":"` + rx.URL + `/hook","resource":"communications/presences?$filter=id in ('` + userU1 + `')","expirationDateTime":"` + exp + `"}`,
+		`{"changeType":"created","notificationUrl":"http://x","resource":"/me/presence","expirationDateTime":"2020-01-01T00:00:00Z"}`,
+		`{"includeResourceData":true,"encryptionCertificate":"AAAA","encryptionCertificateId":"1"}`,
+		`{"expirationDateTime":"` + exp + `"}`, `{"":1}`, `{"clientState@odata.type":"#String"}`, `{}`, `[]`, `null`,
+		`{"notificationUrl":"https://127.0.0.1:1/x?validationToken=1","vapidPublicKey":"k"}`,
+	} {
+		f.Add(false, []byte(s))
+		f.Add(true, []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, patch bool, body []byte) {
+		method, path, token := http.MethodPost, "/v1.0/subscriptions", "good"
+		if patch {
+			method, path, token = http.MethodPatch, "/v1.0/subscriptions/"+patchID, "patcher"
+		}
+		req := httptest.NewRequest(method, path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		checkResponse(t, rec)
+		if rec.Code == http.StatusCreated {
+			// Free the (user, app) slot for the next input.
+			del := httptest.NewRequest(http.MethodDelete, "/v1.0/subscriptions/"+createdID(rec.Body.Bytes()), nil)
+			del.Header.Set("Authorization", "Bearer good")
+			drec := httptest.NewRecorder()
+			srv.ServeHTTP(drec, del)
+			if drec.Code != http.StatusNoContent {
+				t.Fatalf("DELETE of a created subscription: %d %s", drec.Code, drec.Body)
+			}
+		}
+	})
+}
+
+// twoUsers accepts each token it holds as its principal.
+type twoUsers map[string]presence.Principal
+
+func (a twoUsers) Verify(_ context.Context, raw string) (presence.Principal, error) {
+	p, ok := a[raw]
+	if !ok {
+		return presence.Principal{}, presence.Errorf(presence.CodeInvalidAuthenticationToken, "Access token validation failure.")
+	}
+	return p, nil
+}
+
+// createdID is the id of the subscription a 201 answered.
+func createdID(body []byte) string {
+	var sub struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(body, &sub)
+	return sub.ID
+}
