@@ -89,6 +89,7 @@ type deliverer struct {
 	boxes     map[presence.Key]*userBox
 	queues    map[string]*queue
 	endpoints map[string]*endpoint
+	swept     time.Time // when endpoints were last swept
 	depth     int
 
 	// afterOutboxRead, when set (by tests), runs between a drain's read
@@ -475,12 +476,13 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	if q.lifecycle {
 		target = sub.LifecycleNotificationURL
 	}
+	now := d.n.clock.Now()
+	d.sweepEndpoints(now)
 	ep := d.endpoints[target]
 	if ep == nil {
-		ep = &endpoint{since: d.n.clock.Now()}
+		ep = &endpoint{since: now}
 		d.endpoints[target] = ep
 	}
-	now := d.n.clock.Now()
 	if now.Sub(ep.since) >= slowFlushPeriod {
 		*ep = endpoint{since: now}
 	}
@@ -556,6 +558,22 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	q.busy = false
 	d.idle.Broadcast()
 	d.mu.Unlock()
+}
+
+// sweepEndpoints forgets, once a counting period, the endpoints whose
+// counters have not been reset for a whole period: the next delivery to
+// one would reset them anyway, so forgetting changes nothing but the
+// memory held for URLs no longer used; d.mu held.
+func (d *deliverer) sweepEndpoints(now time.Time) {
+	if now.Sub(d.swept) < slowFlushPeriod && !now.Before(d.swept) {
+		return
+	}
+	d.swept = now
+	for url, ep := range d.endpoints {
+		if now.Sub(ep.since) >= slowFlushPeriod {
+			delete(d.endpoints, url)
+		}
+	}
 }
 
 // finish removes batch from the head of q, counted as dropped or delivered.

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // TestTrimDuringDrainQueuesNothingTwice has a trim of a delivered notice
@@ -62,4 +63,28 @@ func (s *sink) items() int {
 		}
 	}
 	return n
+}
+
+// TestEndpointsForgotten checks that the slow-delivery counters of a
+// notification URL no longer used are dropped after a counting period,
+// while those of a URL in use stay.
+func TestEndpointsForgotten(t *testing.T) {
+	h := newHarness(t)
+	sub := h.subscribe(tUser1)
+	h.set(tUser1, "Busy", "InACall")
+	h.advance(0)
+	d := h.n.d
+	d.mu.Lock()
+	d.endpoints["https://gone.example/hook"] = &endpoint{since: h.clock.Now(), count: 5}
+	d.mu.Unlock()
+	h.clock.Advance(11 * time.Minute)
+	h.set(tUser1, "Available", "Available") // a delivery to the subscription's URL sweeps
+	h.advance(0)
+	d.mu.Lock()
+	_, gone := d.endpoints["https://gone.example/hook"]
+	_, live := d.endpoints[sub.NotificationURL]
+	d.mu.Unlock()
+	if gone || !live {
+		t.Fatalf("after a period: unused URL kept %v, URL in use kept %v; want false, true", gone, live)
+	}
 }
