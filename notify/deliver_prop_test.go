@@ -2,10 +2,13 @@ package notify
 
 import (
 	"context"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,17 +18,20 @@ import (
 	"pgregory.net/rapid"
 )
 
-// countingSink is a webhook receiver that counts, per user, the
-// notifications it accepted; it answers 500 while failing.
+// countingSink is a webhook receiver of rich notifications that records,
+// per user, the sequence numbers it accepted, in the order they came; it
+// answers 500 while failing.
 type countingSink struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	failing bool
-	got     map[string]int
+	got     map[string][]string
+	bad     []string // notifications that did not decrypt
 }
 
 func newCountingSink(t *testing.T) *countingSink {
-	s := &countingSink{got: map[string]int{}}
+	s := &countingSink{got: map[string][]string{}}
+	keys := map[string]*rsa.PrivateKey{"k1": rsa2048()}
 	s.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if tok := r.URL.Query().Get("validationToken"); tok != "" {
 			w.Header().Set("Content-Type", "text/plain")
@@ -37,6 +43,7 @@ func newCountingSink(t *testing.T) *countingSink {
 				ResourceData struct {
 					ID string `json:"id"`
 				} `json:"resourceData"`
+				EncryptedContent EncryptedContent `json:"encryptedContent"`
 			} `json:"value"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
@@ -47,7 +54,19 @@ func newCountingSink(t *testing.T) *countingSink {
 			return
 		}
 		for _, v := range body.Value {
-			s.got[v.ResourceData.ID]++
+			var data struct {
+				ID             string `json:"id"`
+				SequenceNumber string `json:"sequenceNumber"`
+			}
+			plain, err := receive(keys, v.EncryptedContent)
+			if err == nil {
+				err = json.Unmarshal(plain, &data)
+			}
+			if err != nil || data.ID != v.ResourceData.ID {
+				s.bad = append(s.bad, v.ResourceData.ID)
+				continue
+			}
+			s.got[data.ID] = append(s.got[data.ID], data.SequenceNumber)
 		}
 		w.WriteHeader(http.StatusAccepted)
 	}))
@@ -61,10 +80,12 @@ func (s *countingSink) setFailing(f bool) {
 	s.mu.Unlock()
 }
 
-func (s *countingSink) count(user string) int {
+// sequence returns the sequence numbers accepted for user, in arrival
+// order, and the notifications that did not decrypt.
+func (s *countingSink) sequence(user string) (seqs, bad []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.got[user]
+	return slices.Clone(s.got[user]), slices.Clone(s.bad)
 }
 
 // TestDeliveryProperties drives the deliverer's steps by hand in random
@@ -72,8 +93,9 @@ func (s *countingSink) count(user string) int {
 // clock's fades), drains (some with a trim ending between the outbox read
 // and the queueing), deliveries, trims, a receiver that fails and heals,
 // and clock advances that bring retries due. Once the receiver is healthy
-// and everything due has run, every change must have been accepted
-// exactly once, every outbox must be empty, and the deliverer must hold
+// and everything due has run, the rich notifications accepted for each
+// user must carry the sequence number of each of its changes exactly once
+// and in order, every outbox must be empty, and the deliverer must hold
 // nothing for anyone.
 func TestDeliveryProperties(t *testing.T) {
 	users := []string{tUser1, tUser2}
@@ -91,10 +113,12 @@ func TestDeliveryProperties(t *testing.T) {
 		defer cancel()
 		p := presence.Principal{Tenant: tTenant, User: tUser1, AppID: tApp, Delegated: true, Scopes: []string{"Presence.Read.All"}}
 		str := func(s string) *string { return &s }
+		rich, cert := true, base64.StdEncoding.EncodeToString(receiverCert(t))
 		if _, err := n.Create(ctx, p, presence.SubscriptionRequest{
 			ChangeType: str("updated"), NotificationURL: str(sk.srv.URL + "/hook"),
-			Resource:           str("communications/presences?$filter=id in ('" + tUser1 + "','" + tUser2 + "')"),
-			ExpirationDateTime: str(clock.Now().Add(47 * time.Hour).Format(time.RFC3339)),
+			Resource:            str("communications/presences?$filter=id in ('" + tUser1 + "','" + tUser2 + "')"),
+			ExpirationDateTime:  str(clock.Now().Add(47 * time.Hour).Format(time.RFC3339)),
+			IncludeResourceData: &rich, EncryptionCertificate: &cert, EncryptionCertificateID: str("k1"),
 		}); err != nil {
 			rt.Fatal(err)
 		}
@@ -150,18 +174,22 @@ func TestDeliveryProperties(t *testing.T) {
 				rt.Fatal(err)
 			}
 		}
-		want := map[string]int{}
+		want := map[string][]string{}
 		for more := true; more; {
 			select {
 			case ev := <-events:
-				want[ev.Key.User]++
+				want[ev.Key.User] = append(want[ev.Key.User], ev.After.SequenceNumber())
 			default:
 				more = false
 			}
 		}
 		for _, u := range users {
-			if got := sk.count(u); got != want[u] {
-				rt.Fatalf("user %s: %d notifications accepted for %d changes", u, got, want[u])
+			got, bad := sk.sequence(u)
+			if len(bad) > 0 {
+				rt.Fatalf("notifications that do not decrypt, of users %v", bad)
+			}
+			if !slices.Equal(got, want[u]) {
+				rt.Fatalf("user %s: accepted sequence numbers %v, want each change's once and in order: %v", u, got, want[u])
 			}
 			box, err := svc.Outbox(ctx, presence.Key{Tenant: tTenant, User: u})
 			if err != nil {
