@@ -177,7 +177,7 @@ func (d *deliverer) run(ctx context.Context) {
 			d.n.lifecycle(ctx)
 			d.drain(ctx)
 		}
-		for _, q := range d.due() {
+		for _, q := range d.due(true) {
 			select {
 			case d.ready <- q:
 			case <-ctx.Done():
@@ -193,7 +193,7 @@ func (d *deliverer) run(ctx context.Context) {
 func (d *deliverer) flush(ctx context.Context) error {
 	for {
 		d.drain(ctx)
-		qs := d.due()
+		qs := d.due(true)
 		if len(qs) == 0 {
 			d.mu.Lock()
 			for d.anyBusy() && ctx.Err() == nil {
@@ -201,7 +201,7 @@ func (d *deliverer) flush(ctx context.Context) error {
 			}
 			d.mu.Unlock()
 			d.drain(ctx)
-			if len(d.peekDue()) == 0 {
+			if len(d.due(false)) == 0 {
 				d.trimAll(ctx)
 				return ctx.Err()
 			}
@@ -227,30 +227,16 @@ func (d *deliverer) anyBusy() bool {
 	return false
 }
 
-// peekDue reports the queues that could be delivered now, without taking
-// them.
-func (d *deliverer) peekDue() []*queue {
+// due returns the queues that can be delivered now; with take, it marks
+// them busy, for the caller to deliver.
+func (d *deliverer) due(take bool) []*queue {
 	now := d.n.clock.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*queue
 	for _, q := range d.queues {
 		if !q.busy && len(q.items) > 0 && !q.next.After(now) {
-			out = append(out, q)
-		}
-	}
-	return out
-}
-
-// due takes the queues that can be delivered now, marking them busy.
-func (d *deliverer) due() []*queue {
-	now := d.n.clock.Now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []*queue
-	for _, q := range d.queues {
-		if !q.busy && len(q.items) > 0 && !q.next.After(now) {
-			q.busy = true
+			q.busy = take
 			out = append(out, q)
 		}
 	}

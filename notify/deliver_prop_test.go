@@ -144,7 +144,7 @@ func TestDeliveryProperties(t *testing.T) {
 				d.afterOutboxRead = nil
 			},
 			"deliver": func(rt *rapid.T) {
-				for _, q := range d.due() {
+				for _, q := range d.due(true) {
 					d.deliver(ctx, q)
 				}
 			},

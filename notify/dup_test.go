@@ -19,7 +19,7 @@ func TestTrimDuringDrainQueuesNothingTwice(t *testing.T) {
 
 	h.set(tUser1, "Busy", "InACall") // notice 1
 	d.drain(ctx)
-	for _, q := range d.due() {
+	for _, q := range d.due(true) {
 		d.deliver(ctx, q) // delivered: notice 1 now waits for its trim
 	}
 	if got := h.sink.items(); got != 1 {
