@@ -2,6 +2,7 @@ package statemap
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -241,6 +242,33 @@ func TestEncodedSize(t *testing.T) {
 	t.Logf("%d bytes (JSON: %d)", len(enc), len(js))
 	if len(enc) > 64 {
 		t.Errorf("a typical state takes %d bytes, more than 64", len(enc))
+	}
+}
+
+// TestEncodingIsStable pins the bytes of format 1: data directories hold
+// them, so a change to the encoder that still round-trips (a reordered
+// vocabulary, another varint, a new time base) must fail here.
+func TestEncodingIsStable(t *testing.T) {
+	const want = "01ff808080808020acbc99abddcdd0ac3082e0a596bb1102000022553876f5ab4529" +
+		"bffbcfe50aa89f87050b0282e0a596bb110128636c69656e742d3101118180c58bc6d1" +
+		"0100070e8280f89492a527313c703e73746174757320e298953c2f703e15023b323032" +
+		"352d30332d31355430383a30303a30302e30303030303030355061636966696320537461" +
+		"6e646172642054696d658280f89492a527316177617920756e74696c204d6f6e646179" +
+		"020702050b0882a8d6b907284e6f7441576f726420"
+	s := richState()
+	if got := hex.EncodeToString(AppendState(nil, &s)); got != want {
+		t.Errorf("richState encodes as\n%s\nwant\n%s", got, want)
+	}
+	enc, err := hex.DecodeString(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeState(string(enc))
+	if err != nil {
+		t.Fatalf("the pinned encoding does not decode: %v", err)
+	}
+	if g, w := mustJSON(t, got), mustJSON(t, s); g != w {
+		t.Errorf("the pinned encoding decodes as\n%s\nwant\n%s", g, w)
 	}
 }
 
