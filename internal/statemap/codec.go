@@ -177,14 +177,6 @@ func formatGUID[B ~string | ~[]byte](out *[36]byte, g B) {
 // nanoseconds fit in an int64.
 const maxNanoSeconds = math.MaxInt64/int64(time.Second) - 1
 
-func appendUvarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}
-
 func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
@@ -199,7 +191,7 @@ func appendStr(b []byte, s string) []byte {
 	if c, ok := vocabCode(s); ok {
 		return append(b, c)
 	}
-	b = appendUvarint(b, strInline+uint64(len(s)))
+	b = binary.AppendUvarint(b, strInline+uint64(len(s)))
 	return append(b, s...)
 }
 
@@ -228,13 +220,13 @@ func (tb *timeBase) appendTime(b []byte, t time.Time) []byte {
 				if !tb.set {
 					tb.ns, tb.set = ns, true
 				}
-				return appendUvarint(b, z+2)
+				return binary.AppendUvarint(b, z+2)
 			}
 		}
 	}
 	b = append(b, 1)
-	b = appendUvarint(b, zigzag(t.Unix()))
-	return appendUvarint(b, uint64(t.Nanosecond()))
+	b = binary.AppendUvarint(b, zigzag(t.Unix()))
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
 
 // AppendState appends the encoding of s (format 1, described above) to
@@ -267,13 +259,13 @@ func AppendState(dst []byte, s *presence.State) []byte {
 	}
 	var tb timeBase
 	b := append(dst, format1, flags)
-	b = appendUvarint(b, s.Seq)
+	b = binary.AppendUvarint(b, s.Seq)
 	b = tb.appendTime(b, s.SeqAt)
 	b = tb.appendTime(b, s.Due)
-	b = appendUvarint(b, uint64(len(s.Sessions)))
+	b = binary.AppendUvarint(b, uint64(len(s.Sessions)))
 	for i := range s.Sessions {
 		se := &s.Sessions[i]
-		b = appendUvarint(b, uint64(se.Kind))
+		b = binary.AppendUvarint(b, uint64(se.Kind))
 		b = appendStr(b, se.ID)
 		b = appendPair(b, se.Pair)
 		b = tb.appendTime(b, se.RefreshedAt)
@@ -297,10 +289,10 @@ func AppendState(dst []byte, s *presence.State) []byte {
 		b = appendStr(b, *s.OOF.Message)
 	}
 	if len(s.Outbox) > 0 {
-		b = appendUvarint(b, uint64(len(s.Outbox)))
+		b = binary.AppendUvarint(b, uint64(len(s.Outbox)))
 		for i := range s.Outbox {
 			n := &s.Outbox[i]
-			b = appendUvarint(b, n.Seq)
+			b = binary.AppendUvarint(b, n.Seq)
 			b = tb.appendTime(b, n.At)
 			b = appendPair(b, n.Pair)
 		}
