@@ -2,6 +2,8 @@ package notify
 
 import (
 	"context"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -236,5 +238,68 @@ func TestBulkSubscriptionOrderAndDelete(t *testing.T) {
 	}
 	if h.n.Watching(presence.Key{Tenant: tTenant, User: tUser2}) {
 		t.Fatal("a deleted subscription still watches its users")
+	}
+}
+
+// TestRotatedCertificateEncrypts checks 4.4's certificate rotation: after a
+// PATCH changes encryptionCertificate and encryptionCertificateId, rich
+// notifications are encrypted for the new certificate, under its id and
+// thumbprint.
+func TestRotatedCertificateEncrypts(t *testing.T) {
+	h := newHarness(t)
+	keyB := mustRSA(2048)
+	keys := map[string]*rsa.PrivateKey{"a": rsa2048(), "b": keyB}
+	certA := base64.StdEncoding.EncodeToString(receiverCert(t))
+	certB := base64.StdEncoding.EncodeToString(makeCert(t, 2, &keyB.PublicKey, keyB))
+	p := presence.Principal{Tenant: tTenant, User: tUser1, AppID: tApp, Delegated: true, Scopes: []string{"Presence.Read.All"}}
+	str := func(s string) *string { return &s }
+	rich := true
+	sub, err := h.n.Create(context.Background(), p, presence.SubscriptionRequest{
+		ChangeType: str("updated"), NotificationURL: str(h.sink.srv.URL + "/hook"), Resource: str("communications/presences/" + tUser1),
+		ExpirationDateTime:  str(h.clock.Now().Add(time.Hour).Format(time.RFC3339)),
+		IncludeResourceData: &rich, EncryptionCertificate: &certA, EncryptionCertificateID: str("a"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// check decrypts the last notification and returns its certificate id.
+	check := func(wantActivity string) string {
+		t.Helper()
+		h.sink.mu.Lock()
+		last := h.sink.bodies[len(h.sink.bodies)-1]
+		h.sink.mu.Unlock()
+		raw, _ := json.Marshal(last["value"].([]any)[0].(map[string]any)["encryptedContent"])
+		var ec EncryptedContent
+		if err := json.Unmarshal(raw, &ec); err != nil {
+			t.Fatal(err)
+		}
+		plain, err := receive(keys, ec)
+		if err != nil {
+			t.Fatalf("certificate %q: %v", ec.EncryptionCertificateID, err)
+		}
+		var data struct{ Activity string }
+		if err := json.Unmarshal(plain, &data); err != nil || data.Activity != wantActivity {
+			t.Fatalf("decrypted %s, want activity %s", plain, wantActivity)
+		}
+		want, err := ParseEncryptionCertificate(map[string]string{"a": certA, "b": certB}[ec.EncryptionCertificateID])
+		if err != nil || ec.EncryptionCertificateThumbprint != want.Thumbprint {
+			t.Fatalf("thumbprint %s of certificate %q, want %v (%v)", ec.EncryptionCertificateThumbprint, ec.EncryptionCertificateID, want, err)
+		}
+		return ec.EncryptionCertificateID
+	}
+	h.set(tUser1, "Busy", "InACall")
+	h.advance(0)
+	if id := check("InACall"); id != "a" {
+		t.Fatalf("before the rotation: certificate %q, want a", id)
+	}
+	if _, err := h.n.Update(context.Background(), p, sub.ID, presence.SubscriptionRequest{
+		EncryptionCertificate: &certB, EncryptionCertificateID: str("b"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.set(tUser1, "Away", "Away")
+	h.advance(0)
+	if id := check("Away"); id != "b" {
+		t.Fatalf("after the rotation: certificate %q, want b", id)
 	}
 }
