@@ -452,3 +452,24 @@ func TestPublishEncoded(t *testing.T) {
 		t.Fatalf("Due after PublishEncoded = %v", got)
 	}
 }
+
+// TestVisitReusesStorage checks the package's claim that visiting many
+// users allocates next to nothing: what a Visit allocates (its storage,
+// grown once) does not grow with the users visited, whose states have
+// sessions, outboxes, GUID session ids and pointed-to parts.
+func TestVisitReusesStorage(t *testing.T) {
+	m := New()
+	var users []string
+	for i := range 50 {
+		s := richState()
+		s.Seq = uint64(i)
+		m.Publish(key(i), s)
+		users = append(users, key(i).User)
+	}
+	allocs := func(users []string) float64 {
+		return testing.AllocsPerRun(20, func() { m.Visit("t", users, func(int, *presence.State) {}) })
+	}
+	if one, all := allocs(users[:1]), allocs(users); all > one {
+		t.Errorf("a Visit of 1 user allocates %v times, of %d users %v times", one, len(users), all)
+	}
+}
