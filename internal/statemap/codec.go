@@ -505,9 +505,11 @@ type scratch struct {
 // storage instead of allocating: *s is then valid until r is used again.
 func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due time.Time, err error) {
 	d := decoder{p: enc, in: in, build: s != nil}
-	// Where the pointed-to parts of the state go: r's storage, or (nil)
-	// allocations of their own.
+	// Where the slices and pointed-to parts of the state go: r's storage,
+	// or (nil) allocations of their own.
 	var slots struct {
+		sessions  *[]presence.Session
+		outbox    *[]presence.Notice
 		preferred *presence.Preferred
 		status    *presence.StatusMessage
 		expiry    *presence.Expiry
@@ -515,6 +517,7 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 	}
 	if r != nil {
 		d.guids = &r.guids
+		slots.sessions, slots.outbox = &r.sessions, &r.outbox
 		slots.preferred, slots.status, slots.expiry, slots.oofMsg = &r.preferred, &r.status, &r.expiry, &r.oofMsg
 	}
 	var scratch presence.State
@@ -534,12 +537,7 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 	if n := d.count(minSession); n > 0 {
 		var one presence.Session
 		if d.build {
-			if r != nil {
-				r.sessions = slices.Grow(r.sessions[:0], n)[:n]
-				st.Sessions = r.sessions
-			} else {
-				st.Sessions = make([]presence.Session, n)
-			}
+			st.Sessions = elems(slots.sessions, n)
 		}
 		for i := range n {
 			se := &one
@@ -593,12 +591,7 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 		}
 		var one presence.Notice
 		if d.build && n > 0 {
-			if r != nil {
-				r.outbox = slices.Grow(r.outbox[:0], n)[:n]
-				st.Outbox = r.outbox
-			} else {
-				st.Outbox = make([]presence.Notice, n)
-			}
+			st.Outbox = elems(slots.outbox, n)
 		}
 		for i := range n {
 			nt := &one
@@ -615,6 +608,16 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 		return time.Time{}, errBadEncoding
 	}
 	return st.Due, nil
+}
+
+// elems returns a slice of n elements for the decoder to fill: slot's,
+// grown as needed, when the decoder reuses storage, else a new one.
+func elems[T any](slot *[]T, n int) []T {
+	if slot == nil {
+		return make([]T, n)
+	}
+	*slot = slices.Grow((*slot)[:0], n)[:n]
+	return *slot
 }
 
 // keep returns a pointer to a copy of v: slot, when the decoder reuses
