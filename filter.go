@@ -11,8 +11,8 @@ const MaxIDs = 650
 // values (” escapes a quote, as in OData), any spacing, and case-insensitive
 // keywords. It returns the raw values in order, repeats included; callers
 // check them as GUIDs. As in a subscription's resource, the limit of
-// MaxIDs counts distinct ids (values that differ only in case are one id),
-// not the values written.
+// MaxIDs counts distinct ids (values that are one GUID in different case or
+// with braces are one id), not the values written.
 func ParseIDFilter(f string) ([]string, error) {
 	return parseIDFilter(f, MaxIDs)
 }
@@ -47,10 +47,10 @@ func parseIDFilter(f string, limit int) ([]string, error) {
 				if distinct == nil {
 					distinct = make(map[string]struct{}, len(vals))
 					for _, w := range vals[:len(vals)-1] {
-						distinct[strings.ToLower(w)] = struct{}{}
+						distinct[idKey(w)] = struct{}{}
 					}
 				}
-				distinct[strings.ToLower(v)] = struct{}{}
+				distinct[idKey(v)] = struct{}{}
 				if len(distinct) > limit {
 					return nil, Errorf(CodeBadRequest, "The number of ids exceeds the maximum of 650.")
 				}
@@ -68,6 +68,15 @@ func parseIDFilter(f string, limit int) ([]string, error) {
 		return vals, nil
 	}
 	return nil, bad
+}
+
+// idKey is the value a GUID is counted by: its canonical form, so that
+// the same GUID in another case or in braces counts once.
+func idKey(v string) string {
+	if g, ok := CanonicalGUID(v); ok {
+		return g
+	}
+	return strings.ToLower(v)
 }
 
 type filterLexer struct {

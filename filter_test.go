@@ -22,7 +22,7 @@ func FuzzParseIDFilter(f *testing.F) {
 		}
 		distinct := map[string]bool{}
 		for _, id := range ids {
-			distinct[strings.ToLower(id)] = true
+			distinct[idKey(id)] = true
 		}
 		if len(ids) == 0 || len(distinct) > 650 || !strings.Contains(strings.ToLower(s), "id") {
 			t.Fatalf("accepted %q as %q", s, ids)
@@ -73,5 +73,14 @@ func TestParseIDFilterLimitCountsDistinctIDs(t *testing.T) {
 	}
 	if _, err := ParseIDFilter(list(651, 3)); err == nil {
 		t.Errorf("651 distinct ids among 654 accepted")
+	}
+	// A GUID in braces is the same id, as in a subscription's resource.
+	var both []string
+	for i := range 650 {
+		g := fmt.Sprintf("%08x-0000-4000-8000-000000000000", i)
+		both = append(both, "'"+g+"'", "'{"+g+"}'")
+	}
+	if ids, err := ParseIDFilter("id in (" + strings.Join(both, ",") + ")"); err != nil || len(ids) != 1300 {
+		t.Errorf("650 ids written with and without braces: %d ids, %v", len(ids), err)
 	}
 }
