@@ -102,14 +102,9 @@ func (s *Server) readMany(w http.ResponseWriter, r *http.Request, c *call, ids [
 // duplicates; the limit counts the ids sent (getPresencesByUserId, 1.4).
 func distinctIDs(raw []string) ([]string, error) {
 	if len(raw) > presence.MaxIDs {
-		return nil, errTooManyIDs()
+		return nil, presence.Errorf(presence.CodeBadRequest, "The number of ids exceeds the maximum of 650.")
 	}
 	return canonicalIDs(raw)
-}
-
-// errTooManyIDs is the error of more than 650 ids.
-func errTooManyIDs() error {
-	return presence.Errorf(presence.CodeBadRequest, "The number of ids exceeds the maximum of 650.")
 }
 
 // canonicalIDs checks and canonicalizes at least one GUID, keeping the first
@@ -158,26 +153,29 @@ func (s *Server) getPresencesByUserID(w http.ResponseWriter, r *http.Request, c 
 	return s.readMany(w, r, c, ids, s.base(r, c)+"/$metadata#Collection(microsoft.graph.presence)")
 }
 
+// filterIDs reads the $filter a request on the presence collection must
+// carry, "id in ('{id}',...)" or "id eq '{id}'", as distinct canonical
+// GUIDs in order. The cap is the subscription resource's (1.3, 4.2 #10):
+// 650 distinct ids, however often they are repeated; ParseIDFilter enforces
+// it, and canonicalizing only merges more values.
+func filterIDs(q url.Values) ([]string, error) {
+	if !q.Has("$filter") {
+		return nil, presence.Errorf(presence.CodeBadRequest, "A $filter on id is required.")
+	}
+	raw, err := presence.ParseIDFilter(q.Get("$filter"))
+	if err != nil {
+		return nil, err
+	}
+	return canonicalIDs(raw)
+}
+
 func (s *Server) listPresences(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err := c.principal.CanReadMany(); err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	if !q.Has("$filter") {
-		return presence.Errorf(presence.CodeBadRequest, "A $filter on id is required.")
-	}
-	raw, err := presence.ParseIDFilter(q.Get("$filter"))
+	ids, err := filterIDs(r.URL.Query())
 	if err != nil {
 		return err
-	}
-	// The cap is the subscription resource's (1.3, 4.2 #10): 650 distinct
-	// ids, however often they are repeated.
-	ids, err := canonicalIDs(raw)
-	if err != nil {
-		return err
-	}
-	if len(ids) > presence.MaxIDs {
-		return errTooManyIDs()
 	}
 	return s.readMany(w, r, c, ids, s.base(r, c)+"/$metadata#communications/presences")
 }
