@@ -86,33 +86,30 @@ func finishRecord(dst []byte, start int) ([]byte, error) {
 	return dst, nil
 }
 
-// appendStateRecord appends the framed state record of (key, s) to dst.
-func appendStateRecord(dst []byte, key presence.Key, s presence.State) ([]byte, error) {
-	rec, _, err := appendStateRecordAt(dst, key, s)
-	return rec, err
-}
-
-// appendStateRecordAt is appendStateRecord that also returns where in the
-// result the state's encoding starts: it runs to the end, so the caller
-// can publish the very bytes it writes instead of encoding the state again.
-func appendStateRecordAt(dst []byte, key presence.Key, s presence.State) ([]byte, int, error) {
+// beginStateRecord begins a state record of key in dst, up to its state,
+// and returns where the record starts, for finishRecord.
+func beginStateRecord(dst []byte, key presence.Key) ([]byte, int) {
 	dst, start := beginRecord(dst)
 	dst = append(dst, recState)
-	dst = statemap.AppendKey(dst, key)
+	return statemap.AppendKey(dst, key), start
+}
+
+// appendStateRecordAt appends the framed state record of (key, s) to dst
+// and returns where in the result the state's encoding starts: it runs to
+// the end, so the caller can publish the very bytes it writes instead of
+// encoding the state again.
+func appendStateRecordAt(dst []byte, key presence.Key, s presence.State) ([]byte, int, error) {
+	dst, start := beginStateRecord(dst, key)
 	at := len(dst)
-	dst = statemap.AppendState(dst, &s)
-	rec, err := finishRecord(dst, start)
+	rec, err := finishRecord(statemap.AppendState(dst, &s), start)
 	return rec, at, err
 }
 
 // appendEncodedRecord appends the framed state record of key and enc, a
 // state encoded by statemap.AppendState.
 func appendEncodedRecord(dst []byte, key presence.Key, enc string) ([]byte, error) {
-	dst, start := beginRecord(dst)
-	dst = append(dst, recState)
-	dst = statemap.AppendKey(dst, key)
-	dst = append(dst, enc...)
-	return finishRecord(dst, start)
+	dst, start := beginStateRecord(dst, key)
+	return finishRecord(append(dst, enc...), start)
 }
 
 // appendRecord appends a framed record of payload.
@@ -144,25 +141,6 @@ func restoreRecord(m *statemap.Map, p []byte) error {
 		return nil
 	}
 	return errors.New("not a state record")
-}
-
-// decodeState decodes a state record of either format.
-func decodeState(p []byte) (presence.Key, presence.State, error) {
-	switch {
-	case len(p) > 0 && p[0] == recState:
-		key, rest, err := statemap.DecodeKey(p[1:])
-		if err != nil {
-			return key, presence.State{}, err
-		}
-		s, err := statemap.DecodeState(string(rest))
-		if err != nil {
-			return key, s, fmt.Errorf("bad state of %s: %w", key, err)
-		}
-		return key, s, nil
-	case len(p) > 0 && p[0] == recStateJSON:
-		return decodeStateJSON(p)
-	}
-	return presence.Key{}, presence.State{}, errors.New("not a state record")
 }
 
 // decodeStateJSON decodes a recStateJSON payload.
@@ -263,19 +241,6 @@ func replayRecords(r io.Reader, fn func(payload []byte) error) (int64, error) {
 // replayInto replays a log segment into m (see replayRecords).
 func replayInto(r io.Reader, m *statemap.Map) (int64, error) {
 	return replayRecords(r, func(p []byte) error { return restoreRecord(m, p) })
-}
-
-// replay is replayRecords of decoded records: it calls fn with each (key,
-// state) of the segment.
-func replay(r io.Reader, fn func(presence.Key, presence.State)) (int64, error) {
-	return replayRecords(r, func(p []byte) error {
-		key, s, err := decodeState(p)
-		if err != nil {
-			return err
-		}
-		fn(key, s)
-		return nil
-	})
 }
 
 func snapshotHeader(next, users uint64) []byte {
