@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeJWKSFile writes the suite's JWKS to a file for --jwks-file.
@@ -105,6 +106,36 @@ func TestOperatorEnvironment(t *testing.T) {
 			wantError(t, r, http.StatusNotFound, "", "")
 		}
 	})
+}
+
+// Conformance "operator interface": the variables TestOperatorEnvironment
+// leaves out: PRESENCED_JWKS_URL, PRESENCED_WEBHOOK_CA_FILE (a TLS receiver
+// is trusted) and PRESENCED_RATE_LIMIT=0 (throttling off: more than the
+// default budget in one window).
+func TestOperatorEnvironmentJWKSURLWebhookCANoThrottling(t *testing.T) {
+	s := startTestServer(t, nil, []string{
+		"PRESENCED_ADDR=", // the harness fills in a free port
+		"PRESENCED_DATA=" + filepath.Join(t.TempDir(), "data"),
+		"PRESENCED_TEST_HOOKS=1",
+		"PRESENCED_JWKS_URL=" + jwks.URL(),
+		"PRESENCED_ISSUER=" + issuer,
+		"PRESENCED_AUDIENCE=" + audience,
+		"PRESENCED_WEBHOOK_CA_FILE=" + webhookCA,
+		"PRESENCED_RATE_LIMIT=0",
+	})
+	f := newFixture(t)
+	f.s = s
+	wantStatus(t, f.get(f.p("/me/presence"), "D1r"), http.StatusOK)
+
+	sk := newSink(t)
+	f.mustSubscribe("D1ra", subBody(userRes(f.U2), sk.URL, nowOn(t, s).Add(50*time.Minute)))
+	f.mustSet(f.U2, "Busy", "InACall", "PT1H", "APPrw")
+	sk.waitItems(t, 1, deliveryWithin)
+
+	path := f.p("/users/%s/presence", f.U1)
+	if n := burst(s, path, f.tok("APPr"), defaultRateLimit+100); n != 0 {
+		t.Errorf("PRESENCED_RATE_LIMIT=0: %d of %d requests in one window failed or were refused", n, defaultRateLimit+100)
+	}
 }
 
 // Conformance: PRESENCED_TEST_HOOKS=1 is --test-hooks.

@@ -90,31 +90,8 @@ func TestThrottlingDefault1500(t *testing.T) {
 	}, nil)
 	f := newFixture(t)
 	f.s = s
-	tok := f.tok("APPr")
 	path := f.p("/users/%s/presence", f.U1)
-	var wg sync.WaitGroup
-	var refused, failed atomic.Int64
-	const workers = 8
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < defaultRateLimit; i += workers {
-				req, _ := http.NewRequest("GET", s.base+path, nil)
-				req.Header.Set("Authorization", "Bearer "+tok)
-				res, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					refused.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := failed.Load() + refused.Load(); n != 0 {
+	if n := burst(s, path, f.tok("APPr"), defaultRateLimit); n != 0 {
 		t.Fatalf("%d of the first %d requests failed or were refused", n, defaultRateLimit)
 	}
 	want429(t, f.get(path, "APPr"))
@@ -156,4 +133,32 @@ func TestC12_BatchInnerThrottling(t *testing.T) {
 		// The batch drew from the budget: a direct request is refused now.
 		want429(t, f.get(f.p("/users/%s/presence", f.U1), "APPr"))
 	})
+}
+
+// burst sends n GETs of path with token to s from 8 workers at once and
+// returns how many failed or were answered other than 200.
+func burst(s *server, path, token string, n int) int64 {
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	const workers = 8
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				req, _ := http.NewRequest("GET", s.base+path, nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				res, err := client.Do(req)
+				if err != nil {
+					bad.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return bad.Load()
 }
