@@ -76,6 +76,13 @@ func (e *endpoint) slowShare() float64 {
 	return float64(e.slow) / float64(e.count)
 }
 
+// subCert is a subscription's encryption certificate, parsed once rather
+// than at every delivery.
+type subCert struct {
+	raw  string // the encryptionCertificate it was parsed from
+	cert *EncryptionCert
+}
+
 // deliverer drains outboxes into queues and delivers the queues.
 type deliverer struct {
 	n *Notifier
@@ -89,7 +96,8 @@ type deliverer struct {
 	boxes     map[presence.Key]*userBox
 	queues    map[string]*queue
 	endpoints map[string]*endpoint
-	swept     time.Time // when endpoints were last swept
+	swept     time.Time          // when endpoints were last swept
+	certs     map[string]subCert // parsed encryption certificates by subscription id
 	depth     int
 
 	// afterOutboxRead, when set (by tests), runs between a drain's read
@@ -104,7 +112,7 @@ type deliverer struct {
 func newDeliverer(n *Notifier) *deliverer {
 	d := &deliverer{
 		n: n, dirty: map[presence.Key]bool{}, trim: map[presence.Key]bool{}, boxes: map[presence.Key]*userBox{},
-		queues: map[string]*queue{}, endpoints: map[string]*endpoint{},
+		queues: map[string]*queue{}, endpoints: map[string]*endpoint{}, certs: map[string]subCert{},
 		wake: make(chan struct{}, 1), trimWake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
 	}
 	d.idle = sync.NewCond(&d.mu)
@@ -427,6 +435,7 @@ func (d *deliverer) dropSubscription(id string) {
 			delete(d.queues, qid)
 		}
 	}
+	delete(d.certs, id)
 	d.mu.Unlock()
 	d.signal()
 }
@@ -452,6 +461,7 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 		if d.queues["lifecycle:"+q.subID] == q {
 			delete(d.queues, "lifecycle:"+q.subID)
 		}
+		delete(d.certs, q.subID)
 		d.idle.Broadcast()
 		d.mu.Unlock()
 		return
@@ -487,7 +497,7 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 		d.finish(q, batch, true)
 		return
 	}
-	body, err := d.payload(sub, q.lifecycle, batch)
+	body, err := d.payload(q, sub, batch)
 	if err != nil {
 		d.n.logger.ErrorContext(ctx, "building a notification", "subscription", sub.ID, "err", err)
 		d.finish(q, batch, true)
@@ -598,9 +608,9 @@ func (d *deliverer) post(ctx context.Context, target string, body []byte) bool {
 }
 
 // payload builds the changeNotificationCollection of a batch.
-func (d *deliverer) payload(sub presence.Subscription, lifecycle bool, batch []item) ([]byte, error) {
+func (d *deliverer) payload(q *queue, sub presence.Subscription, batch []item) ([]byte, error) {
 	exp := formatTime(sub.ExpirationDateTime)
-	if lifecycle {
+	if q.lifecycle {
 		type lifecycleItem struct {
 			SubscriptionID                 string `json:"subscriptionId"`
 			SubscriptionExpirationDateTime string `json:"subscriptionExpirationDateTime"`
@@ -619,7 +629,7 @@ func (d *deliverer) payload(sub presence.Subscription, lifecycle bool, batch []i
 	var cert *EncryptionCert
 	if sub.IncludeResourceData {
 		var err error
-		if cert, err = ParseEncryptionCertificate(sub.EncryptionCertificate); err != nil {
+		if cert, err = d.encryptionCert(q, sub); err != nil {
 			return nil, err
 		}
 	}
@@ -654,6 +664,30 @@ func (d *deliverer) payload(sub presence.Subscription, lifecycle bool, batch []i
 		out.ValidationTokens = []string{tok}
 	}
 	return json.Marshal(out)
+}
+
+// encryptionCert returns the parsed encryption certificate of sub, whose
+// queue q is being delivered: parsed at its first delivery and again only
+// once a PATCH has rotated it.
+func (d *deliverer) encryptionCert(q *queue, sub presence.Subscription) (*EncryptionCert, error) {
+	d.mu.Lock()
+	c, ok := d.certs[sub.ID]
+	d.mu.Unlock()
+	if ok && c.raw == sub.EncryptionCertificate {
+		return c.cert, nil
+	}
+	cert, err := ParseEncryptionCertificate(sub.EncryptionCertificate)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	// A queue dropped meanwhile (its subscription deleted or expired) has
+	// had its certificate forgotten: keep nothing for it.
+	if !q.dropped {
+		d.certs[sub.ID] = subCert{raw: sub.EncryptionCertificate, cert: cert}
+	}
+	d.mu.Unlock()
+	return cert, nil
 }
 
 type changeItem struct {

@@ -302,4 +302,14 @@ func TestRotatedCertificateEncrypts(t *testing.T) {
 	if id := check("Away"); id != "b" {
 		t.Fatalf("after the rotation: certificate %q, want b", id)
 	}
+	// The deliverer keeps the parsed certificate only while the
+	// subscription lives.
+	if err := h.n.Delete(context.Background(), p, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.n.d.mu.Lock()
+	defer h.n.d.mu.Unlock()
+	if len(h.n.d.certs) != 0 {
+		t.Errorf("certificates kept after the delete: %v", h.n.d.certs)
+	}
 }
