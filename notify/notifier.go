@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,7 +60,7 @@ type Notifier struct {
 	subs    map[string]*presence.Subscription
 	byUser  map[presence.Key][]string // subscription ids watching a user
 	slots   map[slotKey]string        // (tenant, creator, app) -> subscription id
-	pending map[string]bool           // slots reserved by a create in progress
+	pending map[slotKey]bool          // slots reserved by a create in progress
 
 	d *deliverer
 }
@@ -103,7 +102,7 @@ func New(cfg Config) (*Notifier, error) {
 	n := &Notifier{
 		cfg: cfg, svc: cfg.Service, clock: cfg.Service.Clock(), store: st, logger: cfg.Logger, m: cfg.Metrics,
 		subs: map[string]*presence.Subscription{}, byUser: map[presence.Key][]string{},
-		slots: map[slotKey]string{}, pending: map[string]bool{},
+		slots: map[slotKey]string{}, pending: map[slotKey]bool{},
 	}
 	for _, sub := range st.all() {
 		n.index(&sub)
@@ -221,14 +220,9 @@ func (n *Notifier) lifecycle(ctx context.Context) {
 		n.m.Expired.Inc()
 	}
 	for _, s := range remind {
-		s.ReauthorizationSent = true
 		if err := n.store.put(s); err != nil {
 			n.logger.ErrorContext(ctx, "recording a reauthorization notice", "id", s.ID, "err", err)
 		}
 		n.d.lifecycleEvent(s, "reauthorizationRequired")
 	}
-}
-
-func slicesSortByID(subs []presence.Subscription) {
-	slices.SortFunc(subs, func(a, b presence.Subscription) int { return strings.Compare(a.ID, b.ID) })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -219,8 +220,7 @@ func checkCertificate(cert, id *string) error {
 func (n *Notifier) reserve(slot slotKey) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	key := slot.tenant + "|" + slot.creator + "|" + slot.app
-	taken := n.pending[key]
+	taken := n.pending[slot]
 	if cur := n.subs[n.slots[slot]]; cur != nil {
 		// A subscription past its expiry no longer holds the slot, even
 		// before lifecycle removes it.
@@ -229,14 +229,14 @@ func (n *Notifier) reserve(slot slotKey) error {
 	if taken {
 		return &presence.Error{Code: presence.CodeExtensionError, Message: msgExists, Status: 409}
 	}
-	n.pending[key] = true
+	n.pending[slot] = true
 	return nil
 }
 
 func (n *Notifier) release(slot slotKey) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delete(n.pending, slot.tenant+"|"+slot.creator+"|"+slot.app)
+	delete(n.pending, slot)
 }
 
 // Get implements presence.Subscriptions: the caller's own subscription, if
@@ -269,7 +269,7 @@ func (n *Notifier) List(_ context.Context, p presence.Principal) ([]presence.Sub
 			out = append(out, *s)
 		}
 	}
-	slicesSortByID(out)
+	slices.SortFunc(out, func(a, b presence.Subscription) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
