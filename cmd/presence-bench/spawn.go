@@ -112,18 +112,28 @@ func waitReady(ctx context.Context, client *http.Client, base string, exited <-c
 func mintTokens(ctx context.Context, bin, dataDir string, apps []string, ttl time.Duration) (map[string]string, error) {
 	tokens := make(map[string]string, len(apps))
 	for _, id := range apps {
-		cmd := exec.CommandContext(ctx, bin, "token", "--data", dataDir, "--app", id, "--tenant", devTenant,
-			"--roles", "Presence.ReadWrite.All", "--ttl", ttl.String())
-		cmd.Env = childEnv()
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		tok, err := mintToken(ctx, bin, dataDir, "--app", id, "--roles", "Presence.ReadWrite.All", "--ttl", ttl.String())
 		if err != nil {
-			return nil, fmt.Errorf("presenced token --app %s: %w: %s", id, err, stderr.String())
+			return nil, fmt.Errorf("presenced token --app %s: %w", id, err)
 		}
-		tokens[id] = strings.TrimSpace(string(out))
+		tokens[id] = tok
 	}
 	return tokens, nil
+}
+
+// mintToken runs `presenced token` with the development key in dataDir,
+// for the development tenant and the further flags args, and returns the
+// token it prints.
+func mintToken(ctx context.Context, bin, dataDir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"token", "--data", dataDir, "--tenant", devTenant}, args...)...)
+	cmd.Env = childEnv()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // freeAddr returns a free 127.0.0.1 address, for a listener that cannot be

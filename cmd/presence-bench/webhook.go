@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -281,16 +280,11 @@ func bulkResource(ids []string) string {
 // Presence.Read.All, which presence subscriptions need, signed by the
 // development key in dataDir.
 func mintDelegated(ctx context.Context, bin, dataDir, user string) (string, error) {
-	cmd := exec.CommandContext(ctx, bin, "token", "--data", dataDir, "--user", user, "--app", devApp, "--tenant", devTenant,
-		"--scopes", "Presence.Read.All", "--ttl", tokenTTL.String())
-	cmd.Env = childEnv()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	tok, err := mintToken(ctx, bin, dataDir, "--user", user, "--app", devApp, "--scopes", "Presence.Read.All", "--ttl", tokenTTL.String())
 	if err != nil {
-		return "", fmt.Errorf("presenced token --user %s: %w: %s", user, err, stderr.String())
+		return "", fmt.Errorf("presenced token --user %s: %w", user, err)
 	}
-	return strings.TrimSpace(string(out)), nil
+	return tok, nil
 }
 
 // driver sends the changes: an open-loop schedule of one change every
