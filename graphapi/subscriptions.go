@@ -56,10 +56,15 @@ func toWireSubscription(s presence.Subscription, withState bool) wireSubscriptio
 	return w
 }
 
-// subscriptionRequest reads a subscription body; members presence does not
-// know are listed in Other, for the service to refuse in its own order.
-func subscriptionRequest(o *object) (presence.SubscriptionRequest, error) {
+// subscriptionRequest reads the body of a subscription create or update;
+// members presence does not know are listed in Other, for the service to
+// refuse in its own order.
+func subscriptionRequest(r *http.Request) (presence.SubscriptionRequest, error) {
 	var req presence.SubscriptionRequest
+	o, err := readBody(r, "subscriptions", false)
+	if err != nil {
+		return req, err
+	}
 	strs := map[string]**string{
 		"changeType": &req.ChangeType, "notificationUrl": &req.NotificationURL, "lifecycleNotificationUrl": &req.LifecycleNotificationURL,
 		"resource": &req.Resource, "expirationDateTime": &req.ExpirationDateTime, "clientState": &req.ClientState,
@@ -114,11 +119,7 @@ func (s *Server) writeSubscription(w http.ResponseWriter, r *http.Request, c *ca
 }
 
 func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, c *call) error {
-	o, err := readBody(r, "subscriptions", false)
-	if err != nil {
-		return err
-	}
-	req, err := subscriptionRequest(o)
+	req, err := subscriptionRequest(r)
 	if err != nil {
 		return err
 	}
@@ -173,11 +174,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, c *ca
 }
 
 func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, c *call) error {
-	o, err := readBody(r, "subscriptions", false)
-	if err != nil {
-		return err
-	}
-	req, err := subscriptionRequest(o)
+	req, err := subscriptionRequest(r)
 	if err != nil {
 		return err
 	}
