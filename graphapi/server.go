@@ -119,9 +119,10 @@ func requestIDs(ctx context.Context) ids {
 	return v
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+// withIDs gives a request its ids: a new request-id, and the
+// client-request-id it was sent with, else the request-id. It sets both
+// response headers and returns r carrying the ids, for requestIDs.
+func withIDs(w http.ResponseWriter, r *http.Request) (*http.Request, ids) {
 	id := ids{request: presence.NewGUID(), client: r.Header.Get("client-request-id")}
 	if id.client == "" {
 		id.client = id.request
@@ -129,7 +130,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("request-id", id.request)
 	h.Set("client-request-id", id.client)
-	r = r.WithContext(context.WithValue(r.Context(), idsKey, id))
+	return r.WithContext(context.WithValue(r.Context(), idsKey, id)), id
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	r, id := withIDs(w, r)
 	sw := &statusWriter{ResponseWriter: w}
 	routeName := s.serve(sw, r, nil)
 	status := sw.status
@@ -276,15 +283,8 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // client-request-id headers; other packages' handlers (the test hooks) use it
 // so every error presenced sends has one shape.
 func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	id := requestIDs(r.Context())
-	if id.request == "" {
-		id = ids{request: presence.NewGUID(), client: r.Header.Get("client-request-id")}
-		if id.client == "" {
-			id.client = id.request
-		}
-		w.Header().Set("request-id", id.request)
-		w.Header().Set("client-request-id", id.client)
-		r = r.WithContext(context.WithValue(r.Context(), idsKey, id))
+	if requestIDs(r.Context()).request == "" {
+		r, _ = withIDs(w, r)
 	}
 	s.fail(w, r, err)
 }

@@ -100,3 +100,37 @@ func TestUnknownHookIs404(t *testing.T) {
 		}
 	}
 }
+
+// TestHookErrorsCarryRequestIDs: a hook's error, like every error
+// presenced sends, has a request-id and echoes the client-request-id (else
+// repeats the request-id), in its headers and in its innerError.
+func TestHookErrorsCarryRequestIDs(t *testing.T) {
+	h, _ := newHooks(t)
+	for _, sent := range []string{"", "hook-client-id"} {
+		req := httptest.NewRequest(http.MethodGet, "/_test/nothing", nil)
+		if sent != "" {
+			req.Header.Set("client-request-id", sent)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var env struct {
+			Error struct {
+				InnerError struct {
+					RequestID       string `json:"request-id"`
+					ClientRequestID string `json:"client-request-id"`
+				} `json:"innerError"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil {
+			t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
+		}
+		rid, crid := rec.Header().Get("request-id"), rec.Header().Get("client-request-id")
+		want := sent
+		if want == "" {
+			want = rid
+		}
+		if len(rid) != 36 || crid != want || env.Error.InnerError.RequestID != rid || env.Error.InnerError.ClientRequestID != want {
+			t.Errorf("client-request-id %q sent: headers %q, %q; innerError %+v", sent, rid, crid, env.Error.InnerError)
+		}
+	}
+}
