@@ -384,18 +384,10 @@ func startServer(bin string, args, env []string) (*server, error) {
 		} else {
 			a = append([]string{"--addr", addr}, a...)
 		}
-		s := &server{base: "http://" + addr, log: &syncBuffer{}, exited: make(chan struct{})}
-		s.cmd = exec.Command(bin, a...)
-		s.cmd.Env = childEnv(e)
-		s.cmd.Stdout = s.log
-		s.cmd.Stderr = s.log
-		if err := s.cmd.Start(); err != nil {
+		s, err := spawn(bin, addr, a, e)
+		if err != nil {
 			return nil, err
 		}
-		go func() {
-			s.err = s.cmd.Wait()
-			close(s.exited)
-		}()
 		if err := s.waitHealthy(30 * time.Second); err != nil {
 			lastErr = fmt.Errorf("%w\n%s", err, tail(s.log.String(), 40))
 			_ = s.stop()
@@ -404,6 +396,51 @@ func startServer(bin string, args, env []string) (*server, error) {
 		return s, nil
 	}
 	return nil, lastErr
+}
+
+// startServerOn starts the binary on a fixed address (a restart on the same
+// port) and waits until it is healthy; it retries briefly while the port is
+// still taken.
+func startServerOn(addr string, args []string) (*server, error) {
+	var lastErr error
+	for attempt := 0; attempt < 20; attempt++ {
+		s, err := spawn(binary, addr, append([]string{"--addr", addr}, args...), nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.waitHealthy(30 * time.Second); err != nil {
+			lastErr = fmt.Errorf("%w\n%s", err, tail(s.log.String(), 40))
+			select {
+			case <-s.exited: // probably the port: try again
+				time.Sleep(100 * time.Millisecond)
+				continue
+			default:
+				_ = s.cmd.Process.Kill()
+				<-s.exited
+				return nil, lastErr
+			}
+		}
+		return s, nil
+	}
+	return nil, lastErr
+}
+
+// spawn starts bin with args, in the harness's environment (childEnv) plus
+// env, as the server listening on addr; its output goes to the server's log.
+func spawn(bin, addr string, args, env []string) (*server, error) {
+	s := &server{base: "http://" + addr, log: &syncBuffer{}, exited: make(chan struct{})}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Env = childEnv(env)
+	s.cmd.Stdout = s.log
+	s.cmd.Stderr = s.log
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
+	return s, nil
 }
 
 // waitHealthy polls GET /healthz until it answers 200, the process exits or
@@ -465,18 +502,53 @@ func startTestServer(t *testing.T, args, env []string) *server {
 	if err != nil {
 		t.Fatalf("starting presenced %v: %v", args, err)
 	}
+	stopAtEnd(t, s, fmt.Sprintf("presenced %v", args))
+	return s
+}
+
+// startRestartableServer starts a server (with args, on a free port) that
+// the test stops or kills itself, to start another on its data: when the
+// test ends it is killed if still running, and its log is reported as
+// startTestServer's is.
+func startRestartableServer(t *testing.T, args []string) *server {
+	t.Helper()
+	s, err := startServer(binary, args, nil)
+	if err != nil {
+		t.Fatalf("starting presenced %v: %v", args, err)
+	}
 	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("presenced %v did not stop cleanly: %v", args, err)
+		select {
+		case <-s.exited:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.exited
 		}
-		if strings.Contains(s.log.String(), "DATA RACE") || t.Failed() {
-			t.Logf("presenced %v log:\n%s", args, tail(s.log.String(), 60))
-		}
-		if strings.Contains(s.log.String(), "DATA RACE") {
-			t.Errorf("presenced reported a data race")
-		}
+		reportLog(t, s, "the first presenced")
 	})
 	return s
+}
+
+// stopAtEnd stops s when the test ends, requiring a clean exit, and reports
+// its log.
+func stopAtEnd(t *testing.T, s *server, name string) {
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("%s did not stop cleanly: %v", name, err)
+		}
+		reportLog(t, s, name)
+	})
+}
+
+// reportLog prints the tail of the server's log when the test failed or the
+// server reported a data race, and fails the test on a data race.
+func reportLog(t *testing.T, s *server, name string) {
+	race := strings.Contains(s.log.String(), "DATA RACE")
+	if race || t.Failed() {
+		t.Logf("%s log:\n%s", name, tail(s.log.String(), 60))
+	}
+	if race {
+		t.Errorf("%s reported a data race", name)
+	}
 }
 
 // ---------------------------------------------------------------------------

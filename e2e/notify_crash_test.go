@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,41 +19,6 @@ import (
 	"testing"
 	"time"
 )
-
-// startServerOn starts the binary on a fixed address (a restart on the same
-// port) and waits until it is healthy; it retries briefly while the port is
-// still taken.
-func startServerOn(addr string, args []string) (*server, error) {
-	var lastErr error
-	for attempt := 0; attempt < 20; attempt++ {
-		s := &server{base: "http://" + addr, log: &syncBuffer{}, exited: make(chan struct{})}
-		s.cmd = exec.Command(binary, append([]string{"--addr", addr}, args...)...)
-		s.cmd.Env = childEnv(nil)
-		s.cmd.Stdout = s.log
-		s.cmd.Stderr = s.log
-		if err := s.cmd.Start(); err != nil {
-			return nil, err
-		}
-		go func() {
-			s.err = s.cmd.Wait()
-			close(s.exited)
-		}()
-		if err := s.waitHealthy(30 * time.Second); err != nil {
-			lastErr = fmt.Errorf("%w\n%s", err, tail(s.log.String(), 40))
-			select {
-			case <-s.exited: // probably the port: try again
-				time.Sleep(100 * time.Millisecond)
-				continue
-			default:
-				_ = s.cmd.Process.Kill()
-				<-s.exited
-				return nil, lastErr
-			}
-		}
-		return s, nil
-	}
-	return nil, lastErr
-}
 
 // seqNum is the number of a sequenceNumber ("A0000000042" -> 42).
 func seqNum(t testing.TB, s string) int {
@@ -79,24 +43,7 @@ func TestNotifyCrashRedelivery(t *testing.T) {
 		"--webhook-ca-file", webhookCA,
 		"--rate-limit", "0",
 	}
-	s1, err := startServer(binary, args, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-s1.exited:
-		default:
-			_ = s1.cmd.Process.Kill()
-			<-s1.exited
-		}
-		if strings.Contains(s1.log.String(), "DATA RACE") || t.Failed() {
-			t.Logf("first presenced log:\n%s", tail(s1.log.String(), 60))
-		}
-		if strings.Contains(s1.log.String(), "DATA RACE") {
-			t.Errorf("the first presenced reported a data race")
-		}
-	})
+	s1 := startRestartableServer(t, args)
 	addr := strings.TrimPrefix(s1.base, "http://")
 
 	f := newFixture(t)
@@ -180,17 +127,7 @@ func TestNotifyCrashRedelivery(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restarting presenced: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := s2.stop(); err != nil {
-			t.Errorf("the restarted presenced did not stop cleanly: %v", err)
-		}
-		if strings.Contains(s2.log.String(), "DATA RACE") || t.Failed() {
-			t.Logf("restarted presenced log:\n%s", tail(s2.log.String(), 60))
-		}
-		if strings.Contains(s2.log.String(), "DATA RACE") {
-			t.Errorf("the restarted presenced reported a data race")
-		}
-	})
+	stopAtEnd(t, s2, "the restarted presenced")
 	f.s = s2
 
 	// Every acknowledged write is durable: GET shows at least its sequence.

@@ -186,17 +186,7 @@ func TestOperatorDevelopmentAuthMode(t *testing.T) {
 func TestOperatorRestartKeepsState(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	args := []string{"--data", data, "--jwks-file", writeJWKSFile(t), "--issuer", issuer, "--audience", audience}
-	s1, err := startServer(binary, args, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-s1.exited:
-		default:
-			_ = s1.stop()
-		}
-	})
+	s1 := startRestartableServer(t, args)
 	f := newFixture(t)
 	f.s = s1
 	f.mustSet(f.U1, "Busy", "InACall", "PT4H", "APPrw")
