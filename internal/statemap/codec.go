@@ -429,7 +429,7 @@ func (d *decoder) str() string {
 		formatGUID(&buf, g)
 		var str string
 		if d.in != nil {
-			str = d.in.internGUID(&buf)
+			str = d.in.internBytes(buf[:])
 		} else {
 			str = string(buf[:])
 		}
@@ -667,7 +667,7 @@ func readKeyString(p []byte, in *interner) (string, []byte, bool) {
 		var buf [36]byte
 		formatGUID(&buf, p[:16])
 		if in != nil {
-			return in.internGUID(&buf), p[16:], true
+			return in.internBytes(buf[:]), p[16:], true
 		}
 		return string(buf[:]), p[16:], true
 	case v < strInline:

@@ -56,16 +56,6 @@ func (t *interner) internBytes(b []byte) string {
 	return t.slow(string(b), false)
 }
 
-// internGUID is internBytes of a formatted GUID.
-func (t *interner) internGUID(b *[36]byte) string {
-	if r := t.read.Load(); r != nil {
-		if v, ok := (*r)[string(b[:])]; ok {
-			return v
-		}
-	}
-	return t.slow(string(b[:]), false)
-}
-
 // slow looks s up in dirty, adding it if it is new. clone says whether s
 // must be copied before it is kept (it may share a larger allocation).
 func (t *interner) slow(s string, clone bool) string {
