@@ -182,7 +182,7 @@ func (s *Server) runInner(ctx context.Context, outer *http.Request, c *call, br 
 	for k, v := range br.Headers {
 		inner.Header.Set(k, v)
 	}
-	id := ids{request: presence.NewGUID(), client: inner.Header.Get("client-request-id")}
+	id := ids{request: presence.NewGUID(), client: inner.Header.Get(hdrClientRequestID)}
 	if id.client == "" {
 		id.client = requestIDs(ctx).client
 	}

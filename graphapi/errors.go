@@ -118,7 +118,7 @@ const odataJSON = "application/json;odata.metadata=minimal;odata.streaming=true;
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", odataJSON)
-	h.Set("OData-Version", "4.0")
+	h.Set(hdrODataVersion, "4.0")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

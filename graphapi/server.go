@@ -108,6 +108,16 @@ func NewServer(cfg Config) (*Server, error) {
 // tenant); 0 turns throttling off.
 func (s *Server) SetRateLimit(n int) { s.limiter.setLimit(n) }
 
+// The names of the headers every request reads or writes, in the
+// canonical form net/http keeps them in (header names are
+// case-insensitive): a name given otherwise is canonicalized, a copy made,
+// on every use.
+const (
+	hdrRequestID       = "Request-Id"
+	hdrClientRequestID = "Client-Request-Id"
+	hdrODataVersion    = "Odata-Version"
+)
+
 type ctxKey int
 
 const idsKey ctxKey = iota
@@ -123,13 +133,13 @@ func requestIDs(ctx context.Context) ids {
 // client-request-id it was sent with, else the request-id. It sets both
 // response headers and returns r carrying the ids, for requestIDs.
 func withIDs(w http.ResponseWriter, r *http.Request) (*http.Request, ids) {
-	id := ids{request: presence.NewGUID(), client: r.Header.Get("client-request-id")}
+	id := ids{request: presence.NewGUID(), client: r.Header.Get(hdrClientRequestID)}
 	if id.client == "" {
 		id.client = id.request
 	}
 	h := w.Header()
-	h.Set("request-id", id.request)
-	h.Set("client-request-id", id.client)
+	h.Set(hdrRequestID, id.request)
+	h.Set(hdrClientRequestID, id.client)
 	return r.WithContext(context.WithValue(r.Context(), idsKey, id)), id
 }
 
