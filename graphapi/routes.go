@@ -69,7 +69,6 @@ type route struct {
 	path      string
 	name      string
 	handle    handler
-	public    bool // no token needed
 	throttled bool // counts against the presence budget
 	segments  []string
 	hasID     bool // the path has an {id} segment

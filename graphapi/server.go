@@ -198,8 +198,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, outer *call) (rou
 	return rt.name
 }
 
-// prepare decodes the body and authenticates and throttles the caller, as
-// the route asks.
+// prepare decodes the body, authenticates the caller and, when the route
+// counts against the presence budget, throttles it.
 func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rt *route, c *call) error {
 	if r.Body != nil && r.Body != http.NoBody {
 		body := io.ReadCloser(http.MaxBytesReader(w, r.Body, s.maxBody))
@@ -211,9 +211,6 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rt *route, c *c
 			body = http.MaxBytesReader(w, zr, s.maxBody)
 		}
 		r.Body = body
-	}
-	if rt.public {
-		return nil
 	}
 	p, err := s.authenticate(r, c)
 	if err != nil {
