@@ -30,9 +30,7 @@ func TestC6_ClearPresenceAddresses(t *testing.T) {
 			{"case-insensitive", "/users/%s/PRESENCE/ClearPresence", "APPrw"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				f := f.in(t)
-				g := *f
-				g.t = t
+				g := f.in(t)
 				g.U1 = newGUID()
 				g.mustSet(g.U1, "Busy", "InACall", "PT1H", c.tok)
 				path := "/" + g.v + strings.ReplaceAll(c.path, "%s", g.U1)

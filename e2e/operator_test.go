@@ -50,22 +50,18 @@ func TestOperatorEnvironment(t *testing.T) {
 		for _, c := range []struct{ iss, aud, alg string }{
 			{issA, audience, "RS256"}, {issB, graphApp, "ES256"}, {issB, audience, "RS256"},
 		} {
-			g := *f
-			g.t = t
+			g := f.in(t)
 			g.issuer, g.audience, g.alg = c.iss, c.aud, c.alg
 			g.A = newGUID() // a budget of its own
 			wantStatus(t, g.get(g.p("/me/presence"), "D1r"), 200)
 		}
-		g := *f
-		g.t = t
+		g := f.in(t)
 		g.issuer = issuer // the main server's issuer is not on this list
 		wantError(t, g.get(g.p("/me/presence"), "D1r"), 401, "InvalidAuthenticationToken", "")
 	})
 
 	t.Run("public URL", func(t *testing.T) {
-		f := f.in(t)
-		g := *f
-		g.t = t
+		g := f.in(t)
 		g.A = newGUID()
 		g.issuer = issA
 		for _, v := range versions {
@@ -80,9 +76,7 @@ func TestOperatorEnvironment(t *testing.T) {
 	})
 
 	t.Run("rate limit flag beats environment", func(t *testing.T) {
-		f := f.in(t)
-		g := *f
-		g.t = t
+		g := f.in(t)
 		g.A = newGUID()
 		g.issuer = issA
 		for range 4 {

@@ -9,7 +9,6 @@ import (
 func TestTenantIsolation(t *testing.T) {
 	eachVersion(t, func(t *testing.T, f *fixture) {
 		g := f.inTenant(newGUID()) // same apps and users, another tenant
-		g.t = t
 
 		f.clientSession(f.U1, "desktop", "Available", "Available", "")
 		f.mustSet(f.U1, "Busy", "InACall", "PT1H", "APPrw")
