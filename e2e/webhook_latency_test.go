@@ -31,8 +31,7 @@ func TestWebhookLatency(t *testing.T) {
 	}
 	rate := envInt("PRESENCED_WEBHOOK_RATE", 2000)
 	seconds := envInt("PRESENCED_WEBHOOK_SECONDS", 10)
-	setLimit(t, 0)
-	defer setLimit(t, 1500)
+	limitFor(t, 0)
 
 	f := newFixture(t)
 	users := make([]string, 650)
