@@ -176,25 +176,18 @@ func (o *object) duration(name string) (*time.Duration, error) {
 // reports false for the general decoder to handle. raw was already
 // validated as JSON by the decode that split the members.
 func plainStrings(raw []byte) ([]string, bool) {
-	i := 0
-	skip := func() {
-		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-			i++
-		}
-	}
-	skip()
+	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '[' {
 		return nil, false
 	}
-	i++
 	out := make([]string, 0, bytes.Count(raw, []byte{','})+1)
 	all := string(raw) // one copy; the strings are slices of it
-	skip()
+	i = skipSpace(raw, i+1)
 	if i < len(raw) && raw[i] == ']' {
 		return out, true
 	}
 	for {
-		skip()
+		i = skipSpace(raw, i)
 		if i >= len(raw) || raw[i] != '"' {
 			return nil, false
 		}
@@ -207,8 +200,7 @@ func plainStrings(raw []byte) ([]string, bool) {
 			return nil, false
 		}
 		out = append(out, all[i+1:i+1+end])
-		i += end + 2
-		skip()
+		i = skipSpace(raw, i+end+2)
 		if i >= len(raw) {
 			return nil, false
 		}
