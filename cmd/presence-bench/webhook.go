@@ -252,14 +252,12 @@ func (b *bench) subscribe(ctx context.Context, t *target, dataDir string, users 
 		if err != nil {
 			return n, err
 		}
-		res, err := t.client.Do(req)
+		status, detail, err := send(t.client, req)
 		if err != nil {
 			return n, fmt.Errorf("subscribe: %w", err)
 		}
-		detail, _ := io.ReadAll(io.LimitReader(res.Body, 1000))
-		res.Body.Close()
-		if res.StatusCode != http.StatusCreated {
-			return n, fmt.Errorf("subscribe: HTTP %d: %s", res.StatusCode, strings.TrimSpace(string(detail)))
+		if status != http.StatusCreated {
+			return n, fmt.Errorf("subscribe: HTTP %d: %s", status, detail)
 		}
 		n++
 	}
