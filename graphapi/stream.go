@@ -16,15 +16,7 @@ const streamKeepAlive = 15 * time.Second
 // then each change as it happens, the event id being the user's
 // sequenceNumber. It needs the permissions of reading each user.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
-	q := r.URL.Query()
-	if !q.Has("$filter") {
-		return presence.Errorf(presence.CodeBadRequest, "A $filter on id is required.")
-	}
-	raw, err := presence.ParseIDFilter(q.Get("$filter"))
-	if err != nil {
-		return err
-	}
-	ids, err := distinctIDs(raw)
+	ids, err := filterIDs(r.URL.Query())
 	if err != nil {
 		return err
 	}
