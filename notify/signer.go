@@ -172,14 +172,7 @@ func writeNewFile(file string, data []byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writeSynced(tmp, data); err != nil {
 		return err
 	}
 	err = os.Link(tmp.Name(), file)
@@ -203,15 +196,22 @@ func writeExclusive(file string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	if err := writeSynced(f, data); err != nil {
+		os.Remove(file)
+		return err
+	}
+	return nil
+}
+
+// writeSynced writes data to f, syncs it to disk and closes it, returning
+// the first error.
+func writeSynced(f *os.File, data []byte) error {
+	_, err := f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err != nil {
-		os.Remove(file)
 	}
 	return err
 }
