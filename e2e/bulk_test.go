@@ -254,6 +254,9 @@ func TestC2_StatusVisibilityInBulk(t *testing.T) {
 		r := f.post(f.p("/communications/getPresencesByUserId"), "D1ra", map[string]any{"ids": []string{f.U1, f.U2}})
 		wantStatus(t, r, http.StatusOK)
 		vs := values(t, r)
+		if len(vs) != 2 {
+			t.Fatalf("%s: %d values, want 2", r, len(vs))
+		}
 		if c, _ := jget(vs[0], "statusMessage", "message", "content"); c != "mine" {
 			t.Errorf("own entry content = %v", c)
 		}

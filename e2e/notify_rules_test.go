@@ -357,7 +357,7 @@ func TestNotifyLifecycle(t *testing.T) {
 	wantError(t, r, http.StatusNotFound, "", "")
 	wantError(t, f.post(f.p("/subscriptions/%s/reauthorize", id), "D1ra", nil), http.StatusNotFound, "", "")
 	l := f.get(f.p("/subscriptions"), "D1ra")
-	if v, _ := l.get("value"); len(v.([]any)) != 0 {
+	if len(values(t, l)) != 0 {
 		t.Errorf("%s: an expired subscription is listed", l)
 	}
 	marker := newSink(t)
@@ -409,12 +409,11 @@ func TestNotifyList(t *testing.T) {
 		if ctx := l.str("@odata.context"); !strings.HasSuffix(ctx, "/"+f.v+"/$metadata#subscriptions") {
 			t.Errorf("%s: @odata.context %q, want …/%s/$metadata#subscriptions", l, ctx, f.v)
 		}
-		v, _ := l.get("value")
-		arr, _ := v.([]any)
-		if len(arr) != 1 {
-			t.Fatalf("%s: %d subscriptions listed, want exactly U1+A's one", l, len(arr))
+		vs := values(t, l)
+		if len(vs) != 1 {
+			t.Fatalf("%s: %d subscriptions listed, want exactly U1+A's one", l, len(vs))
 		}
-		s := arr[0].(map[string]any)
+		s := vs[0]
 		if s["id"] != id || s["applicationId"] != f.A || s["creatorId"] != f.U1 || s["resource"] != userRes(f.U2) {
 			t.Errorf("listed %v, want subscription %s", s, id)
 		}
@@ -427,7 +426,7 @@ func TestNotifyList(t *testing.T) {
 		// Other users and apps see only their own.
 		lb := f.s.do(t, "GET", f.p("/subscriptions"), f.d1raB(), nil)
 		wantStatus(t, lb, http.StatusOK)
-		if vb, _ := lb.get("value"); len(vb.([]any)) != 1 || lb.str("value", 0, "applicationId") != f.B {
+		if len(values(t, lb)) != 1 || lb.str("value", 0, "applicationId") != f.B {
 			t.Errorf("%s: app B's list", lb)
 		}
 		// Another user of the same app and tenant cannot see or touch U1's.
@@ -458,7 +457,7 @@ func TestNotifyTenantIsolation(t *testing.T) {
 	wantError(t, g.s.do(t, "DELETE", path, g.tok("D1ra"), nil), http.StatusNotFound, "", "")
 	l := g.get(g.p("/subscriptions"), "D1ra")
 	wantStatus(t, l, http.StatusOK)
-	if v, _ := l.get("value"); len(v.([]any)) != 0 {
+	if len(values(t, l)) != 0 {
 		t.Errorf("%s: another tenant's subscription is listed", l)
 	}
 	// The same (user, app) in the other tenant has its own slot.
