@@ -116,25 +116,30 @@ func (l *filterLexer) punct(c byte) bool {
 	return false
 }
 
-// quoted consumes a single-quoted literal.
+// quoted consumes a single-quoted literal. A literal without a doubled
+// quote, the usual id, is returned as a slice of the filter, not a copy.
 func (l *filterLexer) quoted() (string, bool) {
 	l.skipSpace()
 	if l.pos >= len(l.s) || l.s[l.pos] != '\'' {
 		return "", false
 	}
-	var b strings.Builder
-	for i := l.pos + 1; i < len(l.s); i++ {
+	start := l.pos + 1
+	var unescaped []byte // the value so far, once a doubled quote is seen
+	for i := start; i < len(l.s); i++ {
 		if l.s[i] != '\'' {
-			b.WriteByte(l.s[i])
 			continue
 		}
 		if i+1 < len(l.s) && l.s[i+1] == '\'' {
-			b.WriteByte('\'')
+			unescaped = append(unescaped, l.s[start:i+1]...)
 			i++
+			start = i + 1
 			continue
 		}
 		l.pos = i + 1
-		return b.String(), true
+		if unescaped == nil {
+			return l.s[start:i], true
+		}
+		return string(append(unescaped, l.s[start:i]...)), true
 	}
 	return "", false
 }

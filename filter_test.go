@@ -39,6 +39,8 @@ func TestParseIDFilter(t *testing.T) {
 		{"  Id IN ( 'a' ,'b' )  ", []string{"a", "b"}},
 		{"id eq 'x'", []string{"x"}},
 		{"id in ('it''s')", []string{"it's"}},
+		{"id in ('''''','a''''b','''x','y''')", []string{"''", "a''b", "'x", "y'"}},
+		{"id eq ''", []string{""}},
 	}
 	for _, tt := range tests {
 		got, err := ParseIDFilter(tt.in)
