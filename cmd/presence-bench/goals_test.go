@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,31 @@ func TestPairedRatio(t *testing.T) {
 	r.finish()
 	if g := goalByName(t, r.Goals, "setPresence"); g.Status != GoalMet || g.Value != 0.5 {
 		t.Errorf("paired rounds 0.5, 0.45, 0.5: %+v", g)
+	}
+}
+
+// TestMedianRound checks which round of several is reported: the lower
+// median throughput among the quiet rounds (among all when none was
+// quiet), carrying every round's throughput and noise in the order run.
+func TestMedianRound(t *testing.T) {
+	runs := []RunResult{{RPS: 10, Noisy: true}, {RPS: 40}, {RPS: 20}, {RPS: 30}, {RPS: 50, Noisy: true}}
+	m := median(runs)
+	if m.RPS != 30 {
+		t.Errorf("median of quiet rounds 40, 20, 30: %v, want 30", m.RPS)
+	}
+	if want := []float64{10, 40, 20, 30, 50}; !slices.Equal(m.RoundsRPS, want) {
+		t.Errorf("RoundsRPS = %v, want %v", m.RoundsRPS, want)
+	}
+	if want := []bool{true, false, false, false, true}; !slices.Equal(m.RoundsNoisy, want) {
+		t.Errorf("RoundsNoisy = %v, want %v", m.RoundsNoisy, want)
+	}
+	if runs[1].RPS != 40 || runs[2].RPS != 20 {
+		t.Errorf("median reordered its argument: %+v", runs)
+	}
+	if m := median([]RunResult{{RPS: 5, Noisy: true}, {RPS: 9, Noisy: true}}); m.RPS != 5 || !m.Noisy {
+		t.Errorf("median of two noisy rounds: %+v, want the lower, noisy", m)
+	}
+	if m := median([]RunResult{{RPS: 7}}); m.RPS != 7 || m.RoundsRPS != nil {
+		t.Errorf("one round: %+v, want it as is", m)
 	}
 }
