@@ -134,3 +134,25 @@ func TestHookErrorsCarryRequestIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestEndClientSession: ending a simulated client session is 204, and 404
+// when there is none (conformance, "Test hooks").
+func TestEndClientSession(t *testing.T) {
+	h, _ := newHooks(t)
+	path := "/_test/tenants/" + tenant + "/users/" + user + "/clientSessions/desktop-1"
+	for _, step := range []struct {
+		method, body string
+		want         int
+	}{
+		{http.MethodDelete, "", http.StatusNotFound},
+		{http.MethodPut, `{"availability":"Busy","activity":"InAMeeting"}`, http.StatusNoContent},
+		{http.MethodDelete, "", http.StatusNoContent},
+		{http.MethodDelete, "", http.StatusNotFound},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(step.method, path, strings.NewReader(step.body)))
+		if rec.Code != step.want {
+			t.Fatalf("%s %s: %d %s, want %d", step.method, path, rec.Code, rec.Body, step.want)
+		}
+	}
+}
