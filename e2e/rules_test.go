@@ -48,6 +48,13 @@ func TestSequenceNumberRules(t *testing.T) {
 	if !(s2 > s1) {
 		t.Errorf("after the out-of-office hook: %s, want > %s", s2, s1)
 	}
+	// So does a change of the out-of-office message alone (outOfOfficeSettings
+	// is part of the visible object; the pair stays Busy/InACall).
+	f.outOfOffice(u, true, ptr("gone fishing"))
+	if s := f.seqOf(u); !(s > s2) {
+		t.Errorf("after a change of the out-of-office message alone: %s, want > %s", s, s2)
+	}
+	s2 = f.seqOf(u)
 
 	// A status message expiring changes it.
 	t0 := clockNow(t)
