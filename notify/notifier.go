@@ -220,7 +220,7 @@ func (n *Notifier) lifecycle(ctx context.Context) {
 		n.m.Expired.Inc()
 	}
 	for _, s := range remind {
-		if err := n.store.put(s); err != nil {
+		if _, err := n.store.replace(s); err != nil {
 			n.logger.ErrorContext(ctx, "recording a reauthorization notice", "id", s.ID, "err", err)
 		}
 		n.d.lifecycleEvent(s, "reauthorizationRequired")

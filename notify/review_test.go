@@ -2,10 +2,14 @@ package notify
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/memstore"
 )
 
 // A subscription past its expirationDateTime frees its (user, app) slot at
@@ -45,5 +49,61 @@ func TestNoDeliveryPastExpiry(t *testing.T) {
 	}
 	if n := h.sink.count(); n != 0 {
 		t.Fatalf("%d notifications for an expired subscription", n)
+	}
+}
+
+// A subscription deleted while a PATCH of it waits for its new URL's
+// handshake stays deleted: the PATCH answers 404 and does not store it
+// again, so it does not come back at the next start.
+func TestUpdateDoesNotResurrectDeleted(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	rx := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			close(entered)
+			<-release
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.URL.Query().Get("validationToken"))
+	}))
+	defer rx.Close()
+	dir := t.TempDir()
+	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	n, err := New(Config{Service: presence.NewService(memstore.New(), clock, nil), Dir: dir, Client: rx.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := presence.Principal{Tenant: tTenant, User: tUser1, AppID: tApp, Delegated: true, Scopes: []string{"Presence.Read.All"}}
+	str := func(s string) *string { return &s }
+	ctx := context.Background()
+	sub, err := n.Create(ctx, p, presence.SubscriptionRequest{
+		ChangeType: str("updated"), NotificationURL: str(rx.URL + "/hook"), Resource: str("communications/presences/" + tUser2),
+		ExpirationDateTime: str(clock.Now().Add(time.Hour).Format(time.RFC3339)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	updated := make(chan error, 1)
+	go func() {
+		_, err := n.Update(ctx, p, sub.ID, presence.SubscriptionRequest{NotificationURL: str(rx.URL + "/moved")})
+		updated <- err
+	}()
+	<-entered
+	if err := n.Delete(ctx, p, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-updated; presence.ErrorCode(err) != presence.CodeNotFound {
+		t.Errorf("the PATCH of a subscription deleted meanwhile: %v, want NotFound", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openSubStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	if subs := st.all(); len(subs) != 0 {
+		t.Errorf("after a restart, the deleted subscription is back: %+v", subs)
 	}
 }

@@ -319,8 +319,12 @@ func (n *Notifier) Update(ctx context.Context, p presence.Principal, id string, 
 		}
 		sub.NotificationURL = *req.NotificationURL
 	}
-	if err := n.store.put(sub); err != nil {
+	// The subscription may have been deleted (or have expired) during the
+	// handshake: it stays deleted.
+	if ok, err := n.store.replace(sub); err != nil {
 		return presence.Subscription{}, err
+	} else if !ok {
+		return presence.Subscription{}, notFound(id)
 	}
 	n.mu.Lock()
 	if cur, ok := n.subs[sub.ID]; ok {

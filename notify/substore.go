@@ -92,6 +92,18 @@ func (s *subStore) put(sub presence.Subscription) error {
 	return s.append(subRecord{Put: &sub})
 }
 
+// replace stores sub durably in place of the stored subscription of its
+// id, and reports false, storing nothing, when there is none: a change of a
+// subscription deleted meanwhile must not bring it back.
+func (s *subStore) replace(sub presence.Subscription) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.live[sub.ID]; !ok {
+		return false, nil
+	}
+	return true, s.appendLocked(subRecord{Put: &sub})
+}
+
 // del removes a subscription durably.
 func (s *subStore) del(id string) error {
 	return s.append(subRecord{Del: id})
@@ -100,6 +112,11 @@ func (s *subStore) del(id string) error {
 func (s *subStore) append(rec subRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.appendLocked(rec)
+}
+
+// appendLocked writes rec and applies it; s.mu held.
+func (s *subStore) appendLocked(rec subRecord) error {
 	if s.f != nil {
 		line, err := json.Marshal(rec)
 		if err != nil {
