@@ -114,6 +114,27 @@ func TestNotifyPreferredAndStatusExpiry(t *testing.T) {
 	}
 }
 
+// 3.10: boundaries that fall at one instant are applied together: a
+// session and the preferred presence hiding it expire at the same moment,
+// so the session's pair is never visible and one notification is sent.
+func TestNotifyBoundariesAtOneInstant(t *testing.T) {
+	f := newFixture(t)
+	sk := newSink(t)
+	t0 := nowOn(t, f.s)
+	f.mustSubscribe("D1ra", richBody(subBody(userRes(f.U2), sk.URL, t0.Add(50*time.Minute))))
+	f.clientSession(f.U2, "desktop", "Available", "Available", "")
+	f.mustSet(f.U2, "Busy", "InACall", "PT30M", "APPrw")
+	wantEmptyOK(t, f.preferred(f.U2, "DoNotDisturb", "DoNotDisturb", "PT30M", "APPrw"))
+	waitRich(t, sk, 3)
+	advance(t, "PT30M") // the session and the preferred presence expire
+	f.wantPresence(f.U2, "Available", "Available")
+	f.calendarBusy(f.U2, true) // the marker
+	items := waitRich(t, sk, 5)
+	wantPairs(t, "two expiries at one instant, then a marker", items, f.U2,
+		"Available/Available", "Busy/InACall", "DoNotDisturb/DoNotDisturb", "Available/Available", "Busy/InAMeeting")
+	wantSeqsIncreasing(t, "two expiries at one instant", items)
+}
+
 // 3.8: changes made through the test hooks are notified like any other;
 // a hook call that changes nothing visible is not.
 func TestNotifyHookChanges(t *testing.T) {
