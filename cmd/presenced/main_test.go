@@ -61,6 +61,26 @@ func TestConfigFlagsAndEnvironment(t *testing.T) {
 					t.Errorf("flags: %+v", c)
 				}
 			}, ""},
+		{"notification defaults", nil, nil, func(t *testing.T, c Config) {
+			if c.MaxSubscriptionLifetime != time.Hour || c.ValidationTimeout != 10*time.Second || c.AllowAppSubscriptions || c.PprofAddr != "" {
+				t.Errorf("defaults: %+v", c)
+			}
+		}, ""},
+		{"notification environment", nil, map[string]string{"PRESENCED_MAX_SUBSCRIPTION_LIFETIME": "24h", "PRESENCED_VALIDATION_TIMEOUT": "2s",
+			"PRESENCED_ALLOW_APP_SUBSCRIPTIONS": "true", "PRESENCED_PPROF": "127.0.0.1:0"}, func(t *testing.T, c Config) {
+			if c.MaxSubscriptionLifetime != 24*time.Hour || c.ValidationTimeout != 2*time.Second || !c.AllowAppSubscriptions || c.PprofAddr != "127.0.0.1:0" {
+				t.Errorf("env: %+v", c)
+			}
+		}, ""},
+		{"notification flags beat environment", []string{"--max-subscription-lifetime", "90m", "--allow-app-subscriptions=false"},
+			map[string]string{"PRESENCED_MAX_SUBSCRIPTION_LIFETIME": "24h", "PRESENCED_ALLOW_APP_SUBSCRIPTIONS": "1"}, func(t *testing.T, c Config) {
+				if c.MaxSubscriptionLifetime != 90*time.Minute || c.AllowAppSubscriptions {
+					t.Errorf("flags: %+v", c)
+				}
+			}, ""},
+		{"lifetime under a minute", []string{"--max-subscription-lifetime", "30s"}, nil, nil, "--max-subscription-lifetime"},
+		{"bad validation timeout", []string{"--validation-timeout", "0s"}, nil, nil, "--validation-timeout"},
+		{"bad app subscriptions env", nil, map[string]string{"PRESENCED_ALLOW_APP_SUBSCRIPTIONS": "maybe"}, nil, "PRESENCED_ALLOW_APP_SUBSCRIPTIONS"},
 		{"bad rate", []string{"--rate-limit", "-1"}, nil, nil, "--rate-limit"},
 		{"bad store", []string{"--store", "bolt"}, nil, nil, "--store"},
 		{"bad hooks env", nil, map[string]string{"PRESENCED_TEST_HOOKS": "maybe"}, nil, "PRESENCED_TEST_HOOKS"},
