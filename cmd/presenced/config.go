@@ -83,18 +83,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 		fs.StringVar(f.target, f.name, def, f.usage+" ($"+f.env+")")
 	}
-	hooksDefault, err := parseBool(getenv("PRESENCED_TEST_HOOKS"))
-	if err != nil {
-		return Config{}, fmt.Errorf("PRESENCED_TEST_HOOKS: %w", err)
+	var testHooks, appSubs bool
+	for _, f := range []struct {
+		name, env, usage string
+		target           *bool
+	}{
+		{"test-hooks", "PRESENCED_TEST_HOOKS", "mount /_test/ and use a test clock (never in production)", &testHooks},
+		{"allow-app-subscriptions", "PRESENCED_ALLOW_APP_SUBSCRIPTIONS", "let application tokens with Presence.Read.All subscribe to presence (beyond Graph)", &appSubs},
+	} {
+		def, err := parseBool(getenv(f.env))
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %w", f.env, err)
+		}
+		fs.BoolVar(f.target, f.name, def, f.usage+" ($"+f.env+"=1)")
 	}
-	var testHooks bool
-	fs.BoolVar(&testHooks, "test-hooks", hooksDefault, "mount /_test/ and use a test clock (never in production) ($PRESENCED_TEST_HOOKS=1)")
-	appSubsDefault, err := parseBool(getenv("PRESENCED_ALLOW_APP_SUBSCRIPTIONS"))
-	if err != nil {
-		return Config{}, fmt.Errorf("PRESENCED_ALLOW_APP_SUBSCRIPTIONS: %w", err)
-	}
-	var appSubs bool
-	fs.BoolVar(&appSubs, "allow-app-subscriptions", appSubsDefault, "let application tokens with Presence.Read.All subscribe to presence (beyond Graph) ($PRESENCED_ALLOW_APP_SUBSCRIPTIONS=1)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -103,8 +105,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	cfg := Config{Addr: addr, DataDir: data, Store: store, PublicURL: strings.TrimSuffix(publicURL, "/"), JWKSURL: jwksURL,
 		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
-		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr}
-	cfg.AllowAppSubscriptions = appSubs
+		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr, AllowAppSubscriptions: appSubs}
+	var err error
 	if cfg.MaxSubscriptionLifetime, err = time.ParseDuration(maxLife); err != nil || cfg.MaxSubscriptionLifetime < time.Minute {
 		return Config{}, fmt.Errorf("--max-subscription-lifetime: want a duration of a minute or more such as 60m or 24h, got %q", maxLife)
 	}
