@@ -111,3 +111,36 @@ func TestC6_ClearPresenceKeepsPreferred(t *testing.T) {
 		f.wantPresence(f.U1, "DoNotDisturb", "DoNotDisturb")
 	})
 }
+
+// 3.6: each clear action removes only its own part: clearUserPreferredPresence
+// leaves the sessions, the status message and the out-of-office overlay;
+// clearPresence leaves the other sessions, the status message and the
+// overlay.
+func TestC6_ClearActionsLeaveTheRest(t *testing.T) {
+	eachVersion(t, func(t *testing.T, f *fixture) {
+		f.mustSet(f.U1, "Busy", "InACall", "PT1H", "APPrw")
+		f.mustSet(f.U1, "Away", "Away", "PT1H", "APPBrw")
+		wantEmptyOK(t, f.preferred(f.U1, "DoNotDisturb", "DoNotDisturb", "", "APPrw"))
+		wantEmptyOK(t, f.post(f.p("/me/presence/setStatusMessage"), "D1rw", statusText("Still here", nil)))
+		f.outOfOffice(f.U1, true, ptr("On leave"))
+		rest := func(what string, r *resp) {
+			t.Helper()
+			if got := r.str("statusMessage", "message", "content"); got != "Still here" {
+				t.Errorf("after %s: status message %q, want Still here", what, got)
+			}
+			if v, _ := r.get("outOfOfficeSettings", "isOutOfOffice"); v != true {
+				t.Errorf("after %s: isOutOfOffice = %v, want true", what, v)
+			}
+			if v, _ := r.get("outOfOfficeSettings", "message"); v != "On leave" {
+				t.Errorf("after %s: outOfOfficeSettings.message = %v, want On leave", what, v)
+			}
+		}
+		f.wantPresence(f.U1, "DoNotDisturb", "DoNotDisturb")
+
+		wantEmptyOK(t, f.post(f.p("/users/%s/presence/clearUserPreferredPresence", f.U1), "APPrw", nil))
+		rest("clearUserPreferredPresence", f.wantPresence(f.U1, "Busy", "InACall"))
+
+		wantEmptyOK(t, f.clear(f.U1, "APPrw"))
+		rest("clearPresence", f.wantPresence(f.U1, "Away", "Away"))
+	})
+}
