@@ -506,6 +506,20 @@ func startTestServer(t *testing.T, args, env []string) *server {
 	return s
 }
 
+// hookedArgs are the flags of a server set up like the main one (a data
+// directory of its own, --test-hooks, the suite's JWKS, issuer, audience and
+// webhook CA), followed by extra.
+func hookedArgs(t *testing.T, extra ...string) []string {
+	return append([]string{
+		"--data", filepath.Join(t.TempDir(), "data"),
+		"--test-hooks",
+		"--jwks-url", jwks.URL(),
+		"--issuer", issuer,
+		"--audience", audience,
+		"--webhook-ca-file", webhookCA,
+	}, extra...)
+}
+
 // startRestartableServer starts a server (with args, on a free port) that
 // the test stops or kills itself, to start another on its data: when the
 // test ends it is killed if still running, and its log is reported as

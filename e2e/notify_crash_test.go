@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,15 +33,7 @@ func seqNum(t testing.TB, s string) int {
 }
 
 func TestNotifyCrashRedelivery(t *testing.T) {
-	args := []string{
-		"--data", filepath.Join(t.TempDir(), "data"),
-		"--test-hooks",
-		"--jwks-url", jwks.URL(),
-		"--issuer", issuer,
-		"--audience", audience,
-		"--webhook-ca-file", webhookCA,
-		"--rate-limit", "0",
-	}
+	args := hookedArgs(t, "--rate-limit", "0")
 	s1 := startRestartableServer(t, args)
 	addr := strings.TrimPrefix(s1.base, "http://")
 

@@ -8,7 +8,6 @@ package e2e
 
 import (
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -507,17 +506,11 @@ func TestNotifyTenantIsolation(t *testing.T) {
 // subscribe; --max-subscription-lifetime moves the 60-minute cap;
 // --public-url is the validationTokens' iss (decision 5).
 func TestNotifyOperatorFlags(t *testing.T) {
-	s := startTestServer(t, []string{
-		"--data", filepath.Join(t.TempDir(), "data"),
-		"--test-hooks",
-		"--jwks-url", jwks.URL(),
-		"--issuer", issuer,
-		"--audience", audience,
-		"--webhook-ca-file", webhookCA,
+	s := startTestServer(t, hookedArgs(t,
 		"--allow-app-subscriptions",
 		"--max-subscription-lifetime", "24h",
 		"--public-url", "https://presenced.e2e.test/",
-	}, nil)
+	), nil)
 	f := newFixture(t)
 	f.s = s
 	sk := newSink(t)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"io"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -81,13 +80,7 @@ func TestC12_117_Throttling(t *testing.T) {
 // which would hide a wrong default. --test-hooks keeps its clock still, so
 // the window cannot move on while the requests are made.
 func TestThrottlingDefault1500(t *testing.T) {
-	s := startTestServer(t, []string{
-		"--data", filepath.Join(t.TempDir(), "data"),
-		"--test-hooks",
-		"--jwks-url", jwks.URL(),
-		"--issuer", issuer,
-		"--audience", audience,
-	}, nil)
+	s := startTestServer(t, hookedArgs(t), nil)
 	f := newFixture(t)
 	f.s = s
 	path := f.p("/users/%s/presence", f.U1)
