@@ -64,9 +64,11 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *call) er
 	if sel != nil {
 		proj = "(" + strings.Join(sel, ",") + ")"
 	}
-	context := s.base(r, c) + "/$metadata#users('" + user + "')/presence" + proj + "/$entity"
+	var context string
 	if c.alias == aliasCommunications {
 		context = s.base(r, c) + "/$metadata#communications/presences" + proj + "/$entity"
+	} else {
+		context = s.base(r, c) + "/$metadata#users('" + user + "')/presence" + proj + "/$entity"
 	}
 	b := make([]byte, 0, 512)
 	err = s.svc.ReadEach(r.Context(), c.principal.Tenant, []string{user}, func(_ int, v *presence.View) {
