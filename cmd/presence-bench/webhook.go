@@ -526,14 +526,14 @@ type tracker struct {
 	// from and end bound the measured window.
 	from, end time.Time
 
-	lat      Histogram // change sent to notification received, measured changes
-	lag      Histogram // change sent after its instant in the schedule
-	set      opStats   // setPresence answers of measured changes
+	lat Histogram // change sent to notification received, measured changes
+	lag Histogram // change sent after its instant in the schedule
+	// set is the setPresence answers of measured changes: its errors and
+	// firstErr are those of the changes that failed.
+	set      opStats
 	due      uint64
 	sentN    uint64
 	unsentN  uint64
-	failedN  uint64
-	firstEr  string
 	lastSent time.Time // of the measured changes
 	// notifiedN counts notified measured changes, notifiedAll every
 	// matched notification.
@@ -647,10 +647,8 @@ func (tr *tracker) failed(user int, gen uint64, msg string) {
 	defer tr.mu.Unlock()
 	s := &tr.slots[user]
 	if s.measured && msg != "" {
-		tr.failedN++
 		tr.set.errors++
-		if tr.firstEr == "" {
-			tr.firstEr = msg
+		if tr.set.firstErr == "" {
 			tr.set.firstErr = msg
 		}
 	}
@@ -735,10 +733,10 @@ func (tr *tracker) summarize(res *WebhookResult) {
 	missing := uint64(tr.waiting())
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	res.Due, res.Sent, res.Unsent, res.Failed, res.FirstError = tr.due, tr.sentN, tr.unsentN, tr.failedN, tr.firstEr
+	res.Due, res.Sent, res.Unsent, res.Failed, res.FirstError = tr.due, tr.sentN, tr.unsentN, tr.set.errors, tr.set.firstErr
 	res.Notified, res.Missing = tr.notifiedN, missing
 	if secs := max(float64(tr.due)/res.AskedRate, (tr.lastSent.Sub(tr.from) - onSchedule).Seconds()); secs > 0 && res.AskedRate > 0 {
-		res.Rate = float64(tr.sentN-tr.failedN) / secs
+		res.Rate = float64(tr.sentN-tr.set.errors) / secs
 	}
 	h := &tr.lat
 	res.P50ms, res.P90ms, res.P99ms, res.P999ms, res.MaxMs = ms(h.Quantile(0.50)), ms(h.Quantile(0.90)), ms(h.Quantile(0.99)),
