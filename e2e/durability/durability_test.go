@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -212,7 +211,4 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		sum += acked[i]
 	}
 	t.Logf("%d acknowledged writes by %d writers survived kill -9", sum, writers)
-	if _, err := os.Stat(data); err != nil {
-		t.Fatal(err)
-	}
 }
