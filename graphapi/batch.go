@@ -158,8 +158,9 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
 // failedDependency is the 424 of a request whose dependency failed.
 func (s *Server) failedDependency(r *http.Request, id string) batchResponse {
 	rec := newRecorder()
-	writeError(rec, r, s.logger, time.Now(), presence.Errorf("FailedDependency", "The dependency of request '%s' failed.", id))
-	rec.status = http.StatusFailedDependency
+	err := presence.Errorf("FailedDependency", "The dependency of request '%s' failed.", id)
+	err.Status = http.StatusFailedDependency
+	writeError(rec, r, s.logger, time.Now(), err)
 	return rec.response(id)
 }
 
