@@ -47,7 +47,9 @@ type wireDateTime struct {
 
 var nullJSON = json.RawMessage("null")
 
-// the status message's dates; sel, when not nil, limits the properties.
+// toWire is the oracle's presence of user: private reports whether the
+// reader sees the status message's dates; sel, when not nil, limits the
+// properties.
 func toWire(user string, v presence.View, private bool, sel []string) wirePresence {
 	want := func(p string) bool { return sel == nil || slices.Contains(sel, p) }
 	var w wirePresence
