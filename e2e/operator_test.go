@@ -132,8 +132,10 @@ func TestOperatorEnvironmentJWKSURLWebhookCANoThrottling(t *testing.T) {
 	}
 }
 
-// Conformance: PRESENCED_TEST_HOOKS=1 is --test-hooks.
+// Conformance: PRESENCED_TEST_HOOKS=1 is --test-hooks; the service clock
+// starts at the real time, then moves only when advanced.
 func TestOperatorTestHooksFromEnvironment(t *testing.T) {
+	launched := time.Now()
 	s := startTestServer(t, []string{
 		"--data", filepath.Join(t.TempDir(), "data"),
 		"--jwks-file", writeJWKSFile(t),
@@ -143,6 +145,9 @@ func TestOperatorTestHooksFromEnvironment(t *testing.T) {
 	r := s.do(t, "GET", "/_test/clock", "", nil)
 	wantStatus(t, r, 200)
 	before := parseNow(t, r)
+	if before.Before(launched.Add(-time.Second)) || before.After(time.Now().Add(time.Second)) {
+		t.Errorf("a fresh server's clock reads %v; it was started at %v (real time)", before, launched)
+	}
 	after := advanceOn(t, s, "PT1H")
 	if d := after.Sub(before); d != 60*60*1e9 {
 		t.Errorf("advance PT1H moved the clock by %v", d)
