@@ -132,6 +132,20 @@ func (b *bench) spawn(ctx context.Context, name string, profile bool, args ...st
 		pprofAddr: opts.pprofAddr, metrics: true}, opts.dataDir, nil
 }
 
+// presencedTarget returns the presenced a scenario measures, and its data
+// dir: with --url the one there, once its /readyz answers; else a fresh
+// one started by spawn.
+func (b *bench) presencedTarget(ctx context.Context, name string, profile bool) (*target, string, error) {
+	if b.cfg.Spawn() {
+		return b.spawn(ctx, name, profile)
+	}
+	t := &target{name: targetPresenced, base: strings.TrimSuffix(b.cfg.URL, "/"), client: newClient(b.cfg.Connections), metrics: true}
+	if err := waitReady(ctx, t.client, t.base, nil); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", t.base, err)
+	}
+	return t, b.cfg.DataDir, nil
+}
+
 // workload mints the apps' tokens from the development key in dataDir and
 // builds the requests of n users whose sessions last expiry.
 func (b *bench) workload(ctx context.Context, dataDir string, n int, expiry string) (*workload, error) {
@@ -152,18 +166,9 @@ func (b *bench) loadTarget(ctx context.Context) (*target, *workload, error) {
 	if b.load != nil {
 		return b.load, b.loadWL, nil
 	}
-	var t *target
-	dataDir := b.cfg.DataDir
-	if b.cfg.Spawn() {
-		var err error
-		if t, dataDir, err = b.spawn(ctx, "load", b.cfg.ProfileDir != ""); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		t = &target{name: targetPresenced, base: strings.TrimSuffix(b.cfg.URL, "/"), client: newClient(b.cfg.Connections), metrics: true}
-		if err := waitReady(ctx, t.client, t.base, nil); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", t.base, err)
-		}
+	t, dataDir, err := b.presencedTarget(ctx, "load", b.cfg.ProfileDir != "")
+	if err != nil {
+		return nil, nil, err
 	}
 	wl, err := b.workload(ctx, dataDir, b.cfg.usersFor("set"), loadExpiry)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -60,15 +59,9 @@ type firedSample struct {
 // until they fall due, and watches presenced_scheduler_fired_total climb,
 // to bound how late each fade and expiry is processed.
 func runTimers(ctx context.Context, b *bench) error {
-	var t *target
-	dataDir := b.cfg.DataDir
-	if b.cfg.Spawn() {
-		var err error
-		if t, dataDir, err = b.spawn(ctx, "timers", false); err != nil {
-			return err
-		}
-	} else {
-		t = &target{name: targetPresenced, base: strings.TrimSuffix(b.cfg.URL, "/"), client: newClient(b.cfg.Connections), metrics: true}
+	t, dataDir, err := b.presencedTarget(ctx, "timers", false)
+	if err != nil {
+		return err
 	}
 	n := b.cfg.usersFor("timers")
 	wl, err := b.workload(ctx, dataDir, n, timerExpiryISO)
