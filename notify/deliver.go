@@ -27,6 +27,11 @@ const (
 	slowFlushPeriod = 10 * time.Minute
 	retryScan       = 200 * time.Millisecond
 	trimWorkers     = 64 // outbox trims written at once
+	// tokenReuse is how long a signed validationToken goes into the rich
+	// notifications of its (application, tenant) before another is
+	// signed: a signature costs an RSA private-key operation (1.6 ms), and
+	// a token is valid for an hour.
+	tokenReuse = 5 * time.Minute
 )
 
 // item is one notification waiting for its subscription's queue.
@@ -83,22 +88,33 @@ type subCert struct {
 	cert *EncryptionCert
 }
 
+// tokenKey is the (application, tenant) a validationToken is for.
+type tokenKey struct{ app, tenant string }
+
+// signedToken is a validationToken and when it was signed.
+type signedToken struct {
+	token string
+	at    time.Time
+}
+
 // deliverer drains outboxes into queues and delivers the queues.
 type deliverer struct {
 	n *Notifier
 
 	drainMu sync.Mutex // one drain at a time, so a flush waits for one in progress
 
-	mu        sync.Mutex
-	idle      *sync.Cond // signalled when a delivery ends
-	dirty     map[presence.Key]bool
-	trim      map[presence.Key]bool
-	boxes     map[presence.Key]*userBox
-	queues    map[string]*queue
-	endpoints map[string]*endpoint
-	swept     time.Time          // when endpoints were last swept
-	certs     map[string]subCert // parsed encryption certificates by subscription id
-	depth     int
+	mu          sync.Mutex
+	idle        *sync.Cond // signalled when a delivery ends
+	dirty       map[presence.Key]bool
+	trim        map[presence.Key]bool
+	boxes       map[presence.Key]*userBox
+	queues      map[string]*queue
+	endpoints   map[string]*endpoint
+	swept       time.Time          // when endpoints were last swept
+	certs       map[string]subCert // parsed encryption certificates by subscription id
+	tokens      map[tokenKey]signedToken
+	tokensSwept time.Time // when tokens were last swept
+	depth       int
 
 	// afterOutboxRead, when set (by tests), runs between a drain's read
 	// of an outbox and its queueing of what it read.
@@ -113,7 +129,8 @@ func newDeliverer(n *Notifier) *deliverer {
 	d := &deliverer{
 		n: n, dirty: map[presence.Key]bool{}, trim: map[presence.Key]bool{}, boxes: map[presence.Key]*userBox{},
 		queues: map[string]*queue{}, endpoints: map[string]*endpoint{}, certs: map[string]subCert{},
-		wake: make(chan struct{}, 1), trimWake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
+		tokens: map[tokenKey]signedToken{},
+		wake:   make(chan struct{}, 1), trimWake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
 	}
 	d.idle = sync.NewCond(&d.mu)
 	n.m.depth = func() float64 {
@@ -657,7 +674,7 @@ func (d *deliverer) payload(q *queue, sub presence.Subscription, batch []item) (
 		out.Value = append(out.Value, ci)
 	}
 	if cert != nil && d.n.cfg.Signer != nil {
-		tok, err := d.n.cfg.Signer.ValidationToken(sub.ApplicationID, sub.Tenant, d.n.cfg.Issuer, time.Now(), 0)
+		tok, err := d.validationToken(sub.ApplicationID, sub.Tenant)
 		if err != nil {
 			return nil, err
 		}
@@ -688,6 +705,38 @@ func (d *deliverer) encryptionCert(q *queue, sub presence.Subscription) (*Encryp
 	}
 	d.mu.Unlock()
 	return cert, nil
+}
+
+// validationToken returns a validationToken for the rich notifications of
+// app in tenant: the one signed for them within tokenReuse, or a new one.
+// Validation tokens use the real clock, as their receivers do.
+func (d *deliverer) validationToken(app, tenant string) (string, error) {
+	now := time.Now()
+	k := tokenKey{app, tenant}
+	d.mu.Lock()
+	t, ok := d.tokens[k]
+	d.mu.Unlock()
+	if ok && now.Sub(t.at) < tokenReuse && !now.Before(t.at) {
+		return t.token, nil
+	}
+	tok, err := d.n.cfg.Signer.ValidationToken(app, tenant, d.n.cfg.Issuer, now, 0)
+	if err != nil {
+		return "", err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// Once a period, the tokens no longer reused are forgotten, so that
+	// the map holds only the pairs notified lately.
+	if now.Sub(d.tokensSwept) >= tokenReuse || now.Before(d.tokensSwept) {
+		d.tokensSwept = now
+		for k, t := range d.tokens {
+			if now.Sub(t.at) >= tokenReuse {
+				delete(d.tokens, k)
+			}
+		}
+	}
+	d.tokens[k] = signedToken{token: tok, at: now}
+	return tok, nil
 }
 
 type changeItem struct {

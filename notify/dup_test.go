@@ -88,3 +88,36 @@ func TestEndpointsForgotten(t *testing.T) {
 		t.Fatalf("after a period: unused URL kept %v, URL in use kept %v; want false, true", gone, live)
 	}
 }
+
+// TestValidationTokenReused checks that rich notifications reuse the
+// validationToken of their (application, tenant) for tokenReuse, then sign
+// another, and that tokens no longer reused are forgotten.
+func TestValidationTokenReused(t *testing.T) {
+	h := newHarness(t)
+	h.n.cfg.Signer = testSigner(t)
+	d := h.n.d
+	if _, err := d.validationToken(tApp, tTenant); err != nil {
+		t.Fatal(err)
+	}
+	mine, other := tokenKey{tApp, tTenant}, tokenKey{"another app", tTenant}
+	d.mu.Lock()
+	d.tokens[mine] = signedToken{token: "kept", at: time.Now().Add(-tokenReuse + time.Minute)}
+	d.mu.Unlock()
+	if tok, err := d.validationToken(tApp, tTenant); err != nil || tok != "kept" {
+		t.Fatalf("a token signed within tokenReuse was not reused: %q, %v", tok, err)
+	}
+	aged := time.Now().Add(-tokenReuse)
+	d.mu.Lock()
+	d.tokens[mine] = signedToken{token: "aged", at: aged}
+	d.tokens[other] = signedToken{token: "stale", at: aged}
+	d.tokensSwept = aged
+	d.mu.Unlock()
+	if tok, err := d.validationToken(tApp, tTenant); err != nil || tok == "aged" {
+		t.Fatalf("a token signed tokenReuse ago was reused: %q, %v", tok, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.tokens[other]; ok || !d.tokens[mine].at.After(aged) || len(d.tokens) != 1 {
+		t.Errorf("tokens after a sweep: %v, want only a fresh one of %v", d.tokens, mine)
+	}
+}
