@@ -473,3 +473,35 @@ func TestVisitReusesStorage(t *testing.T) {
 		t.Errorf("a Visit of 1 user allocates %v times, of %d users %v times", one, len(users), all)
 	}
 }
+
+// TestKeyUserCopies checks whose memory a new entry's user id is: a copy
+// of its own after Publish and PublishEncoded (the caller's may be part of
+// a request it keeps alive), the caller's own after Restore (DecodeKey
+// made it for the entry).
+func TestKeyUserCopies(t *testing.T) {
+	m := New()
+	request := strings.Repeat("x", 1000) + "u1u2u3"
+	k1 := presence.Key{Tenant: "t", User: request[1000:1002]}
+	k2 := presence.Key{Tenant: "t", User: request[1002:1004]}
+	k3 := presence.Key{Tenant: "t", User: request[1004:1006]}
+	s := presence.State{Seq: 1}
+	m.Publish(k1, s)
+	m.PublishEncoded(k2, string(AppendState(nil, &s)), s.Due)
+	if err := m.Restore(k3, AppendState(nil, &s)); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]string{}
+	m.SnapshotEncoded(context.Background(), func(k presence.Key, _ string) error {
+		stored[k.User] = k.User
+		return nil
+	})
+	if u := stored["u1"]; sameMemory(u, k1.User) {
+		t.Error("Publish kept the caller's user id")
+	}
+	if u := stored["u2"]; sameMemory(u, k2.User) {
+		t.Error("PublishEncoded kept the caller's user id")
+	}
+	if u := stored["u3"]; !sameMemory(u, k3.User) {
+		t.Error("Restore copied the user id")
+	}
+}
