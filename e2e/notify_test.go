@@ -655,6 +655,36 @@ func TestC11_MoveNotificationURL(t *testing.T) {
 	}
 }
 
+// 4.4: a PATCH rotates the encryption certificate: later rich notifications
+// are encrypted for the new one and name its id; an unusable certificate is
+// refused and changes nothing.
+func TestC11_RotateEncryptionCertificate(t *testing.T) {
+	f := newFixture(t)
+	sk := newSink(t)
+	t0 := nowOn(t, f.s)
+	id := f.mustSubscribe("D1ra", richBody(subBody(userRes(f.U2), sk.URL, t0.Add(50*time.Minute)))).str("id")
+	path := f.p("/subscriptions/%s", id)
+	r := f.s.do(t, "PATCH", path, f.tok("D1ra"), map[string]any{"encryptionCertificate": "bm90IGEgY2VydGlmaWNhdGU=", "encryptionCertificateId": "broken"})
+	wantError(t, r, http.StatusBadRequest, "", "Certificate validation error: Cannot find the requested object.")
+	f.mustSet(f.U2, "Busy", "InACall", "PT1H", "APPrw")
+	decryptItem(t, sk.waitItems(t, 1, deliveryWithin)[0]) // still the first certificate
+
+	next := newEncCert("e2e-cert-2026-02")
+	r = f.s.do(t, "PATCH", path, f.tok("D1ra"), map[string]any{"encryptionCertificate": next.b64, "encryptionCertificateId": next.id})
+	wantStatus(t, r, http.StatusOK)
+	if got := r.str("encryptionCertificateId"); got != next.id {
+		t.Errorf("%s: encryptionCertificateId %q, want %q", r, got, next.id)
+	}
+	if n := len(sk.handshakeList()); n != 1 {
+		t.Errorf("rotating the certificate re-validated the URL: %d handshakes, want 1", n)
+	}
+	f.mustSet(f.U2, "Away", "Away", "PT1H", "APPrw")
+	data := decryptWith(t, sk.waitItems(t, 2, deliveryWithin)[1], next)
+	if data["availability"] != "Away" || data["activity"] != "Away" {
+		t.Errorf("after the rotation: decrypted %v, want Away/Away", data)
+	}
+}
+
 // C11 #110: delete.
 func TestC11_110_Delete(t *testing.T) {
 	f := newFixture(t)

@@ -364,27 +364,31 @@ var (
 )
 
 func encCert() *encryptionCert {
-	encCertOnce.Do(func() {
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(20260112),
-			Subject:      pkix.Name{CommonName: "presenced e2e notification receiver"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			KeyUsage:     x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		sum := sha1.Sum(der)
-		encCertVal = &encryptionCert{key: key, der: der, b64: base64.StdEncoding.EncodeToString(der),
-			id: "e2e-cert-2026-01", thumbprint: strings.ToUpper(hex.EncodeToString(sum[:]))}
-	})
+	encCertOnce.Do(func() { encCertVal = newEncCert("e2e-cert-2026-01") })
 	return encCertVal
+}
+
+// newEncCert makes an encryption certificate with the encryptionCertificateId
+// id.
+func newEncCert(id string) *encryptionCert {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(20260112),
+		Subject:      pkix.Name{CommonName: "presenced e2e notification receiver"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	sum := sha1.Sum(der)
+	return &encryptionCert{key: key, der: der, b64: base64.StdEncoding.EncodeToString(der),
+		id: id, thumbprint: strings.ToUpper(hex.EncodeToString(sum[:]))}
 }
 
 // decryptItem runs the receiver's checks of section 4.6 on a rich item's
@@ -392,6 +396,12 @@ func encCert() *encryptionCert {
 // ciphertext, AES-256-CBC with IV = key[0:16] and PKCS #7) and returns the
 // decoded resource data.
 func decryptItem(t testing.TB, item map[string]any) map[string]any {
+	t.Helper()
+	return decryptWith(t, item, encCert())
+}
+
+// decryptWith is decryptItem for an item encrypted for certificate c.
+func decryptWith(t testing.TB, item map[string]any, c *encryptionCert) map[string]any {
 	t.Helper()
 	ec, ok := item["encryptedContent"].(map[string]any)
 	if !ok {
@@ -408,7 +418,6 @@ func decryptItem(t testing.TB, item map[string]any) map[string]any {
 		}
 		return b
 	}
-	c := encCert()
 	key, err := rsa.DecryptOAEP(sha1.New(), nil, c.key, b64dec("dataKey"), nil)
 	if err != nil {
 		t.Fatalf("RSA-OAEP (SHA-1) unwrap of dataKey: %v", err)
