@@ -387,6 +387,7 @@ func TestC11_103_RequestValidation(t *testing.T) {
 		"resource not presence":         subBody("me/messages", sk.URL, exp),
 		"bulk ids unquoted":             subBody("communications/presences?$filter=id in ("+f.U2+","+f.U3+")", sk.URL, exp),
 		"bulk of 651 ids":               subBody(bulkRes(manyGUIDs(651)...), sk.URL, exp),
+		"bulk of no ids":                subBody("communications/presences?$filter=id in ()", sk.URL, exp),
 		"rich without certificate":      with(subBody(userRes(f.U2), sk.URL, exp), "includeResourceData", true),
 		"web push field":                with(subBody(userRes(f.U2), sk.URL, exp), "vapidPublicKey", "BNxx"),
 	}
@@ -407,13 +408,16 @@ func TestC11_103_RequestValidation(t *testing.T) {
 		t.Errorf("%d handshakes for refused requests, want none", n)
 	}
 
-	// 128 characters is fine; so is a leading slash and the bulk form of 650.
+	// 128 characters is fine; so is a leading slash and the bulk form of 650,
+	// counted as distinct ids (4.2 #10: a repeat, in any case, is not another).
 	ok := with(subBody("/"+userRes(f.U2), sk.URL, exp), "clientState", strings.Repeat("c", 128))
 	r := f.mustSubscribe("D1ra", ok)
 	if r.str("clientState") != strings.Repeat("c", 128) {
 		t.Errorf("%s: clientState not kept", r)
 	}
 	f.mustSubscribe("D2ra", subBody(bulkRes(manyGUIDs(650)...), sk.URL, exp))
+	ids := manyGUIDs(650)
+	f.mustSubscribeAs(f.d1raB(), subBody(bulkRes(append(ids, strings.ToUpper(ids[0]), ids[1])...), sk.URL, exp))
 }
 
 func with(b map[string]any, k string, v any) map[string]any { b[k] = v; return b }
