@@ -338,6 +338,13 @@ func TestClosed(t *testing.T) {
 	if _, err := s.Due(ctx, time.Now(), 1); !errors.Is(err, ErrClosed) {
 		t.Errorf("Due after Close: %v", err)
 	}
+	visited := false
+	if err := s.Visit(ctx, "tenant", []string{"user-1"}, func(int, *presence.State) { visited = true }); !errors.Is(err, ErrClosed) || visited {
+		t.Errorf("Visit after Close: %v (fn called: %v)", err, visited)
+	}
+	if err := s.Scan(ctx, func(presence.Key, presence.State) error { visited = true; return nil }); !errors.Is(err, ErrClosed) || visited {
+		t.Errorf("Scan after Close: %v (fn called: %v)", err, visited)
+	}
 }
 
 // TestCompaction writes enough to compact many times while writers run,
