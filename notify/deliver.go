@@ -58,6 +58,12 @@ type queue struct {
 	slowWait bool
 }
 
+// queueKey names a queue: a subscription's changes or its lifecycle events.
+type queueKey struct {
+	subID     string
+	lifecycle bool
+}
+
 // userBox accounts for the notices of one user's outbox that are queued.
 type userBox struct {
 	enqueued uint64         // highest notice sequence queued
@@ -108,7 +114,7 @@ type deliverer struct {
 	dirty       map[presence.Key]bool
 	trim        map[presence.Key]bool
 	boxes       map[presence.Key]*userBox
-	queues      map[string]*queue
+	queues      map[queueKey]*queue
 	endpoints   map[string]*endpoint
 	swept       time.Time          // when endpoints were last swept
 	certs       map[string]subCert // parsed encryption certificates by subscription id
@@ -128,7 +134,7 @@ type deliverer struct {
 func newDeliverer(n *Notifier) *deliverer {
 	d := &deliverer{
 		n: n, dirty: map[presence.Key]bool{}, trim: map[presence.Key]bool{}, boxes: map[presence.Key]*userBox{},
-		queues: map[string]*queue{}, endpoints: map[string]*endpoint{}, certs: map[string]subCert{},
+		queues: map[queueKey]*queue{}, endpoints: map[string]*endpoint{}, certs: map[string]subCert{},
 		tokens: map[tokenKey]signedToken{},
 		wake:   make(chan struct{}, 1), trimWake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
 	}
@@ -360,14 +366,11 @@ func (d *deliverer) trimAll(ctx context.Context) {
 
 // enqueue adds it to the queue of subscription id; d.mu held.
 func (d *deliverer) enqueue(id string, lifecycle bool, it item) {
-	qid := id
-	if lifecycle {
-		qid = "lifecycle:" + id
-	}
-	q := d.queues[qid]
+	k := queueKey{id, lifecycle}
+	q := d.queues[k]
 	if q == nil {
 		q = &queue{subID: id, lifecycle: lifecycle}
-		d.queues[qid] = q
+		d.queues[k] = q
 	}
 	q.items = append(q.items, it)
 	d.depth++
@@ -444,17 +447,27 @@ func (d *deliverer) lifecycleEvent(sub presence.Subscription, event string) {
 // dropSubscription forgets the queues of a deleted subscription.
 func (d *deliverer) dropSubscription(id string) {
 	d.mu.Lock()
-	for _, qid := range []string{id, "lifecycle:" + id} {
-		if q := d.queues[qid]; q != nil {
-			d.done(q.items)
-			d.n.m.Dropped.Add(float64(len(q.items)))
-			q.items, q.dropped = nil, true
-			delete(d.queues, qid)
+	for _, lifecycle := range []bool{false, true} {
+		if q := d.queues[queueKey{id, lifecycle}]; q != nil {
+			d.drop(q)
 		}
 	}
 	delete(d.certs, id)
 	d.mu.Unlock()
 	d.signal()
+}
+
+// drop gives up the items of q, unless it is dropped already, and removes
+// it from the queues; d.mu held.
+func (d *deliverer) drop(q *queue) {
+	if !q.dropped {
+		d.done(q.items)
+		d.n.m.Dropped.Add(float64(len(q.items)))
+	}
+	q.items, q.dropped = nil, true
+	if k := (queueKey{q.subID, q.lifecycle}); d.queues[k] == q {
+		delete(d.queues, k)
+	}
 }
 
 // deliver POSTs the head of q (up to maxBatch notifications), then records
@@ -467,17 +480,8 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	ok = ok && d.n.clock.Now().Before(sub.ExpirationDateTime)
 	d.mu.Lock()
 	if !ok || q.dropped {
-		if !q.dropped {
-			d.done(q.items)
-			d.n.m.Dropped.Add(float64(len(q.items)))
-		}
-		q.items, q.busy, q.dropped = nil, false, true
-		if d.queues[q.subID] == q {
-			delete(d.queues, q.subID)
-		}
-		if d.queues["lifecycle:"+q.subID] == q {
-			delete(d.queues, "lifecycle:"+q.subID)
-		}
+		d.drop(q)
+		q.busy = false
 		delete(d.certs, q.subID)
 		d.idle.Broadcast()
 		d.mu.Unlock()
