@@ -5,11 +5,8 @@ package e2e
 // discrepancy between the spec and the server.
 
 import (
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -130,56 +127,25 @@ func TestReviewNotifyListSubscriptionReadAll(t *testing.T) {
 	}
 }
 
-// rawHook is a TLS receiver that records the raw query of every request
-// and echoes validation tokens.
-type rawHook struct {
-	URL string
-	mu  sync.Mutex
-	raw []string
-}
-
-func newRawHook(t *testing.T) *rawHook {
-	h := &rawHook{}
-	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		h.mu.Lock()
-		h.raw = append(h.raw, r.URL.RawQuery)
-		h.mu.Unlock()
-		if tok := r.URL.Query().Get("validationToken"); tok != "" {
-			w.Header().Set("Content-Type", "text/plain")
-			_, _ = io.WriteString(w, tok)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(ts.Close)
-	h.URL = ts.URL
-	return h
-}
-
-func (h *rawHook) queries() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.raw...)
-}
-
 // 4.3 #1, 4.5: the notification URL's own query string is preserved as it
 // is (order and encoding) in the handshake, which appends validationToken;
 // and in deliveries.
 func TestReviewNotifyHandshakeKeepsQuery(t *testing.T) {
 	f := newFixture(t)
-	h := newRawHook(t)
+	sk := newSink(t)
 	t0 := nowOn(t, f.s)
 	const query = "z=1&a=b%20c&flag"
-	f.mustSubscribe("D1ra", subBody(userRes(f.U2), h.URL+"/hook?"+query, t0.Add(50*time.Minute)))
-	qs := h.queries()
-	if len(qs) != 1 || !strings.HasPrefix(qs[0], query+"&validationToken=") {
+	f.mustSubscribe("D1ra", subBody(userRes(f.U2), sk.URL+"/hook?"+query, t0.Add(50*time.Minute)))
+	hs := sk.handshakeList()
+	if len(hs) != 1 || !strings.HasPrefix(hs[0].RawQuery, query+"&validationToken=") {
+		var qs []string
+		for _, h := range hs {
+			qs = append(qs, h.RawQuery)
+		}
 		t.Fatalf("handshake queries %q, want one starting %q", qs, query+"&validationToken=")
 	}
 	f.mustSet(f.U2, "Busy", "InACall", "PT1H", "APPrw")
-	eventually(t, deliveryWithin, func() bool { return len(h.queries()) == 2 },
-		func() string { return "no notification reached the receiver" })
-	if q := h.queries()[1]; q != query {
+	if q := sk.waitPosts(t, 1, deliveryWithin)[0].RawQuery; q != query {
 		t.Errorf("notification query %q, want %q", q, query)
 	}
 }

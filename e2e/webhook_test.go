@@ -41,6 +41,7 @@ type handshakeReq struct {
 	Method      string
 	Path        string
 	Query       map[string][]string
+	RawQuery    string // as sent: order and encoding
 	ContentType string
 	Token       string // the decoded validationToken
 	Body        []byte
@@ -50,6 +51,7 @@ type handshakeReq struct {
 type delivery struct {
 	Path        string
 	Query       map[string][]string
+	RawQuery    string // as sent: order and encoding
 	ContentType string
 	Body        []byte
 	JSON        map[string]any
@@ -104,8 +106,8 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	q := r.URL.Query()
 	if q.Has("validationToken") {
-		h := &handshakeReq{Method: r.Method, Path: r.URL.Path, Query: q, ContentType: r.Header.Get("Content-Type"),
-			Token: q.Get("validationToken"), Body: body}
+		h := &handshakeReq{Method: r.Method, Path: r.URL.Path, Query: q, RawQuery: r.URL.RawQuery,
+			ContentType: r.Header.Get("Content-Type"), Token: q.Get("validationToken"), Body: body}
 		s.mu.Lock()
 		s.handshakes = append(s.handshakes, h)
 		hold, echo := s.hold, s.echo
@@ -131,7 +133,7 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, answer)
 		return
 	}
-	d := &delivery{Path: r.URL.Path, Query: q, ContentType: r.Header.Get("Content-Type"), Body: body}
+	d := &delivery{Path: r.URL.Path, Query: q, RawQuery: r.URL.RawQuery, ContentType: r.Header.Get("Content-Type"), Body: body}
 	_ = json.Unmarshal(body, &d.JSON)
 	s.mu.Lock()
 	n := len(s.posts)
