@@ -2,9 +2,9 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 )
 
@@ -185,8 +185,7 @@ func pairedRatio(run, base *RunResult) (float64, []float64) {
 	if len(quiet) == 0 {
 		quiet = all
 	}
-	slices.Sort(quiet)
-	return quiet[(len(quiet)-1)/2], ratios
+	return lowerMedian(quiet, cmp.Compare[float64]), ratios
 }
 
 func roundNoisy(r *RunResult, i int) bool { return i < len(r.RoundsNoisy) && r.RoundsNoisy[i] }

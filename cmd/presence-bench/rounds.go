@@ -109,10 +109,16 @@ func median(runs []RunResult) RunResult {
 	if len(quiet) == 0 {
 		quiet = slices.Clone(runs)
 	}
-	slices.SortFunc(quiet, func(a, b RunResult) int { return cmp.Compare(a.RPS, b.RPS) })
-	m := quiet[(len(quiet)-1)/2]
+	m := lowerMedian(quiet, func(a, b RunResult) int { return cmp.Compare(a.RPS, b.RPS) })
 	m.RoundsRPS, m.RoundsNoisy = rps, noisy
 	return m
+}
+
+// lowerMedian sorts xs by cmp and returns its median: of an even number,
+// the lower of the middle two. xs must not be empty.
+func lowerMedian[T any](xs []T, cmp func(a, b T) int) T {
+	slices.SortFunc(xs, cmp)
+	return xs[(len(xs)-1)/2]
 }
 
 // runLoad measures mix against t, profiling it into profile if not empty.

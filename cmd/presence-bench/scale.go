@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,8 +113,7 @@ func restartOnce(ctx context.Context, b *bench, t *target, wl *workload, dataDir
 	b.procs = append(b.procs, p)
 	t.base, t.proc = "http://"+p.addr, p
 	res.RestartsSeconds = append(res.RestartsSeconds, ready.Seconds())
-	sorted := slices.Sorted(slices.Values(res.RestartsSeconds))
-	res.RestartSeconds = sorted[(len(sorted)-1)/2]
+	res.RestartSeconds = lowerMedian(slices.Clone(res.RestartsSeconds), cmp.Compare[float64])
 	b.log.Info("restarted", "shutdown_seconds", res.ShutdownSeconds[len(res.ShutdownSeconds)-1],
 		"ready_after", ready.Round(time.Millisecond))
 	m, err := settledMemory(ctx, t)
