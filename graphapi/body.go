@@ -79,8 +79,11 @@ func parseObject(data []byte, op string) (*object, error) {
 }
 
 func isJSONContentType(ct string) bool {
-	if ct == "" {
+	switch ct {
+	case "":
 		return false
+	case "application/json":
+		return true // the usual header, without parsing it
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"

@@ -122,3 +122,16 @@ func FuzzPlainObject(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { checkPlainObject(t, body) })
 }
+
+// TestIsJSONContentType: application/json with any parameters and in any
+// case, nothing else (1.0 "Bodies").
+func TestIsJSONContentType(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json": true, "application/json; charset=utf-8": true, "Application/JSON;charset=UTF-8": true,
+		"": false, "text/plain": false, "application/jsonx": false, "application/json; =bad": false, "application/*": false,
+	} {
+		if got := isJSONContentType(ct); got != want {
+			t.Errorf("isJSONContentType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}

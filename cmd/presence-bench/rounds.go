@@ -114,10 +114,10 @@ func median(runs []RunResult) RunResult {
 	return m
 }
 
-// lowerMedian sorts xs by cmp and returns its median: of an even number,
+// lowerMedian sorts xs by compare and returns its median: of an even number,
 // the lower of the middle two. xs must not be empty.
-func lowerMedian[T any](xs []T, cmp func(a, b T) int) T {
-	slices.SortFunc(xs, cmp)
+func lowerMedian[T any](xs []T, compare func(a, b T) int) T {
+	slices.SortFunc(xs, compare)
 	return xs[(len(xs)-1)/2]
 }
 
