@@ -272,7 +272,11 @@ func TestC2_StatusVisibilityInBulk(t *testing.T) {
 		// Application readers see every field (2.7, strict).
 		r = f.post(f.p("/communications/getPresencesByUserId"), "APPr", map[string]any{"ids": []string{f.U1, f.U2}})
 		wantStatus(t, r, http.StatusOK)
-		for i, v := range values(t, r) {
+		vs = values(t, r)
+		if len(vs) != 2 {
+			t.Fatalf("%s: %d values, want 2", r, len(vs))
+		}
+		for i, v := range vs {
 			if _, ok := jget(v, "statusMessage", "publishedDateTime"); !ok {
 				t.Errorf("APPr: value[%d] without publishedDateTime", i)
 			}

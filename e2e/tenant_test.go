@@ -39,7 +39,11 @@ func TestTenantIsolation(t *testing.T) {
 		offline(t, g.get(g.p("/me/presence"), "D1r"))
 		r := g.post(g.p("/communications/getPresencesByUserId"), "APPr", map[string]any{"ids": []string{g.U1, g.U2}})
 		wantStatus(t, r, 200)
-		for _, v := range values(t, r) {
+		vs := values(t, r)
+		if len(vs) != 2 {
+			t.Errorf("%s: %d values, want 2", r, len(vs))
+		}
+		for _, v := range vs {
 			if v["availability"] != "Offline" {
 				t.Errorf("bulk across tenants: %v", v)
 			}
