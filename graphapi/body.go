@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -96,14 +97,7 @@ func (o *object) only(names ...string) error {
 		if strings.HasPrefix(k, "@") || strings.Contains(k, "@odata.") {
 			continue
 		}
-		known := false
-		for _, n := range names {
-			if k == n {
-				known = true
-				break
-			}
-		}
-		if !known {
+		if !slices.Contains(names, k) {
 			return presence.Errorf(presence.CodeBadRequest, "The parameter '%s' in the request payload is not a valid parameter for the operation '%s'.", k, o.op)
 		}
 	}
