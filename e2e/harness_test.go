@@ -24,7 +24,9 @@
 // "DATA RACE" report in its log). The server's log is printed when a test
 // fails. A few tests start short-lived servers of their own (environment
 // configuration, --jwks-file, --public-url, development auth mode, restarts,
-// JWKS rotation).
+// JWKS rotation, the default rate limit): startTestServer, with hookedArgs
+// for one set up like the main server, and startRestartableServer with
+// startServerOn for a restart on the same data and port.
 //
 // # Isolation without restarts
 //
