@@ -40,23 +40,12 @@ func (n *Notifier) handshake(ctx context.Context, target string) error {
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	resp, err := n.cfg.Client.Do(req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-			n.m.Handshakes.WithLabelValues("timeout").Inc()
-			return invalid(msgTimeout)
-		}
-		n.m.Handshakes.WithLabelValues("failed").Inc()
-		n.logger.InfoContext(ctx, "validation request failed", "url", target, "err", err)
-		return invalid(msgValidation)
+		return n.handshakeFailed(ctx, target, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-			n.m.Handshakes.WithLabelValues("timeout").Inc()
-			return invalid(msgTimeout)
-		}
-		n.m.Handshakes.WithLabelValues("failed").Inc()
-		return invalid(msgValidation)
+		return n.handshakeFailed(ctx, target, err)
 	}
 	if resp.StatusCode != http.StatusOK || string(body) != token {
 		n.m.Handshakes.WithLabelValues("mismatch").Inc()
@@ -64,4 +53,16 @@ func (n *Notifier) handshake(ctx context.Context, target string) error {
 	}
 	n.m.Handshakes.WithLabelValues("ok").Inc()
 	return nil
+}
+
+// handshakeFailed counts and answers a validation request that got no
+// whole answer, err saying why: a timeout, or another failure.
+func (n *Notifier) handshakeFailed(ctx context.Context, target string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		n.m.Handshakes.WithLabelValues("timeout").Inc()
+		return invalid(msgTimeout)
+	}
+	n.m.Handshakes.WithLabelValues("failed").Inc()
+	n.logger.InfoContext(ctx, "validation request failed", "url", target, "err", err)
+	return invalid(msgValidation)
 }

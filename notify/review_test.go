@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -105,5 +106,30 @@ func TestUpdateDoesNotResurrectDeleted(t *testing.T) {
 	defer st.close()
 	if subs := st.all(); len(subs) != 0 {
 		t.Errorf("after a restart, the deleted subscription is back: %+v", subs)
+	}
+}
+
+// A receiver that answers the handshake's headers in time but not its body
+// has timed out (4.3 #3): the answer is Graph's timeout message.
+func TestHandshakeBodyTimeout(t *testing.T) {
+	release := make(chan struct{})
+	rx := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-release
+	}))
+	defer rx.Close()
+	defer close(release)
+	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	n, err := New(Config{Service: presence.NewService(memstore.New(), clock, nil), Client: rx.Client(), ValidationTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	err = n.handshake(context.Background(), rx.URL+"/hook")
+	var e *presence.Error
+	if !errors.As(err, &e) || e.Message != msgTimeout {
+		t.Errorf("a handshake whose body never came: %v, want %q", err, msgTimeout)
 	}
 }
