@@ -54,8 +54,9 @@
 // message, innerError.date without zone, innerError request-id and
 // client-request-id equal to the headers, WWW-Authenticate on 401, an integer
 // Retry-After >= 1 on 429); a 2xx body must be JSON labelled
-// application/json, and wantEmptyOK holds every action to "200, empty body,
-// no Content-Type".
+// application/json, every Graph response carries Date, and every JSON one
+// OData-Version: 4.0 (graph-presence.md 1.0); wantEmptyOK holds every
+// action to "200, empty body, no Content-Type".
 //
 // # Throttling
 //
@@ -787,6 +788,14 @@ func checkResponse(t testing.TB, r *resp, sentClientID string) {
 	} else if isGraphPath(r.path) && len(r.Body) > 0 {
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || r.JSON == nil {
 			t.Errorf("%s: a body of Content-Type %q, want JSON labelled application/json…", r, ct)
+		}
+	}
+	if isGraphPath(r.path) {
+		if r.Header.Get("Date") == "" {
+			t.Errorf("%s: no Date header", r)
+		}
+		if v := r.Header.Get("OData-Version"); len(r.Body) > 0 && v != "4.0" {
+			t.Errorf("%s: a JSON body with OData-Version %q, want 4.0", r, v)
 		}
 	}
 }
