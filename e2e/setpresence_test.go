@@ -104,7 +104,7 @@ func TestC4_SetPresenceValidation(t *testing.T) {
 			{name: "#38 banana", body: setBody(f.A, "Available", "Available", "banana"), code: "BadRequest",
 				msg: "Cannot convert the literal 'banana' to the expected type 'Edm.Duration'."},
 			{name: "negative duration", body: setBody(f.A, "Available", "Available", "-PT1H")},
-			{name: "#39 no sessionId", body: map[string]any{"availability": "Available", "activity": "Available", "expirationDuration": "PT1H"}, code: "InvalidArgument"},
+			{name: "#39 no sessionId", body: map[string]any{"availability": "Available", "activity": "Available", "expirationDuration": "PT1H"}, code: "InvalidArgument", msg: msgSessionInvalid},
 			{name: "sessionId of another app (strict)", body: setBody(f.B, "Available", "Available", "PT1H"), code: "InvalidArgument", msg: "The provided [SessionId] is invalid."},
 			{name: "sessionId not a GUID", body: setBody("my-session", "Available", "Available", "PT1H"), code: "InvalidArgument"},
 			{name: "#41 no activity", body: map[string]any{"sessionId": f.A, "availability": "Available"}, code: "InvalidArgument"},
