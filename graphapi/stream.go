@@ -20,12 +20,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	wanted := make(map[string]uint64, len(ids))
 	for _, id := range ids {
 		if err := c.principal.CanRead(id); err != nil {
 			return err
 		}
-		wanted[id] = 0
 	}
 	// Subscribe before reading, so no change falls between the two.
 	events, cancel := s.svc.Subscribe(4096)
@@ -52,6 +50,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 		return rc.Flush()
 	}
+	// The last sequenceNumber sent of each user.
+	wanted := make(map[string]uint64, len(ids))
 	for i, id := range ids {
 		wanted[id] = views[i].Seq
 		if err := send(id, views[i]); err != nil {
