@@ -148,15 +148,22 @@ func TestC7_62_DefaultExpiryBusy(t *testing.T) {
 }
 
 // 1.7: DoNotDisturb also defaults to a day; every other pair to seven days.
+// (Available and appear-offline sit on a Busy client session, so that
+// their expiry shows.)
 func TestC7_DefaultExpiries(t *testing.T) {
 	f := newFixture(t)
-	dnd, away, brb := newGUID(), newGUID(), newGUID()
+	dnd, away, brb, avail, off := newGUID(), newGUID(), newGUID(), newGUID(), newGUID()
 	for _, u := range []string{dnd, away, brb} {
 		f.clientSession(u, "desktop", "Available", "Available", "P8D")
+	}
+	for _, u := range []string{avail, off} {
+		f.clientSession(u, "desktop", "Busy", "InACall", "P8D")
 	}
 	wantEmptyOK(t, f.preferred(dnd, "DoNotDisturb", "DoNotDisturb", "", "APPrw"))
 	wantEmptyOK(t, f.preferred(away, "Away", "Away", "", "APPrw"))
 	wantEmptyOK(t, f.preferred(brb, "BeRightBack", "BeRightBack", "", "APPrw"))
+	wantEmptyOK(t, f.preferred(avail, "Available", "Available", "", "APPrw"))
+	wantEmptyOK(t, f.preferred(off, "Offline", "OffWork", "", "APPrw"))
 	advance(t, "PT23H59M59S")
 	f.wantPresence(dnd, "DoNotDisturb", "DoNotDisturb")
 	advance(t, "PT1S")
@@ -165,9 +172,13 @@ func TestC7_DefaultExpiries(t *testing.T) {
 	advance(t, "P5DT23H59M59S") // t0 + 7d - 1s
 	f.wantPresence(away, "Away", "Away")
 	f.wantPresence(brb, "BeRightBack", "BeRightBack")
+	f.wantPresence(avail, "Available", "Available")
+	f.wantPresence(off, "Offline", "OffWork")
 	advance(t, "PT1S")
 	f.wantPresence(away, "Available", "Available")
 	f.wantPresence(brb, "Available", "Available")
+	f.wantPresence(avail, "Busy", "InACall")
+	f.wantPresence(off, "Busy", "InACall")
 }
 
 // C7 #64: an explicit duration.
