@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/presenced/presenced/internal/keyfile"
 )
 
 // DefaultDevTTL is the lifetime of a token minted with a zero TTL.
@@ -112,19 +114,11 @@ func createKey(file string) (*ecdsa.PrivateKey, error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return nil, fmt.Errorf("auth: creating dev key directory: %w", err)
 	}
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole or not at all: another process starting on the same
+	// data directory must never read a half-written key.
+	err = keyfile.WriteNew(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	if errors.Is(err, fs.ErrExist) {
 		return loadOrCreateKey(file)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("auth: creating dev key: %w", err)
-	}
-	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: writing dev key: %w", err)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/presenced/presenced/internal/keyfile"
 )
 
 // PublisherAppID is the appid claim of every validationToken: the application
@@ -151,7 +153,7 @@ func createSignerKey(file string) (*rsa.PrivateKey, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("notify: creating signing key directory: %w", err)
 	}
-	err = writeNewFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	err = keyfile.WriteNew(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	if errors.Is(err, fs.ErrExist) {
 		return loadOrCreateSignerKey(file)
 	}
@@ -159,61 +161,6 @@ func createSignerKey(file string) (*rsa.PrivateKey, error) {
 		return nil, fmt.Errorf("notify: writing signing key: %w", err)
 	}
 	return key, nil
-}
-
-// writeNewFile writes data to file with mode 0600, failing with fs.ErrExist
-// when file exists. It writes a temporary file and links it into place, so
-// that a crash never leaves file half written; where the file system has no
-// hard links, it writes file directly.
-func writeNewFile(file string, data []byte) error {
-	dir := filepath.Dir(file)
-	tmp, err := os.CreateTemp(dir, ".signing-key-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := writeSynced(tmp, data); err != nil {
-		return err
-	}
-	err = os.Link(tmp.Name(), file)
-	if err != nil && !errors.Is(err, fs.ErrExist) {
-		err = writeExclusive(file, data)
-	}
-	if err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // best effort: make the new name durable
-		d.Close()
-	}
-	return nil
-}
-
-// writeExclusive creates file with mode 0600 and writes data to it, failing
-// with fs.ErrExist when file exists.
-func writeExclusive(file string, data []byte) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := writeSynced(f, data); err != nil {
-		os.Remove(file)
-		return err
-	}
-	return nil
-}
-
-// writeSynced writes data to f, syncs it to disk and closes it, returning
-// the first error.
-func writeSynced(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // KeyID returns the kid of the signing key: its RFC 7638 thumbprint.

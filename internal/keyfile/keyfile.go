@@ -1,0 +1,68 @@
+// Package keyfile writes the private keys presenced makes for itself (the
+// development token issuer's, the validation-token signer's) so that no
+// reader ever sees one half written: not another process starting on the
+// same data directory at the same moment, and not a restart after a crash.
+package keyfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// WriteNew writes data to file with mode 0600, failing with an error that
+// matches fs.ErrExist when file already exists (another process made it
+// first: read that one). It writes a temporary file in the same directory
+// and hard-links it into place, so file appears whole or not at all; where
+// the file system has no hard links it writes file directly.
+func WriteNew(file string, data []byte) error {
+	dir := filepath.Dir(file)
+	tmp, err := os.CreateTemp(dir, ".key-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := writeSynced(tmp, data); err != nil {
+		return err
+	}
+	err = os.Link(tmp.Name(), file)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		err = writeExclusive(file, data)
+	}
+	if err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // best effort: make the new name durable
+		d.Close()
+	}
+	return nil
+}
+
+// writeExclusive creates file with mode 0600 and writes data to it, failing
+// with fs.ErrExist when file exists.
+func writeExclusive(file string, data []byte) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := writeSynced(f, data); err != nil {
+		os.Remove(file)
+		return err
+	}
+	return nil
+}
+
+// writeSynced writes data to f, syncs it to disk and closes it, returning
+// the first error.
+func writeSynced(f *os.File, data []byte) error {
+	_, err := f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
