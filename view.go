@@ -30,6 +30,11 @@ type View struct {
 // SequenceNumber renders Seq as Graph's lexicographically sortable string.
 func (v View) SequenceNumber() string { return FormatSequence(v.Seq) }
 
+// GraphTimeLayout is how Graph writes an instant (publishedDateTime,
+// expirationDateTime, subscriptionExpirationDateTime): UTC with seven
+// fractional digits, for time.Time.Format of a UTC time.
+const GraphTimeLayout = "2006-01-02T15:04:05.0000000Z"
+
 // FormatSequence renders a version as "A" and ten or more digits, so that
 // byte order is version order.
 func FormatSequence(seq uint64) string {

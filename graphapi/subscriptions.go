@@ -45,7 +45,7 @@ func toWireSubscription(s presence.Subscription, withState bool) wireSubscriptio
 	w := wireSubscription{
 		ID: s.ID, Resource: s.Resource, ApplicationID: s.ApplicationID, ChangeType: s.ChangeType,
 		NotificationURL: s.NotificationURL, LifecycleNotificationURL: orNull(s.LifecycleNotificationURL),
-		ExpirationDateTime: s.ExpirationDateTime.UTC().Format("2006-01-02T15:04:05.0000000Z"), CreatorID: s.CreatorID,
+		ExpirationDateTime: s.ExpirationDateTime.UTC().Format(presence.GraphTimeLayout), CreatorID: s.CreatorID,
 		IncludeResourceData: s.IncludeResourceData, LatestSupportedTLSVersion: s.LatestSupportedTLSVersion,
 		EncryptionCertificate: orNull(s.EncryptionCertificate), EncryptionCertificateID: orNull(s.EncryptionCertificateID),
 		NotificationContentType: "application/json",

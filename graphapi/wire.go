@@ -44,7 +44,7 @@ func appendPresence(b []byte, context, user string, v presence.View, private boo
 			b = append(b, '}')
 			if private {
 				b = append(b, `,"publishedDateTime":"`...)
-				b = st.PublishedAt.UTC().AppendFormat(b, "2006-01-02T15:04:05.0000000Z")
+				b = st.PublishedAt.UTC().AppendFormat(b, presence.GraphTimeLayout)
 				b = append(b, '"')
 				if e := st.Expiry; e != nil {
 					b = append(b, `,"expiryDateTime":{"dateTime":`...)

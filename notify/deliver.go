@@ -775,5 +775,5 @@ type richData struct {
 // formatTime renders an instant as Graph does: UTC with seven fractional
 // digits.
 func formatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.0000000Z")
+	return t.UTC().Format(presence.GraphTimeLayout)
 }
