@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -107,16 +106,9 @@ func createKey(file string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: generating dev key: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("auth: encoding dev key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return nil, fmt.Errorf("auth: creating dev key directory: %w", err)
-	}
 	// Written whole or not at all: another process starting on the same
 	// data directory must never read a half-written key.
-	err = keyfile.WriteNew(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	err = keyfile.CreatePEM(file, key)
 	if errors.Is(err, fs.ErrExist) {
 		return loadOrCreateKey(file)
 	}

@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -145,15 +144,7 @@ func createSignerKey(file string) (*rsa.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: generating signing key: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("notify: encoding signing key: %w", err)
-	}
-	dir := filepath.Dir(file)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("notify: creating signing key directory: %w", err)
-	}
-	err = keyfile.WriteNew(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	err = keyfile.CreatePEM(file, key)
 	if errors.Is(err, fs.ErrExist) {
 		return loadOrCreateSignerKey(file)
 	}

@@ -5,11 +5,28 @@
 package keyfile
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 )
+
+// CreatePEM writes key, a private key, to file as a PEM "PRIVATE KEY" block
+// (PKCS #8), creating file's directory (mode 0700) if needed. Like WriteNew
+// it fails with an error matching fs.ErrExist when file already exists.
+func CreatePEM(file string, key any) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encoding the key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return fmt.Errorf("creating the key's directory: %w", err)
+	}
+	return WriteNew(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
 
 // WriteNew writes data to file with mode 0600, failing with an error that
 // matches fs.ErrExist when file already exists (another process made it

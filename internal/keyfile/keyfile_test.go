@@ -2,6 +2,11 @@ package keyfile
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"os"
@@ -47,5 +52,33 @@ func TestWriteNewOneWinner(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("%d entries in the directory, want only the file", len(ents))
+	}
+}
+
+// TestCreatePEM writes a key into a directory that does not exist yet and
+// reads it back; a second CreatePEM of the same file is fs.ErrExist.
+func TestCreatePEM(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "new", "dir", "key.pem")
+	if err := CreatePEM(file, key); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		t.Fatalf("not a PEM PRIVATE KEY block: %q", data)
+	}
+	back, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil || !key.Equal(back) {
+		t.Fatalf("read back %v (err %v), not the key written", back, err)
+	}
+	if err := CreatePEM(file, key); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second CreatePEM: %v, want fs.ErrExist", err)
 	}
 }
