@@ -21,26 +21,12 @@ import (
 // that answers the validation handshake: every answer must be a success or
 // a Graph error, never a 5xx or a panic.
 func FuzzSubscriptionBodies(f *testing.F) {
-	rx := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, r.URL.Query().Get("validationToken"))
-	}))
-	f.Cleanup(rx.Close)
-	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
-	svc := presence.NewService(memstore.New(), clock, nil)
-	n, err := notify.New(notify.Config{Service: svc, Client: rx.Client(), Issuer: "https://presenced.test"})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = n.Close() })
 	auth := twoUsers{
 		"good":    {Tenant: tenant, User: userU1, AppID: appA, Delegated: true, Scopes: []string{"Presence.Read.All"}},
 		"patcher": {Tenant: tenant, User: presence.NewGUID(), AppID: appA, Delegated: true, Scopes: []string{"Presence.Read.All"}},
 	}
-	srv, err := graphapi.NewServer(graphapi.Config{Service: svc, Subscriptions: n, Auth: auth, MaxBodyBytes: 64 << 10})
-	if err != nil {
-		f.Fatal(err)
-	}
+	h := newNotifying(f, auth)
+	rx, clock, srv := h.rx, h.clock, h.srv
 	exp := clock.Now().Add(50 * time.Minute).Format(time.RFC3339)
 	// The subscription every PATCH goes to, of another user than the POSTs'.
 	create := func(token, body string) *httptest.ResponseRecorder {
@@ -109,4 +95,35 @@ func createdID(body []byte) string {
 	}
 	_ = json.Unmarshal(body, &sub)
 	return sub.ID
+}
+
+// notifying is a graphapi server whose subscriptions are the real
+// notifier's, over an in-memory service on a test clock, with a TLS
+// receiver that answers every validation handshake.
+type notifying struct {
+	rx    *httptest.Server
+	clock *presence.TestClock
+	n     *notify.Notifier
+	srv   *graphapi.Server
+}
+
+func newNotifying(tb testing.TB, auth graphapi.Authenticator) *notifying {
+	tb.Helper()
+	h := &notifying{clock: presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))}
+	h.rx = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.URL.Query().Get("validationToken"))
+	}))
+	tb.Cleanup(h.rx.Close)
+	svc := presence.NewService(memstore.New(), h.clock, nil)
+	n, err := notify.New(notify.Config{Service: svc, Client: h.rx.Client(), Issuer: "https://presenced.test"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = n.Close() })
+	h.n = n
+	if h.srv, err = graphapi.NewServer(graphapi.Config{Service: svc, Subscriptions: n, Auth: auth, MaxBodyBytes: 64 << 10}); err != nil {
+		tb.Fatal(err)
+	}
+	return h
 }

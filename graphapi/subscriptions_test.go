@@ -3,7 +3,6 @@ package graphapi_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,9 +11,6 @@ import (
 	"time"
 
 	presence "github.com/presenced/presenced"
-	"github.com/presenced/presenced/graphapi"
-	"github.com/presenced/presenced/memstore"
-	"github.com/presenced/presenced/notify"
 )
 
 // TestListSubscriptionsPaged checks the paging of GET /subscriptions (4.4):
@@ -22,18 +18,9 @@ import (
 // holds gets them all, each once, by following @odata.nextLink, with no
 // nextLink on the last page; a malformed $skiptoken is 400.
 func TestListSubscriptionsPaged(t *testing.T) {
-	rx := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, r.URL.Query().Get("validationToken"))
-	}))
-	t.Cleanup(rx.Close)
-	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
-	svc := presence.NewService(memstore.New(), clock, nil)
-	n, err := notify.New(notify.Config{Service: svc, Client: rx.Client(), Issuer: "https://presenced.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Close() })
+	auth := twoUsers{"reader": {Tenant: tenant, User: userU1, AppID: appA, Delegated: true, Scopes: []string{"Subscription.Read.All"}}}
+	h := newNotifying(t, auth)
+	rx, clock, n, srv := h.rx, h.clock, h.n, h.srv
 	// One subscription per application, all for the same user: one page
 	// and one more.
 	const count = 101
@@ -49,11 +36,6 @@ func TestListSubscriptionsPaged(t *testing.T) {
 			t.Fatal(err)
 		}
 		want[sub.ID] = true
-	}
-	auth := twoUsers{"reader": {Tenant: tenant, User: userU1, AppID: appA, Delegated: true, Scopes: []string{"Subscription.Read.All"}}}
-	srv, err := graphapi.NewServer(graphapi.Config{Service: svc, Subscriptions: n, Auth: auth})
-	if err != nil {
-		t.Fatal(err)
 	}
 	get := func(target string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, target, nil)
