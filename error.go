@@ -70,3 +70,24 @@ func ErrorCode(err error) Code {
 
 // ErrNotFound matches any not-found domain error with errors.Is.
 var ErrNotFound = &Error{Code: CodeNotFound}
+
+// ErrUnavailable matches, with errors.Is, every error made by Unavailable:
+// a dependency of the service (the store) cannot serve right now, and the
+// same request may succeed later. The HTTP layer answers it 503 with
+// Retry-After.
+var ErrUnavailable = &Error{Code: CodeUnavailable, Message: "The service is temporarily unavailable. Please retry later."}
+
+// Unavailable wraps cause as a temporary failure that matches
+// ErrUnavailable; the cause stays reachable with errors.Is and errors.As.
+// A nil cause gives nil.
+func Unavailable(cause error) error {
+	if cause == nil {
+		return nil
+	}
+	return &unavailableError{cause: cause}
+}
+
+type unavailableError struct{ cause error }
+
+func (e *unavailableError) Error() string   { return "unavailable: " + e.cause.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }

@@ -99,6 +99,10 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, now
 		}
 		env.Error.Code = string(wireCode(de.Code))
 		env.Error.Message = de.Message
+		if de.Code == presence.CodeUnavailable {
+			w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+			logger.WarnContext(r.Context(), "request failed: service unavailable", "request_id", ids.request, "method", r.Method, "path", r.URL.Path, "err", err)
+		}
 	default:
 		status = http.StatusInternalServerError
 		env.Error.Code = string(presence.CodeInternal)
@@ -111,6 +115,10 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, now
 	body, _ := json.Marshal(env)
 	writeJSON(w, status, body)
 }
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503: the store
+// is expected back within seconds (a Redis failover, freed disk space).
+const unavailableRetryAfter = 2
 
 // odataJSON is the content type of every JSON body presenced sends.
 const odataJSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
