@@ -228,6 +228,9 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 		}
 		return err
 	})
+	if errors.Is(err, ErrNothingDue) {
+		return Change{}, nil // a Tick that found nothing due: nothing written
+	}
 	if err != nil {
 		return Change{}, err
 	}
@@ -247,11 +250,30 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 	return ch, nil
 }
 
+// ErrNothingDue is returned by Step for a Tick on a state with nothing due
+// by now: the store then writes nothing, so a scheduler that fires a user
+// twice (two nodes, or a retry) costs a read and no write.
+var ErrNothingDue = errors.New("nothing due")
+
 // Step applies cmd to st at now: first the clock's changes that fell due
 // since st was written, each at its own instant, then cmd itself. It keeps
 // Seq, SeqAt and Due up to date and returns the views around cmd and the
 // events. It is pure: the same inputs give the same result.
+//
+// Three rules hold on every store, so that several nodes can share one:
+// a Tick with nothing due by now returns ErrNothingDue and changes
+// nothing; a now earlier than the state's last change (SeqAt) is taken as
+// SeqAt, so a node whose clock runs behind never moves a state back in time
+// or makes a boundary happen twice; and every increment of Seq is floored
+// by the change's instant (SeqFloor), so a state that comes back older
+// after a store's failover never hands out a sequenceNumber again.
 func Step(key Key, st *State, cmd Command, now time.Time) (Change, error) {
+	if now.Before(st.SeqAt) {
+		now = st.SeqAt
+	}
+	if _, tick := cmd.(Tick); tick && (st.Due.IsZero() || st.Due.After(now)) {
+		return Change{}, ErrNothingDue
+	}
 	var ch Change
 	ch.Events = catchUp(key, st, now, nil)
 	ch.Before = st.ViewAt(now)
@@ -263,7 +285,7 @@ func Step(key Key, st *State, cmd Command, now time.Time) (Change, error) {
 	ch.After = st.visible(now)
 	ch.After.Seq = ch.Before.Seq
 	if !sameVisible(ch.Before, ch.After) {
-		st.Seq++
+		st.Seq = nextSeq(st.Seq, now)
 		ch.After.Seq = st.Seq
 	}
 	if ch.Before.Pair != ch.After.Pair {
@@ -303,7 +325,7 @@ func catchUp(key Key, st *State, now time.Time, events []Event) []Event {
 		before.Seq = st.Seq
 		after := st.visible(at)
 		if !sameVisible(before, after) {
-			st.Seq++
+			st.Seq = nextSeq(st.Seq, at)
 		}
 		after.Seq = st.Seq
 		if before.Pair != after.Pair {

@@ -89,37 +89,61 @@ func sameExpiry(a, b *Expiry) bool {
 }
 
 // ViewAt returns the presence of s as seen at now, with its version: the
-// stored version plus one for every visible change the clock made between
-// SeqAt and now.
+// stored version advanced (by nextSeq) for every visible change the clock
+// made between SeqAt and now.
 func (s *State) ViewAt(now time.Time) View {
 	v := s.visible(now)
-	v.Seq = s.Seq + s.clockChanges(now)
+	v.Seq = s.seqAt(now)
 	return v
 }
 
-// clockChanges counts the instants in (SeqAt, now] at which the visible
-// presence changed by itself.
-func (s *State) clockChanges(now time.Time) uint64 {
+// seqAt is the version of the visible presence at now: Seq, advanced once
+// for each instant in (SeqAt, now] at which the visible presence changed by
+// itself, exactly as catchUp will record it.
+func (s *State) seqAt(now time.Time) uint64 {
 	t := s.SeqAt
 	if !t.Before(now) {
-		return 0
+		return s.Seq
 	}
 	next, ok := s.NextChange(t)
 	if !ok || next.After(now) {
-		return 0 // the common case, without computing a view
+		return s.Seq // the common case, without computing a view
 	}
-	var n uint64
+	seq := s.Seq
 	prev := s.visible(t)
 	for {
 		cur := s.visible(next)
 		if !sameVisible(prev, cur) {
-			n++
+			seq = nextSeq(seq, next)
 		}
 		prev, t = cur, next
 		if next, ok = s.NextChange(t); !ok || next.After(now) {
-			return n
+			return seq
 		}
 	}
+}
+
+// seqEpochUnix is the origin of SeqFloor, 2025-01-01T00:00:00Z, in Unix
+// seconds.
+const seqEpochUnix = 1735689600
+
+// SeqFloor is the least version a change at instant at may have: the
+// tenths of a second since 2025-01-01 UTC (ten digits until 2056, when
+// FormatSequence moves to its second letter and keeps byte order). A store
+// that loses its last writes (a failover, a restore) thus never makes a
+// version repeat: any change after the loss is later than every change
+// before it, by more than the loss took.
+func SeqFloor(at time.Time) uint64 {
+	sec := at.Unix() - seqEpochUnix
+	if sec < 0 {
+		return 0
+	}
+	return uint64(sec)*10 + uint64(at.Nanosecond()/1e8)
+}
+
+// nextSeq is the version after seq for a visible change at instant at.
+func nextSeq(seq uint64, at time.Time) uint64 {
+	return max(seq+1, SeqFloor(at))
 }
 
 // visible computes the visible presence at now, without its version.

@@ -43,6 +43,11 @@ func TestNotifyCrashRedelivery(t *testing.T) {
 	sk := newSink(t)
 	sk.setAnswer(http.StatusServiceUnavailable) // deliveries stay pending
 	t0 := nowOn(t, s1)
+	// One change each first: a user's first version is floored by the
+	// clock's instant; on the frozen test clock every later change adds one.
+	for _, u := range users {
+		f.mustSet(u, "Available", "Available", "PT1H", "APPrw")
+	}
 	// A rich bulk subscription (its data carries sequenceNumber), and a basic
 	// one of app B on one user.
 	sub := f.subscribe("D1ra", richBody(subBody(bulkRes(users...), sk.URL, t0.Add(50*time.Minute))))

@@ -207,6 +207,10 @@ func TestNotifyOrder(t *testing.T) {
 	f := newFixture(t)
 	sk := newSink(t)
 	t0 := nowOn(t, f.s)
+	// One change each first: a user's first version is floored by the
+	// clock's instant; on the frozen test clock every later change adds one.
+	f.mustSet(f.U2, "Available", "Available", "PT4H", "APPrw")
+	f.mustSet(f.U3, "Available", "Available", "PT4H", "APPrw")
 	f.mustSubscribe("D1ra", richBody(subBody(bulkRes(f.U2, f.U3), sk.URL, t0.Add(50*time.Minute))))
 	base2, base3 := seqNum(t, f.seqOf(f.U2)), seqNum(t, f.seqOf(f.U3))
 	pairs := []string{"Busy/InACall", "Away/Away", "DoNotDisturb/Presenting", "Available/Available"}
