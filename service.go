@@ -64,6 +64,14 @@ type Watcher interface {
 	Pending(key Key)
 }
 
+// WatchSyncer is a Watcher whose subscriptions other nodes change too.
+// The Service calls SyncWatching before each write, so that Watching
+// answers for every subscription created (on any node) before the write
+// began.
+type WatchSyncer interface {
+	SyncWatching(ctx context.Context) error
+}
+
 // Service applies commands to users' presence through a Store, emits change
 // events, and runs the scheduler that makes the clock's changes happen.
 type Service struct {
@@ -78,6 +86,7 @@ type Service struct {
 	subs  map[*subscriber]struct{}
 
 	watcher Watcher
+	syncer  WatchSyncer
 
 	events, dropped, fired, outboxDropped atomic.Uint64
 	lag, sessions                         atomic.Int64
@@ -115,7 +124,10 @@ func (s *Service) Stats() Stats {
 }
 
 // SetWatcher installs the Watcher; call it before serving.
-func (s *Service) SetWatcher(w Watcher) { s.watcher = w }
+func (s *Service) SetWatcher(w Watcher) {
+	s.watcher = w
+	s.syncer, _ = w.(WatchSyncer)
+}
 
 // Outbox returns the undelivered notices of key, oldest first.
 func (s *Service) Outbox(ctx context.Context, key Key) ([]Notice, error) {
@@ -216,6 +228,11 @@ func (s *Service) Do(ctx context.Context, key Key, cmd Command) (Change, error) 
 // apply runs one read-modify-write of the user's state at now: first the
 // clock's changes that fell due, each at its own instant, then cmd.
 func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time) (Change, error) {
+	if s.syncer != nil {
+		if err := s.syncer.SyncWatching(ctx); err != nil {
+			return Change{}, err
+		}
+	}
 	var ch Change
 	var dropped int
 	var recorded bool

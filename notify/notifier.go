@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -43,6 +44,17 @@ type Config struct {
 	Workers int
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Subscriptions, when set, keeps the subscriptions instead of a file
+	// in Dir: a shared store makes several nodes one service.
+	Subscriptions SubscriptionStore
+	// Owns, when set, tells whether this node delivers the notifications
+	// of a user; with several nodes exactly one node owns each user at a
+	// time. Nil means this node delivers every user's.
+	Owns func(presence.Key) bool
+	// Leader, when set, tells whether this node runs the subscriptions'
+	// lifecycle (expiry and reauthorization notices), so that a notice is
+	// sent by one node, not by each. Nil means it does.
+	Leader func() bool
 }
 
 // Notifier is presence's change-notification service: it keeps
@@ -52,7 +64,7 @@ type Notifier struct {
 	cfg    Config
 	svc    *presence.Service
 	clock  presence.Clock
-	store  *subStore
+	store  SubscriptionStore
 	logger *slog.Logger
 	m      *Metrics
 
@@ -61,6 +73,8 @@ type Notifier struct {
 	byUser  map[presence.Key][]string // subscription ids watching a user
 	slots   map[slotKey]string        // (tenant, creator, app) -> subscription id
 	pending map[slotKey]bool          // slots reserved by a create in progress
+	version uint64                    // the store's version the index was loaded at
+	shared  bool                      // other nodes write the store too
 
 	d *deliverer
 }
@@ -95,18 +109,29 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	st, err := openSubStore(cfg.Dir)
-	if err != nil {
-		return nil, err
+	st := cfg.Subscriptions
+	if st == nil {
+		fs, err := openSubStore(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		st = fileSubs{fs}
 	}
 	n := &Notifier{
 		cfg: cfg, svc: cfg.Service, clock: cfg.Service.Clock(), store: st, logger: cfg.Logger, m: cfg.Metrics,
 		subs: map[string]*presence.Subscription{}, byUser: map[presence.Key][]string{},
 		slots: map[slotKey]string{}, pending: map[slotKey]bool{},
 	}
-	for _, sub := range st.all() {
+	_, local := st.(fileSubs)
+	n.shared = !local
+	all, version, err := st.Load(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
+	}
+	for _, sub := range all {
 		n.index(&sub)
 	}
+	n.version = version
 	n.d = newDeliverer(n)
 	cfg.Service.SetWatcher(n)
 	return n, nil
@@ -120,7 +145,7 @@ func (n *Notifier) Run(ctx context.Context) {
 }
 
 // Close releases the subscription store.
-func (n *Notifier) Close() error { return n.store.close() }
+func (n *Notifier) Close() error { return n.store.Close() }
 
 // Watching implements presence.Watcher.
 func (n *Notifier) Watching(k presence.Key) bool {
@@ -129,8 +154,64 @@ func (n *Notifier) Watching(k presence.Key) bool {
 	return len(n.byUser[k]) > 0
 }
 
-// Pending implements presence.Watcher.
-func (n *Notifier) Pending(k presence.Key) { n.d.pending(k) }
+// Pending implements presence.Watcher. A user this node does not own
+// (Config.Owns) is left to its owner, which learns of the notices from the
+// store.
+func (n *Notifier) Pending(k presence.Key) {
+	if n.cfg.Owns != nil && !n.cfg.Owns(k) {
+		return
+	}
+	n.d.pending(k)
+}
+
+// SyncWatching implements presence.WatchSyncer: with a shared subscription
+// store it reloads the index when another node changed a subscription, so
+// that a write made after a subscription's 201 on any node keeps its
+// notices. With the file store it does nothing.
+func (n *Notifier) SyncWatching(ctx context.Context) error { return n.sync(ctx) }
+
+// sync reloads the index from the store when the store's version moved.
+func (n *Notifier) sync(ctx context.Context) error {
+	if !n.shared {
+		return nil
+	}
+	v, err := n.store.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("subscriptions: %w", err)
+	}
+	n.mu.Lock()
+	same := v == n.version
+	n.mu.Unlock()
+	if same {
+		return nil
+	}
+	all, v, err := n.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("subscriptions: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if v == n.version {
+		return nil
+	}
+	gone := make(map[string]bool, len(n.subs))
+	for id := range n.subs {
+		gone[id] = true
+	}
+	n.subs = make(map[string]*presence.Subscription, len(all))
+	n.byUser = make(map[presence.Key][]string)
+	n.slots = make(map[slotKey]string)
+	for i := range all {
+		delete(gone, all[i].ID)
+		n.index(&all[i])
+	}
+	n.version = v
+	for id := range gone {
+		// Deleted on another node: nothing more goes to it from here.
+		go n.d.dropSubscription(id)
+	}
+	return nil
+}
 
 // Flush makes everything that fell due by the clock's now happen before it
 // returns: subscription expiries and reauthorization notices, the draining
@@ -195,6 +276,13 @@ func (n *Notifier) subscription(id string) (presence.Subscription, bool) {
 // lifecycle sends reauthorizationRequired to subscriptions about to expire
 // and deletes the expired ones, at the clock's now.
 func (n *Notifier) lifecycle(ctx context.Context) {
+	if n.cfg.Leader != nil && !n.cfg.Leader() {
+		return
+	}
+	if err := n.sync(ctx); err != nil {
+		n.logger.ErrorContext(ctx, "subscription lifecycle", "err", err)
+		return
+	}
 	now := n.clock.Now()
 	var expired []presence.Subscription
 	var remind []presence.Subscription
@@ -213,14 +301,14 @@ func (n *Notifier) lifecycle(ctx context.Context) {
 	}
 	n.mu.Unlock()
 	for _, s := range expired {
-		if err := n.store.del(s.ID); err != nil {
+		if err := n.store.Delete(ctx, s); err != nil {
 			n.logger.ErrorContext(ctx, "deleting an expired subscription", "id", s.ID, "err", err)
 		}
 		n.d.dropSubscription(s.ID)
 		n.m.Expired.Inc()
 	}
 	for _, s := range remind {
-		if _, err := n.store.replace(s); err != nil {
+		if _, err := n.store.Replace(ctx, s); err != nil {
 			n.logger.ErrorContext(ctx, "recording a reauthorization notice", "id", s.ID, "err", err)
 		}
 		n.d.lifecycleEvent(s, "reauthorizationRequired")

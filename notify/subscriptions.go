@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -177,6 +178,9 @@ func (n *Notifier) Create(ctx context.Context, p presence.Principal, req presenc
 	}
 
 	slot := slotKey{sub.Tenant, sub.CreatorID, sub.ApplicationID}
+	if err := n.sync(ctx); err != nil {
+		return presence.Subscription{}, err
+	}
 	if err := n.reserve(slot); err != nil {
 		return presence.Subscription{}, err
 	}
@@ -189,7 +193,10 @@ func (n *Notifier) Create(ctx context.Context, p presence.Principal, req presenc
 			return presence.Subscription{}, err
 		}
 	}
-	if err := n.store.put(sub); err != nil {
+	if err := n.store.Put(ctx, sub, n.clock.Now()); err != nil {
+		if errors.Is(err, ErrSlotTaken) {
+			return presence.Subscription{}, &presence.Error{Code: presence.CodeExtensionError, Message: msgExists, Status: 409}
+		}
 		return presence.Subscription{}, err
 	}
 	n.mu.Lock()
@@ -241,7 +248,10 @@ func (n *Notifier) release(slot slotKey) {
 
 // Get implements presence.Subscriptions: the caller's own subscription, if
 // its token may read subscriptions.
-func (n *Notifier) Get(_ context.Context, p presence.Principal, id string) (presence.Subscription, error) {
+func (n *Notifier) Get(ctx context.Context, p presence.Principal, id string) (presence.Subscription, error) {
+	if err := n.sync(ctx); err != nil {
+		return presence.Subscription{}, err
+	}
 	sub, err := n.owned(p, id)
 	if err != nil {
 		return presence.Subscription{}, err
@@ -255,7 +265,10 @@ func (n *Notifier) Get(_ context.Context, p presence.Principal, id string) (pres
 // List implements presence.Subscriptions: the caller's own subscriptions,
 // and with Subscription.Read.All those every application made for the
 // signed-in user.
-func (n *Notifier) List(_ context.Context, p presence.Principal) ([]presence.Subscription, error) {
+func (n *Notifier) List(ctx context.Context, p presence.Principal) ([]presence.Subscription, error) {
+	if err := n.sync(ctx); err != nil {
+		return nil, err
+	}
 	if err := n.mayRead(p); err != nil {
 		return nil, err
 	}
@@ -276,6 +289,9 @@ func (n *Notifier) List(_ context.Context, p presence.Principal) ([]presence.Sub
 // Update implements presence.Subscriptions: renew, move the notification
 // URL (with a new handshake), or rotate the encryption certificate.
 func (n *Notifier) Update(ctx context.Context, p presence.Principal, id string, req presence.SubscriptionRequest) (presence.Subscription, error) {
+	if err := n.sync(ctx); err != nil {
+		return presence.Subscription{}, err
+	}
 	sub, err := n.owned(p, id)
 	if err != nil {
 		return presence.Subscription{}, err
@@ -321,7 +337,7 @@ func (n *Notifier) Update(ctx context.Context, p presence.Principal, id string, 
 	}
 	// The subscription may have been deleted (or have expired) during the
 	// handshake: it stays deleted.
-	if ok, err := n.store.replace(sub); err != nil {
+	if ok, err := n.store.Replace(ctx, sub); err != nil {
 		return presence.Subscription{}, err
 	} else if !ok {
 		return presence.Subscription{}, notFound(id)
@@ -335,12 +351,15 @@ func (n *Notifier) Update(ctx context.Context, p presence.Principal, id string, 
 }
 
 // Delete implements presence.Subscriptions.
-func (n *Notifier) Delete(_ context.Context, p presence.Principal, id string) error {
+func (n *Notifier) Delete(ctx context.Context, p presence.Principal, id string) error {
+	if err := n.sync(ctx); err != nil {
+		return err
+	}
 	sub, err := n.owned(p, id)
 	if err != nil {
 		return err
 	}
-	if err := n.store.del(sub.ID); err != nil {
+	if err := n.store.Delete(ctx, sub); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -354,7 +373,10 @@ func (n *Notifier) Delete(_ context.Context, p presence.Principal, id string) er
 
 // Reauthorize implements presence.Subscriptions: it confirms the caller
 // still may hold the subscription, without extending it.
-func (n *Notifier) Reauthorize(_ context.Context, p presence.Principal, id string) error {
+func (n *Notifier) Reauthorize(ctx context.Context, p presence.Principal, id string) error {
+	if err := n.sync(ctx); err != nil {
+		return err
+	}
 	if _, err := n.owned(p, id); err != nil {
 		return err
 	}
