@@ -18,14 +18,25 @@ import (
 // (PKCS #8), creating file's directory (mode 0700) if needed. Like WriteNew
 // it fails with an error matching fs.ErrExist when file already exists.
 func CreatePEM(file string, key any) error {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	data, err := EncodePEM(key)
 	if err != nil {
-		return fmt.Errorf("encoding the key: %w", err)
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return fmt.Errorf("creating the key's directory: %w", err)
 	}
-	return WriteNew(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	return WriteNew(file, data)
+}
+
+// EncodePEM returns key, a private key, as a PEM "PRIVATE KEY" block
+// (PKCS #8): the bytes CreatePEM writes, for keys kept elsewhere than in a
+// file (shared by several nodes through their store).
+func EncodePEM(key any) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 // WriteNew writes data to file with mode 0600, failing with an error that
