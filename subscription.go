@@ -125,3 +125,33 @@ func CheckSubscriptionUsers(users []string) error {
 	}
 	return nil
 }
+
+// SubscriptionStore keeps change-notification subscriptions durably. The
+// notifier's default keeps them in a file beside the presence store (or in
+// memory); a shared store (Redis) lets several nodes serve the same
+// subscriptions.
+type SubscriptionStore interface {
+	// Load returns every stored subscription and the store's version.
+	Load(ctx context.Context) ([]Subscription, uint64, error)
+	// Version is a number that changes whenever any node changes a
+	// subscription. A store that only this process writes may always
+	// return 0: the Notifier's index is then the truth.
+	Version(ctx context.Context) (uint64, error)
+	// Put stores a new subscription. It fails with ErrSubscriptionSlotTaken when
+	// another subscription of the same (tenant, creator, application)
+	// that has not expired by now is stored: a shared store checks that
+	// atomically, so two nodes cannot both create one.
+	Put(ctx context.Context, sub Subscription, now time.Time) error
+	// Replace overwrites a stored subscription; it reports false, writing
+	// nothing, when the subscription is no longer stored.
+	Replace(ctx context.Context, sub Subscription) (bool, error)
+	// Delete removes a subscription; deleting one that is not stored is
+	// not an error.
+	Delete(ctx context.Context, sub Subscription) error
+	// Close releases the store.
+	Close() error
+}
+
+// ErrSubscriptionSlotTaken is returned by SubscriptionStore.Put when the creator's
+// application already holds a live presence subscription in the tenant.
+var ErrSubscriptionSlotTaken = errors.New("the subscription slot of this creator and application is taken")

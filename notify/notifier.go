@@ -46,7 +46,7 @@ type Config struct {
 	Metrics *Metrics
 	// Subscriptions, when set, keeps the subscriptions instead of a file
 	// in Dir: a shared store makes several nodes one service.
-	Subscriptions SubscriptionStore
+	Subscriptions presence.SubscriptionStore
 	// Owns, when set, tells whether this node delivers the notifications
 	// of a user; with several nodes exactly one node owns each user at a
 	// time. Nil means this node delivers every user's.
@@ -64,7 +64,7 @@ type Notifier struct {
 	cfg    Config
 	svc    *presence.Service
 	clock  presence.Clock
-	store  SubscriptionStore
+	store  presence.SubscriptionStore
 	logger *slog.Logger
 	m      *Metrics
 

@@ -194,7 +194,7 @@ func (n *Notifier) Create(ctx context.Context, p presence.Principal, req presenc
 		}
 	}
 	if err := n.store.Put(ctx, sub, n.clock.Now()); err != nil {
-		if errors.Is(err, ErrSlotTaken) {
+		if errors.Is(err, presence.ErrSubscriptionSlotTaken) {
 			return presence.Subscription{}, &presence.Error{Code: presence.CodeExtensionError, Message: msgExists, Status: 409}
 		}
 		return presence.Subscription{}, err
