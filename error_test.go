@@ -20,7 +20,7 @@ func TestUnavailableMatchesSentinelAndCause(t *testing.T) {
 	if Unavailable(nil) != nil {
 		t.Fatal("Unavailable(nil) is not nil")
 	}
-	if errors.Is(io.EOF, ErrUnavailable) {
-		t.Fatal("an unrelated error matches ErrUnavailable")
+	if ErrorCode(io.EOF) == CodeUnavailable {
+		t.Fatal("an unrelated error has the unavailable code")
 	}
 }
