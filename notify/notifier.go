@@ -76,7 +76,8 @@ type Notifier struct {
 	version uint64                    // the store's version the index was loaded at
 	shared  bool                      // other nodes write the store too
 
-	d *deliverer
+	d    *deliverer
+	dlog *deliveryLog // recent delivery attempts, for the console
 }
 
 type slotKey struct{ tenant, creator, app string }
@@ -106,6 +107,7 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.Client == nil {
 		cfg.Client = http.DefaultClient
 	}
+	cfg.Client = observeClient(cfg.Client)
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -120,7 +122,7 @@ func New(cfg Config) (*Notifier, error) {
 	n := &Notifier{
 		cfg: cfg, svc: cfg.Service, clock: cfg.Service.Clock(), store: st, logger: cfg.Logger, m: cfg.Metrics,
 		subs: map[string]*presence.Subscription{}, byUser: map[presence.Key][]string{},
-		slots: map[slotKey]string{}, pending: map[slotKey]bool{},
+		slots: map[slotKey]string{}, pending: map[slotKey]bool{}, dlog: newDeliveryLog(),
 	}
 	_, local := st.(fileSubs)
 	n.shared = !local
