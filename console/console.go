@@ -156,7 +156,18 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, v viewer) error
 // answers errors in Graph's envelope.
 func (c *Console) h(fn handlerFunc, auth bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
+		hd := w.Header()
+		hd.Set("Cache-Control", "no-store")
+		// The ids every Graph answer carries; an error's envelope repeats
+		// them (WriteError sets its own pair).
+		id := presence.NewGUID()
+		hd.Set("Request-Id", id)
+		if crid := r.Header.Get("Client-Request-Id"); crid != "" {
+			hd.Set("Client-Request-Id", crid)
+		} else {
+			hd.Set("Client-Request-Id", id)
+		}
+		hd.Set("Odata-Version", "4.0")
 		var v viewer
 		if auth {
 			var err error

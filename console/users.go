@@ -143,6 +143,9 @@ func (c *Console) getUser(w http.ResponseWriter, r *http.Request, v viewer) erro
 	if err != nil {
 		return err
 	}
+	if states[0].IsZero() {
+		return presence.Errorf(presence.CodeNotFound, "No presence state is stored for user '%s' in this tenant.", id)
+	}
 	now := c.cfg.Service.Clock().Now()
 	return writeJSON(w, struct {
 		Now time.Time `json:"now"`
