@@ -26,12 +26,13 @@ const (
 type deliveryLog struct {
 	mu    sync.Mutex
 	bySub map[string]*subLog
+	seq   uint64 // counts writes, to tell the least recently written
 }
 
 type subLog struct {
 	attempts []presence.DeliveryAttempt // a ring, oldest first once full
 	next     int
-	touched  time.Time
+	touched  uint64 // the log's seq at the last write
 }
 
 func newDeliveryLog() *deliveryLog { return &deliveryLog{bySub: map[string]*subLog{}} }
@@ -47,7 +48,8 @@ func (l *deliveryLog) add(a presence.DeliveryAttempt) {
 		s = &subLog{}
 		l.bySub[a.Subscription] = s
 	}
-	s.touched = time.Now()
+	l.seq++
+	s.touched = l.seq
 	if len(s.attempts) < logPerSubscription {
 		s.attempts = append(s.attempts, a)
 		return
@@ -59,9 +61,9 @@ func (l *deliveryLog) add(a presence.DeliveryAttempt) {
 // evictLocked forgets the subscription written to least recently.
 func (l *deliveryLog) evictLocked() {
 	var oldest string
-	var at time.Time
+	var at uint64
 	for id, s := range l.bySub {
-		if oldest == "" || s.touched.Before(at) {
+		if oldest == "" || s.touched < at {
 			oldest, at = id, s.touched
 		}
 	}
