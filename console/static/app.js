@@ -165,7 +165,10 @@ async function signIn(token) {
   $("#emulator").hidden = !state.config.testHooks;
   $("#operatorbar").hidden = !w.operator;
   notice(w.mayReadTenant || w.operator ? "" : "This token may not list its tenant's users (it needs Presence.Read.All).", !w.mayReadTenant && !w.operator);
-  if (w.operator) await loadTenants();
+  if (w.operator) {
+    await loadTenants();
+    if (!state.tenant) notice("Operator: choose a tenant to look at.");
+  }
   await reload();
 }
 
@@ -217,6 +220,7 @@ async function chooseTenant(ev) {
   state.tenant = ($("#tenant-other").value.trim() || $("#tenant-select").value).toLowerCase();
   sessionStorage.setItem(TENANT_KEY, state.tenant);
   $("#identity").textContent = `Operator · tenant ${state.tenant || "(none)"}`;
+  notice(state.tenant ? `Showing tenant ${state.tenant}.` : "Operator: choose a tenant to look at.");
   await reload();
 }
 
@@ -561,7 +565,8 @@ async function loadDeliveries(id) {
       el("td", {}, `${d.latencyMs.toFixed(1)} ms`),
       el("td", {}, d.retries ? `${d.attempt} (retry ${d.retries})` : "1"),
       el("td", {}, d.outcome),
-      el("td", d.nextRetryAt ? { "data-until": d.nextRetryAt, title: fmtTime(d.nextRetryAt) } : {}, d.nextRetryAt ? fmtIn(d.nextRetryAt) : "—")));
+      el("td", {}, d.nextRetryAt ? fmtTime(d.nextRetryAt) : "—",
+        d.nextRetryAt ? el("div", { class: "muted", "data-until": d.nextRetryAt }, fmtIn(d.nextRetryAt)) : null)));
     $("#deliveries").replaceChildren(...rows);
     if (!rows.length) $("#deliveries").append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No delivery yet.")));
   } catch (err) {
@@ -576,7 +581,9 @@ async function loadHealth() {
     let rate = "—";
     if (prev && h.changeEvents !== undefined) {
       const dt = (Date.parse(h.wallClock) - Date.parse(prev.wallClock)) / 1000;
-      if (dt > 0) rate = `${((h.changeEvents - prev.changeEvents) / dt).toFixed(1)}/s`;
+      if (dt > 0) rate = `${((h.changeEvents - prev.changeEvents) / dt).toFixed(1)}/s (last ${Math.round(dt)} s)`;
+    } else if (h.changeEvents !== undefined && h.uptimeSeconds > 0) {
+      rate = `${(h.changeEvents / h.uptimeSeconds).toFixed(1)}/s (since start)`;
     }
     state.lastHealth = h;
     const d = h.deliveries ?? {};

@@ -4,8 +4,9 @@
 // set by setPresence appear, fade and expire as the clock is advanced from
 // the page, watch a webhook delivery (a refused one, its retry, then
 // delivered) reach a local HTTPS receiver, and check that a token of another
-// tenant sees none of it. It saves the screenshots the README shows into
-// docs/img/.
+// tenant sees none of it, then sign in as the operator and switch to the
+// tenant. With PRESENCED_UPDATE_SCREENSHOTS=1 it saves the screenshots the
+// README shows into docs/img/ (otherwise into a temporary directory).
 //
 // Needs Debian's chromium at /usr/bin/chromium (or $CHROMIUM), openssl, go.
 // Skipped when chromium is missing, unless PRESENCED_REQUIRE_CHROMIUM=1.
@@ -14,7 +15,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import https from "node:https";
 import net from "node:net";
@@ -26,7 +27,7 @@ import { promisify } from "node:util";
 const execFileAsync = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, "..", "..");
-const imgDir = path.join(repoRoot, "docs", "img");
+const updateScreenshots = process.env.PRESENCED_UPDATE_SCREENSHOTS === "1";
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const haveChromium = existsSync(chromiumPath);
 if (!haveChromium && process.env.PRESENCED_REQUIRE_CHROMIUM === "1") {
@@ -36,6 +37,8 @@ if (!haveChromium && process.env.PRESENCED_REQUIRE_CHROMIUM === "1") {
 const TENANT = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
 const APP = "22553876-f5ab-4529-bffb-cfe50aa89f87";
 const USER = "0a1b2c3d-0000-4000-8000-00000000a11c";
+const USER2 = "0b2c3d4e-0000-4000-8000-0000000b0b0b";
+const OPERATOR_SECRET = "operator-" + randomUUID() + "-" + randomUUID();
 const OTHER_TENANT = "5e1f0a2b-1111-4111-8111-0000000000b2";
 
 let workDir, bin, dataDir, server, baseUrl;
@@ -43,7 +46,7 @@ let serverLog = "";
 let receiver, receiverUrl;
 const received = []; // {status, body} of every notification POST
 let refuseNext = 1; // notifications to answer 503 before accepting
-let browser, page;
+let browser, page, imgDir;
 
 async function freePort() {
   return new Promise((resolve, reject) => {
@@ -125,9 +128,12 @@ before(async () => {
   dataDir = path.join(workDir, "data");
   await execFileAsync("go", ["build", "-o", bin, "./cmd/presenced"], { cwd: repoRoot, maxBuffer: 16 << 20 });
   const ca = await startReceiver();
+  const operatorFile = path.join(workDir, "operator-secret");
+  writeFileSync(operatorFile, OPERATOR_SECRET + "\n", { mode: 0o600 });
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}/`;
-  server = spawn(bin, ["--addr", `127.0.0.1:${port}`, "--data", dataDir, "--store", "memory", "--test-hooks", "--webhook-ca-file", ca],
+  server = spawn(bin, ["--addr", `127.0.0.1:${port}`, "--data", dataDir, "--store", "memory", "--test-hooks", "--webhook-ca-file", ca,
+    "--console-operator-token-file", operatorFile],
     { stdio: ["ignore", "pipe", "pipe"] });
   server.stdout.on("data", (c) => (serverLog += c));
   server.stderr.on("data", (c) => (serverLog += c));
@@ -146,6 +152,7 @@ before(async () => {
   page.on("pageerror", (err) => {
     serverLog += `\n[page error] ${err}`;
   });
+  imgDir = updateScreenshots ? path.join(repoRoot, "docs", "img") : path.join(workDir, "img");
   mkdirSync(imgDir, { recursive: true });
 }, { timeout: 300_000 });
 
@@ -192,6 +199,22 @@ describe("the console", { skip: !haveChromium && `no chromium at ${chromiumPath}
     });
     assert.equal(sub.status, 201, sub.text);
 
+    // A second user: a simulated Teams client, a preferred presence and a
+    // status message of their own, and out-of-office set from the page.
+    const token2 = await mintToken("--user", USER2, "--scopes", "Presence.Read.All Presence.ReadWrite");
+    await call("PUT", `/_test/tenants/${TENANT}/users/${USER2}/clientSessions/teams-desktop`, undefined,
+      { availability: "Busy", activity: "InACall" }).then((r) => assert.equal(r.status, 204, r.text));
+    const card2 = page.getByTestId(`user-${USER2}`);
+    await card2.getByTestId("pair").filter({ hasText: "Busy / InACall" }).waitFor();
+    await call("POST", `/v1.0/me/presence/setUserPreferredPresence`, token2,
+      { availability: "DoNotDisturb", activity: "DoNotDisturb", expirationDuration: "PT2H" }).then((r) => assert.equal(r.status, 200, r.text));
+    await call("POST", `/v1.0/me/presence/setStatusMessage`, token2,
+      { statusMessage: { message: { content: "Heads down on the release", contentType: "text" } } }).then((r) => assert.equal(r.status, 200, r.text));
+    await card2.getByTestId("pair").filter({ hasText: "DoNotDisturb / DoNotDisturb" }).waitFor();
+    await card2.getByRole("button", { name: "Out of office" }).click();
+    await card2.getByText("out of office", { exact: true }).waitFor();
+    await card2.getByText("Heads down on the release").waitFor();
+
     // setPresence through Graph: the board shows it without a reload.
     const set = await call("POST", `/v1.0/users/${USER}/presence/setPresence`, token, {
       sessionId: APP, availability: "Available", activity: "Available", expirationDuration: "PT15M",
@@ -200,7 +223,7 @@ describe("the console", { skip: !haveChromium && `no chromium at ${chromiumPath}
     await pairIs("Available / Available");
     await card().getByTestId("session").filter({ hasText: APP }).waitFor();
     assert.match(await card().getByTestId("session").innerText(), /in 5m 0s/, "the next fade counts down from 5 minutes");
-    await page.getByRole("button", { name: "Open Teams client" }).waitFor();
+    await card().getByRole("button", { name: "Open Teams client" }).waitFor();
     await page.screenshot({ path: path.join(imgDir, "console-presence.png") });
 
     // The clock, advanced from the page: the fade, the second fade, the expiry.
@@ -251,5 +274,17 @@ describe("the console", { skip: !haveChromium && `no chromium at ${chromiumPath}
     assert.equal(list.json["@odata.count"], 0);
     const d = await call("GET", `/presenced/subscriptions/${sub.json.id}/deliveries`, other);
     assert.notEqual(d.status, 200, "another tenant cannot read the deliveries");
+
+    // The operator signs in with the secret and switches to the tenant.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel(/^Bearer token/).fill(OPERATOR_SECRET);
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await page.getByTestId("identity").filter({ hasText: "Operator" }).waitFor();
+    await page.getByLabel("Tenant (operator view)").selectOption(TENANT);
+    await page.getByRole("button", { name: "Show tenant" }).click();
+    await page.getByRole("tab", { name: "Presence" }).click();
+    await page.getByTestId(`user-${USER2}`).waitFor();
+    await page.getByTestId(`user-${USER}`).waitFor();
+    await page.screenshot({ path: path.join(imgDir, "console-operator.png") });
   });
 });
