@@ -67,6 +67,16 @@ function fmtIn(iso) {
   return past ? `${txt} ago` : `in ${txt}`;
 }
 
+// randomGUID is a version 4 GUID; crypto.randomUUID exists only in secure
+// contexts, and the page may be served over plain http to another host.
+function randomGUID() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 function short(id) {
   return id ? id.slice(0, 8) + "…" : "";
 }
@@ -622,7 +632,7 @@ $("#tokenform").addEventListener("submit", (ev) => {
   signIn($("#token").value.trim());
 });
 $("#devform").addEventListener("submit", mintDevToken);
-$("#dev-random").addEventListener("click", () => ($("#dev-user").value = crypto.randomUUID()));
+$("#dev-random").addEventListener("click", () => ($("#dev-user").value = randomGUID()));
 $("#signout").addEventListener("click", signOut);
 $("#tenantform").addEventListener("submit", chooseTenant);
 $("#searchform").addEventListener("submit", (ev) => {
