@@ -61,7 +61,7 @@ type Config struct {
 	Subscriptions presence.Subscriptions
 	// TenantSubscriptions lists every subscription of a tenant, for the
 	// operator.
-	TenantSubscriptions func(tenant string) []presence.Subscription
+	TenantSubscriptions func(ctx context.Context, tenant string) ([]presence.Subscription, error)
 	// Deliveries returns a subscription's recent delivery attempts, newest
 	// first.
 	Deliveries func(subscription string) []presence.DeliveryAttempt

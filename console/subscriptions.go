@@ -46,7 +46,7 @@ func (c *Console) visibleSubscriptions(r *http.Request, v viewer) ([]presence.Su
 		if c.cfg.TenantSubscriptions == nil {
 			return nil, nil
 		}
-		return c.cfg.TenantSubscriptions(v.Tenant), nil
+		return c.cfg.TenantSubscriptions(r.Context(), v.Tenant)
 	}
 	if c.cfg.Subscriptions == nil {
 		return nil, nil

@@ -95,7 +95,10 @@ func (n *Notifier) Deliveries(id string) []presence.DeliveryAttempt {
 // TenantSubscriptions returns every live subscription of tenant, whoever
 // made it, ordered by id: for an operator's view across applications. It
 // does not check who asks.
-func (n *Notifier) TenantSubscriptions(tenant string) []presence.Subscription {
+func (n *Notifier) TenantSubscriptions(ctx context.Context, tenant string) ([]presence.Subscription, error) {
+	if err := n.sync(ctx); err != nil {
+		return nil, err
+	}
 	now := n.clock.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -106,7 +109,7 @@ func (n *Notifier) TenantSubscriptions(tenant string) []presence.Subscription {
 		}
 	}
 	slices.SortFunc(out, func(a, b presence.Subscription) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	return out, nil
 }
 
 // answerKey is the context key under which a delivery attempt waits for

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -36,10 +37,10 @@ func TestDeliveryLogRecordsAttempts(t *testing.T) {
 	if r := got[0]; r.Status != 202 || r.Outcome != presence.DeliveryDelivered || r.Attempt != 2 || !r.NextRetry.IsZero() {
 		t.Fatalf("the retry (newest first): %+v", r)
 	}
-	if subs := h.n.TenantSubscriptions(tTenant); len(subs) != 1 || subs[0].ID != sub.ID {
+	if subs, err := h.n.TenantSubscriptions(context.Background(), tTenant); err != nil || len(subs) != 1 || subs[0].ID != sub.ID {
 		t.Fatalf("TenantSubscriptions: %+v", subs)
 	}
-	if subs := h.n.TenantSubscriptions("5e1f0a2b-1111-4111-8111-0000000000b2"); len(subs) != 0 {
+	if subs, err := h.n.TenantSubscriptions(context.Background(), "5e1f0a2b-1111-4111-8111-0000000000b2"); err != nil || len(subs) != 0 {
 		t.Fatalf("another tenant's subscriptions: %+v", subs)
 	}
 }
