@@ -249,6 +249,12 @@ describe("the console", { skip: !haveChromium && `no chromium at ${chromiumPath}
     assert.match(text, /retry 1/, "the retry is counted");
     await page.screenshot({ path: path.join(imgDir, "console-deliveries.png"), fullPage: true });
 
+    // The tabs follow the keyboard: arrow keys move between them.
+    await page.getByRole("tab", { name: "Subscriptions" }).focus();
+    await page.keyboard.press("ArrowRight");
+    await page.getByRole("tab", { name: "Health", selected: true }).waitFor();
+    await page.keyboard.press("ArrowLeft");
+    await page.getByRole("tab", { name: "Subscriptions", selected: true }).waitFor();
     await page.getByRole("tab", { name: "Health" }).click();
     await page.getByTestId("health").filter({ hasText: "Live sessions" }).waitFor();
     await page.getByTestId("health").filter({ hasText: "memory" }).waitFor();
