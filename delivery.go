@@ -1,10 +1,27 @@
 package presence
 
-import "time"
+import (
+	"context"
+	"time"
+)
+
+// DeliveryLog keeps the recent delivery attempts of each subscription: the
+// notification service records every attempt, the console reads them. One
+// process keeps them in memory; several nodes can share one log (on the
+// store they share) so that any node's console shows every node's
+// deliveries. It must be safe for concurrent use and bounded.
+type DeliveryLog interface {
+	// Record adds an attempt. It is called as each delivery attempt ends,
+	// on the delivering goroutine, so it must be quick (a shared log may
+	// buffer); an error is logged and otherwise ignored.
+	Record(ctx context.Context, a DeliveryAttempt) error
+	// Recent returns the subscription's recorded attempts, newest first.
+	Recent(ctx context.Context, subscription string) ([]DeliveryAttempt, error)
+}
 
 // DeliveryAttempt is one webhook POST presenced made for a subscription
 // and what came of it, as the console shows it. The notification service
-// keeps the most recent ones of each subscription in memory.
+// keeps the most recent ones of each subscription in a DeliveryLog.
 type DeliveryAttempt struct {
 	// Subscription is the id of the subscription the POST was for.
 	Subscription string

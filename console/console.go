@@ -64,7 +64,7 @@ type Config struct {
 	TenantSubscriptions func(ctx context.Context, tenant string) ([]presence.Subscription, error)
 	// Deliveries returns a subscription's recent delivery attempts, newest
 	// first.
-	Deliveries func(subscription string) []presence.DeliveryAttempt
+	Deliveries func(ctx context.Context, subscription string) ([]presence.DeliveryAttempt, error)
 	// Gatherer is the registry /metrics serves; health reads the same
 	// figures from it.
 	Gatherer prometheus.Gatherer

@@ -108,7 +108,9 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request, v viewer) e
 	}
 	var attempts []presence.DeliveryAttempt
 	if c.cfg.Deliveries != nil {
-		attempts = c.cfg.Deliveries(id)
+		if attempts, err = c.cfg.Deliveries(r.Context(), id); err != nil {
+			return err
+		}
 	}
 	out := make([]deliveryRecord, 0, len(attempts))
 	for _, a := range attempts {

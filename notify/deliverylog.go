@@ -20,10 +20,11 @@ const (
 	logItems           = 20
 )
 
-// deliveryLog keeps the most recent delivery attempts of each subscription
-// in memory, for the console. It is bounded: logPerSubscription attempts
-// per subscription, logSubscriptions subscriptions.
-type deliveryLog struct {
+// MemoryDeliveryLog is the delivery log of one process: the most recent
+// delivery attempts of each subscription, in memory. It is bounded: 50
+// attempts per subscription, of the 1024 subscriptions written to most
+// recently, 20 notifications per attempt.
+type MemoryDeliveryLog struct {
 	mu    sync.Mutex
 	bySub map[string]*subLog
 	seq   uint64 // counts writes, to tell the least recently written
@@ -35,9 +36,28 @@ type subLog struct {
 	touched  uint64 // the log's seq at the last write
 }
 
-func newDeliveryLog() *deliveryLog { return &deliveryLog{bySub: map[string]*subLog{}} }
+var _ presence.DeliveryLog = (*MemoryDeliveryLog)(nil)
 
-func (l *deliveryLog) add(a presence.DeliveryAttempt) {
+// NewMemoryDeliveryLog returns an empty log.
+func NewMemoryDeliveryLog() *MemoryDeliveryLog {
+	return &MemoryDeliveryLog{bySub: map[string]*subLog{}}
+}
+
+// Record implements presence.DeliveryLog; it never fails.
+func (l *MemoryDeliveryLog) Record(_ context.Context, a presence.DeliveryAttempt) error {
+	if len(a.Items) > logItems {
+		a.Items = a.Items[:logItems:logItems]
+	}
+	l.add(a)
+	return nil
+}
+
+// Recent implements presence.DeliveryLog; it never fails.
+func (l *MemoryDeliveryLog) Recent(_ context.Context, subscription string) ([]presence.DeliveryAttempt, error) {
+	return l.recent(subscription), nil
+}
+
+func (l *MemoryDeliveryLog) add(a presence.DeliveryAttempt) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.bySub[a.Subscription]
@@ -59,7 +79,7 @@ func (l *deliveryLog) add(a presence.DeliveryAttempt) {
 }
 
 // evictLocked forgets the subscription written to least recently.
-func (l *deliveryLog) evictLocked() {
+func (l *MemoryDeliveryLog) evictLocked() {
 	var oldest string
 	var at uint64
 	for id, s := range l.bySub {
@@ -71,7 +91,7 @@ func (l *deliveryLog) evictLocked() {
 }
 
 // recent returns the subscription's attempts, newest first.
-func (l *deliveryLog) recent(sub string) []presence.DeliveryAttempt {
+func (l *MemoryDeliveryLog) recent(sub string) []presence.DeliveryAttempt {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.bySub[sub]
@@ -86,10 +106,11 @@ func (l *deliveryLog) recent(sub string) []presence.DeliveryAttempt {
 }
 
 // Deliveries returns the most recent delivery attempts of the subscription
-// id, newest first (at most 50, kept in memory only: a restart forgets
-// them). It does not check who asks: callers authorize first.
-func (n *Notifier) Deliveries(id string) []presence.DeliveryAttempt {
-	return n.dlog.recent(strings.ToLower(id))
+// id, newest first, from the delivery log (by default in memory: at most
+// 50, forgotten at a restart). It does not check who asks: callers
+// authorize first.
+func (n *Notifier) Deliveries(ctx context.Context, id string) ([]presence.DeliveryAttempt, error) {
+	return n.dlog.Recent(ctx, strings.ToLower(id))
 }
 
 // TenantSubscriptions returns every live subscription of tenant, whoever
@@ -186,6 +207,8 @@ func (d *deliverer) logAttempt(ctx context.Context, q *queue, batch []item, at t
 		default:
 			rec.Outcome = presence.DeliveryDropped
 		}
-		d.n.dlog.add(rec)
+		if err := d.n.dlog.Record(ctx, rec); err != nil {
+			d.n.logger.WarnContext(ctx, "recording a delivery attempt", "subscription", rec.Subscription, "err", err)
+		}
 	}
 }

@@ -16,7 +16,7 @@ func TestDeliveryLogRecordsAttempts(t *testing.T) {
 	h.set(tUser1, "Busy", "InACall")
 	at := h.clock.Now()
 	h.advance(0)
-	got := h.n.Deliveries(sub.ID)
+	got, _ := h.n.Deliveries(context.Background(), sub.ID)
 	if len(got) != 1 {
 		t.Fatalf("after one attempt the log holds %d: %+v", len(got), got)
 	}
@@ -30,7 +30,7 @@ func TestDeliveryLogRecordsAttempts(t *testing.T) {
 	}
 	h.sink.answer(http.StatusAccepted)
 	h.advance(firstBackoff)
-	got = h.n.Deliveries(sub.ID)
+	got, _ = h.n.Deliveries(context.Background(), sub.ID)
 	if len(got) != 2 {
 		t.Fatalf("after the retry the log holds %d: %+v", len(got), got)
 	}
@@ -46,7 +46,7 @@ func TestDeliveryLogRecordsAttempts(t *testing.T) {
 }
 
 func TestDeliveryLogIsBounded(t *testing.T) {
-	l := newDeliveryLog()
+	l := NewMemoryDeliveryLog()
 	for i := range logPerSubscription + 10 {
 		l.add(presence.DeliveryAttempt{Subscription: "a", Attempt: i})
 	}
