@@ -293,4 +293,26 @@ describe("the console", { skip: !haveChromium && `no chromium at ${chromiumPath}
     await page.getByTestId(`user-${USER}`).waitFor();
     await page.screenshot({ path: path.join(imgDir, "console-operator.png") });
   });
+
+  test("without /presenced/events the board follows Graph's presence stream of its users", { timeout: 120_000 }, async () => {
+    const user = "0c3d4e5f-0000-4000-8000-00000000c0c0";
+    const hook = `/_test/tenants/${TENANT}/users/${user}/clientSessions/teams-web`;
+    assert.equal((await call("PUT", hook, undefined, { availability: "Available", activity: "Available" })).status, 204);
+    const token = await mintToken("--roles", "Presence.Read.All");
+    const p = await browser.newPage();
+    try {
+      // An older presenced: no tenant-wide stream.
+      await p.route("**/presenced/events", (route) => route.fulfill({ status: 404, contentType: "application/json", body: '{"error":{"code":"NotFound","message":"no"}}' }));
+      await p.goto(new URL("/presenced/console/", baseUrl).href);
+      await p.getByLabel(/^Bearer token/).fill(token);
+      await p.getByRole("button", { name: "Sign in", exact: true }).click();
+      await p.getByTestId("live").filter({ hasText: "live (page's users)" }).waitFor();
+      const c = p.getByTestId(`user-${user}`);
+      await c.getByTestId("pair").filter({ hasText: "Available / Available" }).waitFor();
+      assert.equal((await call("PUT", `/_test/tenants/${TENANT}/users/${user}/calendarBusy`, undefined, { active: true })).status, 204);
+      await c.getByTestId("pair").filter({ hasText: "Busy / InAMeeting" }).waitFor();
+    } finally {
+      await p.close();
+    }
+  });
 });
