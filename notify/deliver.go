@@ -530,6 +530,8 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	// The backoff counts from the attempt, not from when its answer came:
 	// the clock may move while the POST is in flight.
 	attemptAt := d.n.clock.Now()
+	ctx, logged := d.logAttempt(ctx, q, batch, attemptAt)
+	defer logged()
 	start := time.Now()
 	delivered := d.post(ctx, target, body)
 	took := time.Since(start)

@@ -44,6 +44,10 @@ type Config struct {
 	Workers int
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// DeliveryLog, when set, records delivery attempts for the console
+	// instead of memory (MemoryDeliveryLog): a shared log shows every
+	// node's deliveries.
+	DeliveryLog presence.DeliveryLog
 	// Subscriptions, when set, keeps the subscriptions instead of a file
 	// in Dir: a shared store makes several nodes one service.
 	Subscriptions presence.SubscriptionStore
@@ -76,7 +80,8 @@ type Notifier struct {
 	version uint64                    // the store's version the index was loaded at
 	shared  bool                      // other nodes write the store too
 
-	d *deliverer
+	d    *deliverer
+	dlog presence.DeliveryLog // recent delivery attempts, for the console
 }
 
 type slotKey struct{ tenant, creator, app string }
@@ -106,6 +111,10 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.Client == nil {
 		cfg.Client = http.DefaultClient
 	}
+	cfg.Client = observeClient(cfg.Client)
+	if cfg.DeliveryLog == nil {
+		cfg.DeliveryLog = NewMemoryDeliveryLog()
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -120,7 +129,7 @@ func New(cfg Config) (*Notifier, error) {
 	n := &Notifier{
 		cfg: cfg, svc: cfg.Service, clock: cfg.Service.Clock(), store: st, logger: cfg.Logger, m: cfg.Metrics,
 		subs: map[string]*presence.Subscription{}, byUser: map[presence.Key][]string{},
-		slots: map[slotKey]string{}, pending: map[slotKey]bool{},
+		slots: map[slotKey]string{}, pending: map[slotKey]bool{}, dlog: cfg.DeliveryLog,
 	}
 	_, local := st.(fileSubs)
 	n.shared = !local

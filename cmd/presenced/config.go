@@ -36,6 +36,9 @@ type Config struct {
 	MaxSubscriptionLifetime time.Duration
 	// ValidationTimeout bounds the notification URL handshake (Graph: 10 s).
 	ValidationTimeout time.Duration
+	// ConsoleOperatorTokenFile holds the console's operator secret; empty
+	// turns the operator view off.
+	ConsoleOperatorTokenFile string
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -56,7 +59,7 @@ type envFlag struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -75,6 +78,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		{"pprof", "PRESENCED_PPROF", "", "serve net/http/pprof on this separate address (off when empty)", &pprofAddr},
 		{"max-subscription-lifetime", "PRESENCED_MAX_SUBSCRIPTION_LIFETIME", "60m", "longest lifetime of a subscription (Graph: 60m; beyond Graph when longer)", &maxLife},
 		{"validation-timeout", "PRESENCED_VALIDATION_TIMEOUT", "10s", "time a notification URL has to answer the validation handshake (Graph: 10s)", &validation},
+		{"console-operator-token-file", "PRESENCED_CONSOLE_OPERATOR_TOKEN_FILE", "", "file holding a secret (32+ characters) that signs in to the console as operator of every tenant (off when empty)", &operatorFile},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -106,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	cfg := Config{Addr: addr, DataDir: data, Store: store, PublicURL: strings.TrimSuffix(publicURL, "/"), JWKSURL: jwksURL,
 		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
 		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr, AllowAppSubscriptions: appSubs}
+	cfg.ConsoleOperatorTokenFile = operatorFile
 	var err error
 	if cfg.MaxSubscriptionLifetime, err = time.ParseDuration(maxLife); err != nil || cfg.MaxSubscriptionLifetime < time.Minute {
 		return Config{}, fmt.Errorf("--max-subscription-lifetime: want a duration of a minute or more such as 60m or 24h, got %q", maxLife)

@@ -132,6 +132,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			AfterAdvance: notifier.Flush,
 		}))
 	}
+	con, err := mountConsole(mux, consoleDeps{cfg: cfg, svc: svc, store: store, verifier: verifier, notifier: notifier, gatherer: reg, writeError: api.WriteError, logger: logger})
+	if err != nil {
+		return err
+	}
 	mux.Handle("/", api)
 
 	if cfg.PprofAddr != "" {
@@ -152,6 +156,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	srv.RegisterOnShutdown(api.CloseStreams)
+	srv.RegisterOnShutdown(con.Close)
 
 	// Before anything writes: count the stored sessions and queue the
 	// notifications a crash left in outboxes.
@@ -171,7 +176,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		logger.Error("first scheduler pass", "err", err)
 	}
 
-	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks)
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks, "console", publicURL+"/presenced/console/")
 	fmt.Fprintf(stdout, "presenced listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
 	go func() {
