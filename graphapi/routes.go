@@ -23,13 +23,13 @@ func (s *Server) routeTable() []route {
 	}
 	if s.subs != nil {
 		rs = append(rs,
-			route{method: "POST", path: "subscriptions", name: "createSubscription", handle: s.createSubscription},
+			route{method: "POST", path: "subscriptions", name: "createSubscription", handle: s.createSubscription, throttled: true},
 			route{method: "GET", path: "subscriptions", name: "listSubscriptions", handle: s.listSubscriptions},
 			route{method: "GET", path: "subscriptions/{id}", name: "getSubscription", handle: s.getSubscription},
-			route{method: "PATCH", path: "subscriptions/{id}", name: "updateSubscription", handle: s.updateSubscription},
+			route{method: "PATCH", path: "subscriptions/{id}", name: "updateSubscription", handle: s.updateSubscription, throttled: true},
 			route{method: "DELETE", path: "subscriptions/{id}", name: "deleteSubscription", handle: s.deleteSubscription},
-			route{method: "POST", path: "subscriptions/{id}/reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription},
-			route{method: "POST", path: "subscriptions/{id}/microsoft.graph.reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription},
+			route{method: "POST", path: "subscriptions/{id}/reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription, throttled: true},
+			route{method: "POST", path: "subscriptions/{id}/microsoft.graph.reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription, throttled: true},
 		)
 	}
 	for alias, path := range map[string]string{aliasMe: "me/presence", aliasUsers: "users/{id}/presence", aliasCommunications: "communications/presences/{id}"} {
@@ -64,12 +64,14 @@ const (
 )
 
 type route struct {
-	method    string
-	alias     string
-	path      string
-	name      string
-	handle    handler
-	throttled bool // counts against the presence budget
+	method string
+	alias  string
+	path   string
+	name   string
+	handle handler
+	// throttled: counts against the (app, tenant) budget; presence
+	// requests, and the subscription writes that make presenced call out
+	throttled bool
 	segments  []string
 	hasID     bool // the path has an {id} segment
 	allow     string

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,15 @@ type Config struct {
 	// RateLimit is the presence requests allowed per 30 s per (app, tenant);
 	// 0 turns throttling off.
 	RateLimit int
+	// Limiter keeps the budgets; nil keeps them in memory (NewMemoryLimiter).
+	Limiter Limiter
+	// ThrottleRealTime makes a throttling window also end once real time
+	// has moved past it, whatever the service clock says (for a test clock,
+	// which stands still). The budget then has a second view on the real
+	// clock: a second MemoryLimiter, or with Config.Limiter set, the same
+	// limiter under the app "realtime/<app>". A request is admitted when
+	// either view admits it.
+	ThrottleRealTime bool
 	// MaxBodyBytes bounds a request body, after decompression (default 1 MiB).
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -55,7 +65,11 @@ type Server struct {
 	publicURL    string
 	maxBody      int64
 	logger       *slog.Logger
-	limiter      *limiter
+	limiter      Limiter
+	realLimiter  Limiter // the real-time view, with ThrottleRealTime
+	realApp      string  // prefixes the app in realLimiter's keys
+	limit        atomic.Int64
+	window       atomic.Int64 // nanoseconds
 	routes       []route
 	streamsDone  chan struct{}
 	closeStreams sync.Once
@@ -75,7 +89,7 @@ func NewServer(cfg Config) (*Server, error) {
 		publicURL:   strings.TrimSuffix(cfg.PublicURL, "/"),
 		maxBody:     cfg.MaxBodyBytes,
 		logger:      cfg.Logger,
-		limiter:     newLimiter(cfg.RateLimit),
+		limiter:     cfg.Limiter,
 		streamsDone: make(chan struct{}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_http_requests_total",
@@ -89,6 +103,16 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
+	}
+	s.limit.Store(int64(cfg.RateLimit))
+	s.window.Store(int64(throttleWindow))
+	if s.limiter == nil {
+		s.limiter = NewMemoryLimiter()
+		if cfg.ThrottleRealTime {
+			s.realLimiter = NewMemoryLimiter()
+		}
+	} else if cfg.ThrottleRealTime {
+		s.realLimiter, s.realApp = s.limiter, realTimeApp
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -106,7 +130,44 @@ func NewServer(cfg Config) (*Server, error) {
 
 // SetRateLimit changes the presence request budget per 30 s per (app,
 // tenant); 0 turns throttling off.
-func (s *Server) SetRateLimit(n int) { s.limiter.setLimit(n) }
+func (s *Server) SetRateLimit(n int) { s.limit.Store(int64(n)) }
+
+// SetThrottleWindow changes the throttling window (Graph's is 30 s, the
+// default); the test hooks shorten it so that a test can wait one out.
+func (s *Server) SetThrottleWindow(d time.Duration) {
+	if d <= 0 {
+		d = throttleWindow
+	}
+	s.window.Store(int64(d))
+}
+
+// throttle draws one request of p from its (app, tenant) budget: nil when
+// admitted, *throttled when over it, and an Unavailable error when the
+// limiter cannot decide.
+func (s *Server) throttle(ctx context.Context, p presence.Principal) error {
+	b := Budget{Limit: int(s.limit.Load()), Window: time.Duration(s.window.Load())}
+	if b.Limit <= 0 {
+		return nil
+	}
+	wait, ok, err := s.limiter.Allow(ctx, p.AppID, p.Tenant, s.svc.Clock().Now(), b)
+	if err != nil {
+		return presence.Unavailable(fmt.Errorf("throttle: %w", err))
+	}
+	if s.realLimiter != nil {
+		// Both views count every request; either one admitting it is
+		// enough.
+		realWait, realOK, err := s.realLimiter.Allow(ctx, s.realApp+p.AppID, p.Tenant, time.Now(), b)
+		if err != nil {
+			return presence.Unavailable(fmt.Errorf("throttle: %w", err))
+		}
+		ok = ok || realOK
+		wait = min(wait, realWait)
+	}
+	if ok {
+		return nil
+	}
+	return &throttled{retryAfter: retrySeconds(wait)}
+}
 
 // The names of the headers every request reads or writes, in the
 // canonical form net/http keeps them in (header names are
@@ -218,9 +279,7 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rt *route, c *c
 	}
 	c.principal = p
 	if rt.throttled {
-		if ok, wait := s.limiter.allow(p.AppID, p.Tenant, s.svc.Clock().Now()); !ok {
-			return &throttled{retryAfter: wait}
-		}
+		return s.throttle(r.Context(), p)
 	}
 	return nil
 }

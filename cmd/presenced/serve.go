@@ -96,8 +96,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Auth:          verifier,
 		PublicURL:     cfg.PublicURL,
 		RateLimit:     cfg.RateLimit,
-		Logger:        logger,
-		Registerer:    reg,
+		// A test clock stands still: a throttling window also ends in
+		// real time, or a client over its budget would wait forever.
+		ThrottleRealTime: cfg.TestHooks,
+		Logger:           logger,
+		Registerer:       reg,
 	})
 	if err != nil {
 		return err
@@ -125,11 +128,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	})
 	if cfg.TestHooks {
 		mux.Handle("/_test/", testhooks.NewHandler(testhooks.Config{
-			Service:      svc,
-			Clock:        testClock,
-			SetRateLimit: api.SetRateLimit,
-			WriteError:   api.WriteError,
-			AfterAdvance: notifier.Flush,
+			Service:           svc,
+			Clock:             testClock,
+			SetRateLimit:      api.SetRateLimit,
+			SetThrottleWindow: api.SetThrottleWindow,
+			WriteError:        api.WriteError,
+			AfterAdvance:      notifier.Flush,
 		}))
 	}
 	mux.Handle("/", api)
