@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,4 +56,41 @@ func TestSubscriptionWritesAreThrottled(t *testing.T) {
 	want429(t, f.post(f.p("/subscriptions"), "D1ra", subBody(userRes(f.U3), sk.URL, exp)))
 	want429(t, f.s.do(t, "PATCH", f.p("/subscriptions/%s", id), f.tok("D1ra"), map[string]any{"expirationDateTime": graphTime(exp)}))
 	want429(t, f.post(f.p("/subscriptions/%s/reauthorize", id), "D1ra", nil))
+}
+
+// #9.2: with --webhook-allow-private=false (as without --test-hooks),
+// notification URLs that reach loopback, link-local or private addresses,
+// named or resolved, are refused with a 400 that says why, and the
+// receiver is never called.
+func TestWebhookPrivateAddressesRefused(t *testing.T) {
+	s := startTestServer(t, hookedArgs(t, "--webhook-allow-private=false"), nil)
+	f := newFixture(t)
+	f.s = s
+	sk := newSink(t)
+	port := sk.URL[strings.LastIndexByte(sk.URL, ':')+1:]
+	exp := nowOn(t, s).Add(50 * time.Minute)
+	for _, c := range []struct{ url, kind string }{
+		{sk.URL + "/hook", "loopback"},
+		{"https://localhost:" + port + "/hook", "loopback"},
+		{"https://[::ffff:127.0.0.1]:" + port + "/hook", "loopback"},
+		{"https://[::1]:" + port + "/hook", "loopback"},
+		{"https://169.254.169.254/latest/meta-data/", "link-local"},
+		{"https://[::ffff:169.254.169.254]/", "link-local"},
+		{"https://10.0.0.1:9/hook", "private"},
+		{"https://0.0.0.0:" + port + "/hook", "unspecified"},
+	} {
+		r := f.subscribe("D1ra", subBody(userRes(f.U2), c.url, exp))
+		wantStatus(t, r, http.StatusBadRequest)
+		if msg := r.str("error", "message"); !strings.Contains(msg, "a "+c.kind+" address") {
+			t.Errorf("%s: message %q does not say it is a %s address", c.url, msg, c.kind)
+		}
+	}
+	// A lifecycle URL is checked the same way (after the notification URL,
+	// which here must be refused first: no public receiver in a test).
+	body := subBody(userRes(f.U2), sk.URL+"/hook", exp)
+	body["lifecycleNotificationUrl"] = "https://169.254.169.254/"
+	wantStatus(t, f.subscribe("D1ra", body), http.StatusBadRequest)
+	if n := len(sk.handshakeList()) + len(sk.deliveries()); n != 0 {
+		t.Errorf("the receiver got %d requests", n)
+	}
 }

@@ -36,6 +36,10 @@ type Config struct {
 	MaxSubscriptionLifetime time.Duration
 	// ValidationTimeout bounds the notification URL handshake (Graph: 10 s).
 	ValidationTimeout time.Duration
+	// WebhookAllowPrivate lets notification and lifecycle URLs reach
+	// loopback, private, link-local and other non-public addresses; on by
+	// default with --test-hooks only.
+	WebhookAllowPrivate bool
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -97,6 +101,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 		fs.BoolVar(f.target, f.name, def, f.usage+" ($"+f.env+"=1)")
 	}
+	var allowPrivate optBool
+	if v := getenv("PRESENCED_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		b, err := parseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("PRESENCED_WEBHOOK_ALLOW_PRIVATE: %w", err)
+		}
+		allowPrivate = optBool{set: true, v: b}
+	}
+	fs.Var(&allowPrivate, "webhook-allow-private", "let notification and lifecycle URLs reach loopback, private, link-local and other non-public addresses (default: on with --test-hooks, else off) ($PRESENCED_WEBHOOK_ALLOW_PRIVATE=1)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -106,6 +119,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	cfg := Config{Addr: addr, DataDir: data, Store: store, PublicURL: strings.TrimSuffix(publicURL, "/"), JWKSURL: jwksURL,
 		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
 		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr, AllowAppSubscriptions: appSubs}
+	cfg.WebhookAllowPrivate = testHooks
+	if allowPrivate.set {
+		cfg.WebhookAllowPrivate = allowPrivate.v
+	}
 	var err error
 	if cfg.MaxSubscriptionLifetime, err = time.ParseDuration(maxLife); err != nil || cfg.MaxSubscriptionLifetime < time.Minute {
 		return Config{}, fmt.Errorf("--max-subscription-lifetime: want a duration of a minute or more such as 60m or 24h, got %q", maxLife)
@@ -130,6 +147,28 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	return cfg, nil
 }
+
+// optBool is a boolean flag that knows whether it was given.
+type optBool struct{ set, v bool }
+
+func (b *optBool) String() string {
+	if b == nil {
+		return "false"
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optBool) Set(s string) error {
+	v, err := parseBool(s)
+	if err != nil {
+		return err
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
+// IsBoolFlag lets the flag be given without a value.
+func (b *optBool) IsBoolFlag() bool { return true }
 
 func parseBool(s string) (bool, error) {
 	switch strings.ToLower(s) {

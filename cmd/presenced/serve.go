@@ -316,6 +316,9 @@ func newNotifier(cfg Config, svc *presence.Service, publicURL string, logger *sl
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	tr.MaxIdleConnsPerHost = 64
+	if !cfg.WebhookAllowPrivate {
+		notify.GuardTransport(tr)
+	}
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	keyFile, dir := "", ""
