@@ -4,8 +4,14 @@ package e2e
 // throttling in real time.
 
 import (
+	"errors"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,3 +100,178 @@ func TestWebhookPrivateAddressesRefused(t *testing.T) {
 		t.Errorf("the receiver got %d requests", n)
 	}
 }
+
+// ownStream is the stream's address under presenced's own prefix.
+const ownStream = "/presenced/stream"
+
+// #9.1: the stream lives at /presenced/stream, authorized as before; the
+// Graph-style address is a deprecated alias that says so.
+func TestStreamAtOwnPrefix(t *testing.T) {
+	f := newFixture(t)
+	f.mustSet(f.U1, "Busy", "InACall", "PT1H", "APPrw")
+	res, es := openStreamAt(t, f.s, ownStream, f.tok("D1ra"), f.U1, f.U2)
+	if es == nil {
+		t.Fatalf("GET %s -> %d, want 200", ownStream, res.StatusCode)
+	}
+	if res.Header.Get("Deprecation") != "" {
+		t.Errorf("the new address is marked deprecated")
+	}
+	wantEvent(t, es.next(t), f.U1, "Busy/InACall")
+	wantEvent(t, es.next(t), f.U2, "Offline/Offline")
+	f.mustSet(f.U2, "Away", "Away", "PT1H", "APPrw")
+	wantEvent(t, es.next(t), f.U2, "Away/Away")
+	// Permissions as before: Presence.Read reads only oneself.
+	if res, _ := openStreamAt(t, f.s, ownStream, f.tok("D1r"), f.U2); res.StatusCode != http.StatusForbidden {
+		t.Errorf("D1r on U2 -> %d, want 403", res.StatusCode)
+	}
+	if res, _ := openStreamAt(t, f.s, ownStream, "", f.U1); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("no token -> %d, want 401", res.StatusCode)
+	}
+	res, es = openStream(t, f.s, "v1.0", f.tok("D1ra"), f.U1)
+	if es == nil {
+		t.Fatalf("the old address -> %d, want 200", res.StatusCode)
+	}
+	if res.Header.Get("Deprecation") == "" || !strings.Contains(res.Header.Get("Link"), ownStream) {
+		t.Errorf("the old address: Deprecation %q, Link %q; want it marked deprecated with a link to %s",
+			res.Header.Get("Deprecation"), res.Header.Get("Link"), ownStream)
+	}
+	wantEvent(t, es.next(t), f.U1, "Busy/InACall")
+}
+
+// #9.1: streams are capped per (app, tenant) and in all; beyond a cap a
+// stream is refused with a Graph-shaped 429 and Retry-After, and a closed
+// stream frees its place.
+func TestStreamCaps(t *testing.T) {
+	s := startTestServer(t, hookedArgs(t, "--max-streams-per-app", "2", "--max-streams", "3"), nil)
+	f := newFixture(t)
+	f.s = s
+	open := func(tok string) (*http.Response, *eventStream) {
+		t.Helper()
+		return openStreamAt(t, s, ownStream, tok, f.U1)
+	}
+	_, a1 := open(f.tok("D1ra"))
+	_, a2 := open(f.tok("APPr")) // same app A, another token
+	if a1 == nil || a2 == nil {
+		t.Fatal("the first two streams of app A were refused")
+	}
+	wantThrottledStream(t, s, f.tok("D1ra"), f.U1, "this application may hold 2")
+	_, b1 := open(f.tok("APPBr"))
+	if b1 == nil {
+		t.Fatal("app B's stream was refused")
+	}
+	g := f.inTenant(newGUID())
+	wantThrottledStream(t, s, g.tok("APPr"), g.U1, "at most 3")
+	// A stream that ends frees its place.
+	a1.cancel()
+	eventually(t, 10*time.Second, func() bool {
+		res, es := open(f.tok("D1ra"))
+		if es != nil {
+			es.cancel()
+			return true
+		}
+		return res.StatusCode != http.StatusTooManyRequests
+	}, func() string { return "a closed stream's place was not freed" })
+}
+
+// wantThrottledStream opens a stream that a cap must refuse.
+func wantThrottledStream(t *testing.T, s *server, tok, user, msg string) {
+	t.Helper()
+	r := s.do(t, "GET", ownStream+"?$filter="+url.QueryEscape("id in ('"+user+"')"), tok, nil)
+	wantError(t, r, http.StatusTooManyRequests, "TooManyRequests", "")
+	if !strings.Contains(r.str("error", "message"), msg) {
+		t.Errorf("429 message %q, want it to say %q", r.str("error", "message"), msg)
+	}
+	assertRetryAfter(t, r.Header.Get("Retry-After"), r.String())
+}
+
+// #9.1: a stream ends, with an event telling the client to reconnect, when
+// the token it was opened with expires.
+func TestStreamEndsWhenTokenExpires(t *testing.T) {
+	f := newFixture(t)
+	c := f.delegated(f.T, f.U1, f.A, "Presence.Read.All")
+	c["exp"] = time.Now().Add(3 * time.Second).Unix()
+	res, es := openStreamAt(t, f.s, ownStream, f.mint(c), f.U1)
+	if es == nil {
+		t.Fatalf("GET stream -> %d, want 200", res.StatusCode)
+	}
+	wantEvent(t, es.next(t), f.U1, "Offline/Offline")
+	ev := es.next(t)
+	if ev.Event != "reconnect" || ev.str("reason") != "tokenExpired" {
+		t.Fatalf("got event %q %s, want reconnect with reason tokenExpired", ev.Event, ev.Raw)
+	}
+	select {
+	case _, ok := <-es.events:
+		if ok {
+			t.Error("the stream went on after the reconnect event")
+		}
+	case <-time.After(deliveryWithin):
+		t.Error("the stream did not end after the reconnect event")
+	}
+}
+
+// #9.1: a client that stops reading is dropped rather than buffered
+// without end: its stream ends (the server closes it within the write
+// deadline), and the dropped events are counted.
+func TestStreamSlowReaderDropped(t *testing.T) {
+	s := startTestServer(t, hookedArgs(t, "--rate-limit", "0"), nil)
+	f := newFixture(t)
+	f.s = s
+	// A client with a small receive buffer that reads nothing past the
+	// headers.
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, DisableCompression: true}}
+	req, _ := http.NewRequest("GET", s.base+ownStream+"?$filter="+url.QueryEscape("id in ('"+f.U1+"')"), nil)
+	req.Header.Set("Authorization", "Bearer "+f.tok("D1ra"))
+	res, err := hc.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET stream: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	if n := streamsOpen(t, s); n != 1 {
+		t.Fatalf("presenced_streams_open = %v, want 1", n)
+	}
+	// Large events (a 64 KB status message), changing fast.
+	wantEmptyOK(t, f.post(f.p("/users/%s/presence/setStatusMessage", f.U1), "D1rw", statusText(strings.Repeat("x", 64<<10), nil)))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 2000 && streamsOpen(t, s) > 0; i++ {
+			pair := [2]string{"Busy", "InACall"}
+			if i%2 == 1 {
+				pair = [2]string{"Available", "Available"}
+			}
+			f.set(f.U1, pair[0], pair[1], "PT1H", "APPrw")
+		}
+	}()
+	eventually(t, 60*time.Second, func() bool { return streamsOpen(t, s) == 0 },
+		func() string { return "the stream of a client that reads nothing is still open" })
+	<-done
+	if dropped := metricValue(t, s, "presenced_change_events_dropped_total"); dropped < 1 {
+		t.Errorf("presenced_change_events_dropped_total = %v, want the dropped events counted", dropped)
+	}
+}
+
+// metricValue reads one unlabelled metric from s's /metrics.
+func metricValue(t testing.TB, s *server, name string) float64 {
+	t.Helper()
+	res, err := client.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
+}
+
+func streamsOpen(t testing.TB, s *server) float64 { return metricValue(t, s, "presenced_streams_open") }

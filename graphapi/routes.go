@@ -18,7 +18,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "communications/presences", name: "listPresences", handle: s.listPresences, throttled: true},
 		{method: "POST", path: "communications/getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
 		{method: "POST", path: "communications/microsoft.graph.getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
-		{method: "GET", path: "communications/presences/stream", name: "presenceStream", handle: s.stream, throttled: true},
+		// Deprecated: the stream moved to /presenced/stream (ownRouteTable).
+		{method: "GET", path: "communications/presences/stream", name: "presenceStream", handle: s.deprecatedStream, throttled: true},
 		{method: "POST", path: "$batch", name: "batch", handle: s.batch},
 	}
 	if s.subs != nil {
@@ -46,6 +47,19 @@ func (s *Server) routeTable() []route {
 			}
 		}
 	}
+	return compileRoutes(rs)
+}
+
+// ownRouteTable is what presenced adds beyond Graph, under /presenced/
+// (paths relative to it), authorized with the same tokens.
+func (s *Server) ownRouteTable() []route {
+	return compileRoutes([]route{
+		{method: "GET", path: "stream", name: "presenceStream", handle: s.stream, throttled: true},
+	})
+}
+
+// compileRoutes splits the routes' paths into segments.
+func compileRoutes(rs []route) []route {
 	for i := range rs {
 		rs[i].segments = strings.Split(rs[i].path, "/")
 		rs[i].hasID = slices.Contains(rs[i].segments, "{id}")
@@ -91,14 +105,14 @@ type call struct {
 
 var errMethod = presence.Errorf(presence.CodeMethodNotAllowed, "Specified HTTP method is not allowed for the request target.")
 
-// match finds the route of method and path and returns its {id} segment.
-// A path that matches with another method gives errMethod and the route
-// with its Allow header filled in.
-func (s *Server) match(method, path string) (*route, string, error) {
+// match finds the route of method and path among routes and returns its
+// {id} segment. A path that matches with another method gives errMethod
+// and the route with its Allow header filled in.
+func match(routes []route, method, path string) (*route, string, error) {
 	path = strings.TrimSuffix(path, "/")
 	var allowed []string
-	for i := range s.routes {
-		rt := &s.routes[i]
+	for i := range routes {
+		rt := &routes[i]
 		id, ok := matchSegments(rt.segments, path)
 		if !ok {
 			continue

@@ -50,6 +50,11 @@ type Config struct {
 	// limiter under the app "realtime/<app>". A request is admitted when
 	// either view admits it.
 	ThrottleRealTime bool
+	// MaxStreams caps the event streams open at once (default
+	// DefaultMaxStreams), and MaxStreamsPerApp those of one (app, tenant)
+	// (default DefaultMaxStreamsPerApp); beyond them a stream is refused
+	// with 429.
+	MaxStreams, MaxStreamsPerApp int
 	// MaxBodyBytes bounds a request body, after decompression (default 1 MiB).
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -71,6 +76,8 @@ type Server struct {
 	limit        atomic.Int64
 	window       atomic.Int64 // nanoseconds
 	routes       []route
+	ownRoutes    []route // under /presenced/
+	streams      *streamCaps
 	streamsDone  chan struct{}
 	closeStreams sync.Once
 	requests     *prometheus.CounterVec
@@ -91,6 +98,7 @@ func NewServer(cfg Config) (*Server, error) {
 		logger:      cfg.Logger,
 		limiter:     cfg.Limiter,
 		streamsDone: make(chan struct{}),
+		streams:     newStreamCaps(cfg.MaxStreams, cfg.MaxStreamsPerApp),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_http_requests_total",
 			Help: "Graph API requests by route, method and status.",
@@ -125,6 +133,7 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 	}
 	s.routes = s.routeTable()
+	s.ownRoutes = s.ownRouteTable()
 	return s, nil
 }
 
@@ -240,7 +249,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, outer *call) (rou
 		s.fail(w, r, presence.Errorf(presence.CodeNotFound, "Resource not found for the segment '%s'.", firstSegment(r.URL.Path)))
 		return "unmatched"
 	}
-	rt, id, err := s.match(r.Method, rest)
+	routes := s.routes
+	if version == ownPrefix {
+		routes = s.ownRoutes
+	}
+	rt, id, err := match(routes, r.Method, rest)
 	if err != nil {
 		if errors.Is(err, errMethod) {
 			w.Header().Set("Allow", rt.allow)
@@ -304,7 +317,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, r, s.logger, time.Now(), err)
 }
 
-// splitVersion splits "/v1.0/rest" into its version and the rest.
+// ownPrefix is the first path segment of what presenced adds beyond Graph
+// (/presenced/stream, ...); it takes the place of a version.
+const ownPrefix = "presenced"
+
+// splitVersion splits "/v1.0/rest" into its version and the rest; for
+// "/presenced/rest" the version is ownPrefix.
 func splitVersion(path string) (version, rest string, ok bool) {
 	p := strings.TrimPrefix(path, "/")
 	first, rest, _ := strings.Cut(p, "/")
@@ -313,6 +331,8 @@ func splitVersion(path string) (version, rest string, ok bool) {
 		return "v1.0", rest, true
 	case strings.EqualFold(first, "beta"):
 		return "beta", rest, true
+	case first == ownPrefix:
+		return ownPrefix, rest, true
 	}
 	return "", "", false
 }

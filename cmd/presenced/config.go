@@ -40,6 +40,9 @@ type Config struct {
 	// loopback, private, link-local and other non-public addresses; on by
 	// default with --test-hooks only.
 	WebhookAllowPrivate bool
+	// MaxStreams caps the event streams open at once, MaxStreamsPerApp
+	// those of one (app, tenant).
+	MaxStreams, MaxStreamsPerApp int
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -60,7 +63,7 @@ type envFlag struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, maxStreams, maxStreamsPerApp string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -79,6 +82,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		{"pprof", "PRESENCED_PPROF", "", "serve net/http/pprof on this separate address (off when empty)", &pprofAddr},
 		{"max-subscription-lifetime", "PRESENCED_MAX_SUBSCRIPTION_LIFETIME", "60m", "longest lifetime of a subscription (Graph: 60m; beyond Graph when longer)", &maxLife},
 		{"validation-timeout", "PRESENCED_VALIDATION_TIMEOUT", "10s", "time a notification URL has to answer the validation handshake (Graph: 10s)", &validation},
+		{"max-streams", "PRESENCED_MAX_STREAMS", "10000", "event streams (/presenced/stream) open at once; more are refused with 429", &maxStreams},
+		{"max-streams-per-app", "PRESENCED_MAX_STREAMS_PER_APP", "1000", "event streams one application may hold open in one tenant; more are refused with 429", &maxStreamsPerApp},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -132,6 +137,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if (tlsCert == "") != (tlsKey == "") {
 		return Config{}, errors.New("--tls-cert and --tls-key go together")
+	}
+	if cfg.MaxStreams, err = strconv.Atoi(maxStreams); err != nil || cfg.MaxStreams < 1 {
+		return Config{}, fmt.Errorf("--max-streams: want a number of streams, 1 or more, got %q", maxStreams)
+	}
+	if cfg.MaxStreamsPerApp, err = strconv.Atoi(maxStreamsPerApp); err != nil || cfg.MaxStreamsPerApp < 1 {
+		return Config{}, fmt.Errorf("--max-streams-per-app: want a number of streams, 1 or more, got %q", maxStreamsPerApp)
 	}
 	if cfg.RateLimit, err = strconv.Atoi(rate); err != nil || cfg.RateLimit < 0 {
 		return Config{}, fmt.Errorf("--rate-limit: want a number of requests, 0 or more, got %q", rate)

@@ -99,12 +99,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		// A test clock stands still: a throttling window also ends in
 		// real time, or a client over its budget would wait forever.
 		ThrottleRealTime: cfg.TestHooks,
+		MaxStreams:       cfg.MaxStreams,
+		MaxStreamsPerApp: cfg.MaxStreamsPerApp,
 		Logger:           logger,
 		Registerer:       reg,
 	})
 	if err != nil {
 		return err
 	}
+
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_streams_open", Help: "Event streams open now."},
+		func() float64 { return float64(api.OpenStreams()) }))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
