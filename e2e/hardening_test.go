@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -275,3 +277,86 @@ func metricValue(t testing.TB, s *server, name string) float64 {
 }
 
 func streamsOpen(t testing.TB, s *server) float64 { return metricValue(t, s, "presenced_streams_open") }
+
+// #9.3: a slow receiver costs only its own subscriptions. Forty
+// subscriptions of one tenant point at a receiver that answers every
+// notification in 2.8 s (inside presenced's delivery timeout); another
+// tenant's notification to another receiver arrives before the slow
+// receiver has answered any: the slow receiver holds only its own share of
+// the delivery workers, so the other does not wait for it to answer.
+func TestSlowReceiverDelaysOnlyItsOwn(t *testing.T) {
+	s := startTestServer(t, hookedArgs(t, "--rate-limit", "0"), nil)
+	var (
+		mu               sync.Mutex
+		inFlight, ended  int
+		releaseSlow      = make(chan struct{})
+		fastArrived      = make(chan struct{}, 16)
+		endedWhenArrived = -1
+	)
+	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := r.URL.Query().Get("validationToken"); tok != "" {
+			_, _ = io.WriteString(w, tok)
+			return
+		}
+		mu.Lock()
+		inFlight++
+		mu.Unlock()
+		select {
+		case <-time.After(2800 * time.Millisecond):
+		case <-releaseSlow:
+		}
+		mu.Lock()
+		ended++ // before the answer leaves
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer slow.Close()
+	defer close(releaseSlow)
+	fast := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := r.URL.Query().Get("validationToken"); tok != "" {
+			_, _ = io.WriteString(w, tok)
+			return
+		}
+		mu.Lock()
+		if endedWhenArrived < 0 {
+			endedWhenArrived = ended
+		}
+		mu.Unlock()
+		fastArrived <- struct{}{}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer fast.Close()
+
+	f := newFixture(t)
+	f.s = s
+	exp := nowOn(t, s).Add(50 * time.Minute)
+	users := make([]string, 40)
+	for i := range users {
+		users[i] = newGUID()
+		tok := f.mint(f.delegated(f.T, newGUID(), f.A, "Presence.Read.All"))
+		f.mustSubscribeAs(tok, subBody(userRes(users[i]), slow.URL+"/hook", exp))
+	}
+	g := f.inTenant(newGUID())
+	g.mustSubscribe("D1ra", subBody(userRes(g.U2), fast.URL+"/hook", exp))
+
+	for _, u := range users {
+		f.mustSet(u, "Busy", "InACall", "PT1H", "APPrw")
+	}
+	eventually(t, deliveryWithin, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inFlight >= 4
+	}, func() string { return "the slow receiver's notifications were not sent" })
+	g.mustSet(g.U2, "Busy", "InACall", "PT1H", "APPrw")
+	select {
+	case <-fastArrived:
+	case <-time.After(deliveryWithin):
+		t.Fatal("the other tenant's notification never arrived")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("when the other tenant's notification arrived: %d of the slow receiver's requests sent, %d ended", inFlight, endedWhenArrived)
+	if endedWhenArrived != 0 {
+		t.Errorf("the other tenant's notification arrived only after %d of the slow receiver's requests ended (%d were sent): it waited for the slow receiver", endedWhenArrived, inFlight)
+	}
+}

@@ -17,9 +17,11 @@ const (
 	// streamWriteTimeout bounds every write to a stream: a client that
 	// does not read for that long is dropped.
 	streamWriteTimeout = 10 * time.Second
-	// streamBuffer is how many events a stream holds for its client; a
-	// client that falls further behind is dropped with a reconnect event.
-	streamBuffer = 64
+	// streamBuffer, plus two per user watched, is how many events a stream
+	// holds for its client (so that a change of every user at once, the
+	// clock fading them all, fits); a client that falls further behind is
+	// dropped with a reconnect event.
+	streamBuffer = 32
 	// streamRetryAfter is the Retry-After of a stream refused by a cap.
 	streamRetryAfter = 5
 	// DefaultMaxStreams and DefaultMaxStreamsPerApp are the defaults of
@@ -96,7 +98,7 @@ const (
 //
 // A stream ends with "event: reconnect" and data {"reason": ...} when the
 // token it was opened with expires ("tokenExpired"), when its client falls
-// more than streamBuffer events behind ("tooSlow"), or when the server
+// more than its buffer behind ("tooSlow"), or when the server
 // shuts down ("shutdown"); the client then opens a new one (with a fresh
 // token), which starts with current presence. A write that does not end
 // within streamWriteTimeout ends the stream without one.
@@ -120,7 +122,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
 		keys[i] = presence.Key{Tenant: c.principal.Tenant, User: id}
 	}
 	// Watch before reading, so no change falls between the two.
-	watch := s.svc.Watch(keys, streamBuffer)
+	watch := s.svc.Watch(keys, streamBuffer+2*len(keys))
 	defer watch.Close()
 	views, err := s.svc.Read(r.Context(), c.principal.Tenant, ids)
 	if err != nil {
