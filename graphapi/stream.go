@@ -1,7 +1,6 @@
 package graphapi
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"sync"
@@ -135,24 +134,33 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
 	h.Set("X-Accel-Buffering", "no")
 	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
-	// flush sends what bw holds, within the write deadline.
-	flush := func() error {
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		if err := bw.Flush(); err != nil {
-			return err
+	// w buffers what is written (net/http's own buffer: a stream needs no
+	// second one); flush sends it within the write deadline. The deadline
+	// is set before every write too, as a write may fill the buffer.
+	var werr error
+	write := func(b []byte) {
+		if werr == nil {
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			_, werr = w.Write(b)
 		}
+	}
+	flush := func() error {
+		if werr != nil {
+			return werr
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		return rc.Flush()
 	}
 	send := func(user string, v presence.View) error {
-		data := appendPresence(nil, "", user, v, c.principal.SeesPrivateStatus(user), nil)
-		_, _ = bw.WriteString("id: " + v.SequenceNumber() + "\nevent: presence\ndata: ")
-		_, _ = bw.Write(data)
-		_, _ = bw.WriteString("\n\n")
+		b := append([]byte("id: "), v.SequenceNumber()...)
+		b = append(b, "\nevent: presence\ndata: "...)
+		b = appendPresence(b, "", user, v, c.principal.SeesPrivateStatus(user), nil)
+		b = append(b, "\n\n"...)
+		write(b)
 		return flush()
 	}
 	reconnect := func(reason string) {
-		_, _ = bw.WriteString("event: reconnect\ndata: {\"reason\":\"" + reason + "\"}\n\n")
+		write([]byte("event: reconnect\ndata: {\"reason\":\"" + reason + "\"}\n\n"))
 		_ = flush()
 	}
 	// The last sequenceNumber sent of each user.
@@ -185,7 +193,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
 			reconnect(reasonTooSlow)
 			return nil
 		case <-keepAlive.C:
-			_, _ = bw.WriteString(": keep-alive\n\n")
+			write([]byte(": keep-alive\n\n"))
 			if flush() != nil {
 				return nil
 			}
