@@ -624,22 +624,35 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 		q.firstFail = now
 	}
 	q.attempts++
-	if now.Sub(q.firstFail) >= giveUpAfter || share >= slowDropShare {
+	giveUp, backoff, slowWait := afterFailure(q.attempts, now.Sub(q.firstFail), share)
+	if giveUp {
 		d.mu.Unlock()
 		d.n.m.Deliveries.WithLabelValues("dropped").Inc()
 		d.finish(q, batch, true)
 		return
 	}
-	backoff := min(firstBackoff<<min(q.attempts-1, 10), maxBackoff)
-	q.slowWait = false
-	if share >= slowDelayShare {
-		// Failed notifications of a flagged endpoint are retried after 10 minutes.
-		backoff, q.slowWait = max(backoff, slowDelay), true
-	}
+	q.slowWait = slowWait
 	q.next = now.Add(backoff)
 	d.setIdle(q)
 	d.idle.Broadcast()
 	d.mu.Unlock()
+}
+
+// afterFailure is the rule for a failed delivery, given the attempts made
+// (this one included), how long since the first of them failed, and the
+// endpoint's share of slow deliveries: give up after 4 hours of failures or
+// once the endpoint is slow enough to drop; else retry after a backoff of
+// 10 s doubling to 10 min, and at least 10 min (slowWait) for an endpoint
+// flagged slow.
+func afterFailure(attempts int, failingFor time.Duration, slowShare float64) (giveUp bool, backoff time.Duration, slowWait bool) {
+	if failingFor >= giveUpAfter || slowShare >= slowDropShare {
+		return true, 0, false
+	}
+	backoff = min(firstBackoff<<min(attempts-1, 10), maxBackoff)
+	if slowShare >= slowDelayShare {
+		return false, max(backoff, slowDelay), true
+	}
+	return false, backoff, false
 }
 
 // sweepEndpoints forgets, once a counting period, the endpoints whose

@@ -101,3 +101,71 @@ func TestRateLog(t *testing.T) {
 }
 
 func h0() (t0 time.Time) { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+func TestAfterFailure(t *testing.T) {
+	for _, c := range []struct {
+		attempts   int
+		failingFor time.Duration
+		share      float64
+		giveUp     bool
+		backoff    time.Duration
+		slowWait   bool
+	}{
+		{1, 0, 0, false, 10 * time.Second, false},
+		{2, 10 * time.Second, 0, false, 20 * time.Second, false},
+		{4, time.Minute, 0, false, 80 * time.Second, false},
+		{7, 10 * time.Minute, 0, false, 10 * time.Minute, false},
+		{40, 3 * time.Hour, 0, false, 10 * time.Minute, false},
+		{41, 4 * time.Hour, 0, true, 0, false},
+		{1, 0, 0.10, false, 10 * time.Minute, true},
+		{1, 0, 0.149, false, 10 * time.Minute, true},
+		{1, 0, 0.15, true, 0, false},
+		{1, 0, 0.099, false, 10 * time.Second, false},
+	} {
+		giveUp, backoff, slowWait := afterFailure(c.attempts, c.failingFor, c.share)
+		if giveUp != c.giveUp || backoff != c.backoff || slowWait != c.slowWait {
+			t.Errorf("afterFailure(%d, %v, %v) = %v, %v, %v; want %v, %v, %v",
+				c.attempts, c.failingFor, c.share, giveUp, backoff, slowWait, c.giveUp, c.backoff, c.slowWait)
+		}
+	}
+}
+
+// TestDrainWaitsWhenQueuesFull: once the queues hold maxQueued
+// notifications, new changes stay in the users' durable outboxes (still
+// marked pending) rather than in memory, and are queued once there is
+// room.
+func TestDrainWaitsWhenQueuesFull(t *testing.T) {
+	h := newHarness(t)
+	h.n.d.maxQueued = 2
+	h.subscribe(tUser1, tUser2)
+	h.sink.answer(http.StatusServiceUnavailable)
+	for _, u := range []string{tUser1, tUser2} {
+		h.set(u, "Busy", "InACall")
+		h.set(u, "Available", "Available")
+	}
+	if err := h.n.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d := h.n.d
+	d.mu.Lock()
+	depth, waiting := d.depth, len(d.dirty)
+	d.mu.Unlock()
+	if depth != 2 || waiting != 1 {
+		t.Fatalf("queued %d, %d users waiting; want 2 queued and the other user waiting", depth, waiting)
+	}
+	if n := len(h.outbox(tUser1)) + len(h.outbox(tUser2)); n != 4 {
+		t.Errorf("the outboxes hold %d notices, want all 4", n)
+	}
+	d.mu.Lock()
+	d.maxQueued = 100
+	d.mu.Unlock()
+	if err := h.n.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	depth, waiting = d.depth, len(d.dirty)
+	d.mu.Unlock()
+	if depth != 4 || waiting != 0 {
+		t.Errorf("with room: queued %d, %d waiting; want 4 and 0", depth, waiting)
+	}
+}
