@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	presence "github.com/presenced/presenced"
@@ -132,9 +133,10 @@ type deliverer struct {
 	// maxQueued bounds depth (drain stops reading outboxes beyond it) and
 	// maxPerQueue one subscription's queue (notices beyond it are dropped).
 	maxQueued, maxPerQueue int
-	queueFull              rateLog // dropped for a full queue, logged
-	outboxFull             rateLog // dropped for a full outbox, logged
-	outboxSeen             uint64  // Stats.OutboxDropped last looked at
+	queueFull              rateLog       // dropped for a full queue, logged
+	queueFullDropped       atomic.Uint64 // and counted (as in the metric)
+	outboxFull             rateLog       // dropped for a full outbox, logged
+	outboxSeen             uint64        // Stats.OutboxDropped last looked at
 
 	// afterOutboxRead, when set (by tests), runs between a drain's read
 	// of an outbox and its queueing of what it read.

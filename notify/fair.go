@@ -54,6 +54,7 @@ func (r *rateLog) add(n int, now time.Time) int {
 func (d *deliverer) queueFullDrops(ctx context.Context, n int) {
 	d.n.m.Dropped.Add(float64(n))
 	d.n.m.QueueFull.Add(float64(n))
+	d.queueFullDropped.Add(uint64(n))
 	if c := d.queueFull.add(n, time.Now()); c > 0 {
 		d.n.logger.WarnContext(ctx, "notifications dropped: a subscription's delivery queue is full (its receiver is slow or failing)",
 			"dropped", c, "queue_limit", d.maxPerQueue)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	presence "github.com/presenced/presenced"
 )
 
@@ -77,11 +75,7 @@ func TestQueueBoundPerSubscription(t *testing.T) {
 	if n != 3 {
 		t.Errorf("the queue holds %d notifications, want 3", n)
 	}
-	var m dto.Metric
-	if err := h.n.m.QueueFull.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	if got := m.GetCounter().GetValue(); got != 7 {
+	if got := h.n.d.queueFullDropped.Load(); got != 7 {
 		t.Errorf("queue-full drops counted: %v, want 7", got)
 	}
 }
