@@ -34,7 +34,8 @@ type Change struct {
 type Stats struct {
 	// Events counts change events emitted.
 	Events uint64
-	// EventsDropped counts events a slow subscriber did not take.
+	// EventsDropped counts events a watch of the Feed did not take because
+	// its reader fell behind (the watch was overflowed).
 	EventsDropped uint64
 	// Fired counts users the scheduler re-evaluated.
 	Fired uint64
@@ -82,17 +83,14 @@ type Service struct {
 
 	fireMu sync.Mutex
 
-	subMu sync.RWMutex
-	subs  map[*subscriber]struct{}
+	feed *Feed
 
 	watcher Watcher
 	syncer  WatchSyncer
 
-	events, dropped, fired, outboxDropped atomic.Uint64
-	lag, sessions                         atomic.Int64
+	events, fired, outboxDropped atomic.Uint64
+	lag, sessions                atomic.Int64
 }
-
-type subscriber struct{ ch chan Event }
 
 // NewService returns a Service over store with clock.
 func NewService(store Store, clock Clock, logger *slog.Logger) *Service {
@@ -104,7 +102,7 @@ func NewService(store Store, clock Clock, logger *slog.Logger) *Service {
 		clock:  clock,
 		env:    Env{Zones: NewTimeZones()},
 		logger: logger,
-		subs:   make(map[*subscriber]struct{}),
+		feed:   NewFeed(),
 	}
 }
 
@@ -115,7 +113,7 @@ func (s *Service) Clock() Clock { return s.clock }
 func (s *Service) Stats() Stats {
 	return Stats{
 		Events:        s.events.Load(),
-		EventsDropped: s.dropped.Load(),
+		EventsDropped: s.feed.Stats().Dropped,
 		Fired:         s.fired.Load(),
 		LagNanos:      s.lag.Load(),
 		Sessions:      s.sessions.Load(),
@@ -422,33 +420,28 @@ func (s *Service) RunScheduler(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Subscribe returns a stream of change events with room for buffer of them;
-// events a full stream cannot take are dropped and counted. Call cancel to
-// stop receiving.
+// Feed returns the service's change feed.
+func (s *Service) Feed() *Feed { return s.feed }
+
+// Watch returns a watch of the change events of keys, with room for buffer
+// of them; see Feed.Watch.
+func (s *Service) Watch(keys []Key, buffer int) *Watch { return s.feed.Watch(keys, buffer) }
+
+// Subscribe returns a stream of every change event with room for buffer of
+// them; once a full stream missed an event it gets no more (see
+// Feed.WatchAll). Call cancel to stop receiving.
 func (s *Service) Subscribe(buffer int) (events <-chan Event, cancel func()) {
-	sub := &subscriber{ch: make(chan Event, buffer)}
-	s.subMu.Lock()
-	s.subs[sub] = struct{}{}
-	s.subMu.Unlock()
-	var once sync.Once
-	return sub.ch, func() {
-		once.Do(func() {
-			s.subMu.Lock()
-			delete(s.subs, sub)
-			s.subMu.Unlock()
-		})
-	}
+	w := s.feed.WatchAll(buffer)
+	return w.Events(), w.Close
 }
+
+// PublishRemote hands ev, a change made on another node, to this node's
+// readers of the feed (event streams), as if it had been made here; it
+// does not count in Stats.Events. Events of this node are published by the
+// Service itself and must not be passed again.
+func (s *Service) PublishRemote(ev Event) { s.feed.Publish(ev) }
 
 func (s *Service) publish(ev Event) {
 	s.events.Add(1)
-	s.subMu.RLock()
-	defer s.subMu.RUnlock()
-	for sub := range s.subs {
-		select {
-		case sub.ch <- ev:
-		default:
-			s.dropped.Add(1)
-		}
-	}
+	s.feed.Publish(ev)
 }

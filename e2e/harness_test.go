@@ -93,6 +93,10 @@
 //	notify_delivery_test.go  retry schedule and 4-hour drop, failing receivers, slow endpoints
 //	notify_crash_test.go   acknowledged changes are notified after SIGKILL and restart
 //	stream_test.go         the Server-Sent Events presence stream
+//	hardening_test.go      bounded resources (#9): stream caps, slow readers, token expiry and
+//	                       /presenced/stream; private webhook addresses refused; a slow receiver
+//	                       delays only its own; subscription writes throttled; windows in real time
+//	measure_test.go        opt-in measurements (streams, fair delivery) that assert no duration
 //	review_presence_test.go  cases found reviewing sections 1-3, 5 and 6 rule by rule ($batch
 //	                       headers, the $filter cap, Edm.Duration range)
 //	review_notify_test.go  cases found reviewing section 4 (validation order, get and list

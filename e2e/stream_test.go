@@ -39,13 +39,19 @@ var streamClient = &http.Client{Transport: &http.Transport{DisableCompression: t
 // (for error cases) and, on 200, the stream.
 func openStream(t testing.TB, s *server, version, token string, users ...string) (*http.Response, *eventStream) {
 	t.Helper()
+	return openStreamAt(t, s, "/"+version+"/communications/presences/stream", token, users...)
+}
+
+// openStreamAt is openStream at path (the stream's address, without query).
+func openStreamAt(t testing.TB, s *server, path, token string, users ...string) (*http.Response, *eventStream) {
+	t.Helper()
 	q := make([]string, len(users))
 	for i, u := range users {
 		q[i] = "'" + u + "'"
 	}
 	filter := "id in (" + strings.Join(q, ",") + ")"
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/"+version+"/communications/presences/stream?$filter="+url.QueryEscape(filter), nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.base+path+"?$filter="+url.QueryEscape(filter), nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "text/event-stream")
 	res, err := streamClient.Do(req)

@@ -44,9 +44,13 @@ func wireCode(code presence.Code) presence.Code {
 	return code
 }
 
-// throttled is the error of a request over the rate limit; it carries the
-// seconds to wait.
-type throttled struct{ retryAfter int }
+// throttled is the error of a request over the rate limit (or another
+// cap); it carries the seconds to wait, and a message instead of Graph's
+// when set.
+type throttled struct {
+	retryAfter int
+	message    string
+}
 
 func (t *throttled) Error() string { return "throttled for " + strconv.Itoa(t.retryAfter) + "s" }
 
@@ -88,6 +92,9 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, now
 		status = http.StatusTooManyRequests
 		env.Error.Code = string(presence.CodeTooManyRequests)
 		env.Error.Message = "Please retry again later."
+		if th.message != "" {
+			env.Error.Message = th.message
+		}
 		env.Error.InnerError.Code = "429"
 		env.Error.InnerError.Status = "429"
 		env.Error.InnerError.Message = "Please retry after"

@@ -18,18 +18,19 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "communications/presences", name: "listPresences", handle: s.listPresences, throttled: true},
 		{method: "POST", path: "communications/getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
 		{method: "POST", path: "communications/microsoft.graph.getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
-		{method: "GET", path: "communications/presences/stream", name: "presenceStream", handle: s.stream, throttled: true},
+		// Deprecated: the stream moved to /presenced/stream (ownRouteTable).
+		{method: "GET", path: "communications/presences/stream", name: "presenceStream", handle: s.deprecatedStream, throttled: true},
 		{method: "POST", path: "$batch", name: "batch", handle: s.batch},
 	}
 	if s.subs != nil {
 		rs = append(rs,
-			route{method: "POST", path: "subscriptions", name: "createSubscription", handle: s.createSubscription},
+			route{method: "POST", path: "subscriptions", name: "createSubscription", handle: s.createSubscription, throttled: true},
 			route{method: "GET", path: "subscriptions", name: "listSubscriptions", handle: s.listSubscriptions},
 			route{method: "GET", path: "subscriptions/{id}", name: "getSubscription", handle: s.getSubscription},
-			route{method: "PATCH", path: "subscriptions/{id}", name: "updateSubscription", handle: s.updateSubscription},
+			route{method: "PATCH", path: "subscriptions/{id}", name: "updateSubscription", handle: s.updateSubscription, throttled: true},
 			route{method: "DELETE", path: "subscriptions/{id}", name: "deleteSubscription", handle: s.deleteSubscription},
-			route{method: "POST", path: "subscriptions/{id}/reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription},
-			route{method: "POST", path: "subscriptions/{id}/microsoft.graph.reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription},
+			route{method: "POST", path: "subscriptions/{id}/reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription, throttled: true},
+			route{method: "POST", path: "subscriptions/{id}/microsoft.graph.reauthorize", name: "reauthorizeSubscription", handle: s.reauthorizeSubscription, throttled: true},
 		)
 	}
 	for alias, path := range map[string]string{aliasMe: "me/presence", aliasUsers: "users/{id}/presence", aliasCommunications: "communications/presences/{id}"} {
@@ -46,6 +47,19 @@ func (s *Server) routeTable() []route {
 			}
 		}
 	}
+	return compileRoutes(rs)
+}
+
+// ownRouteTable is what presenced adds beyond Graph, under /presenced/
+// (paths relative to it), authorized with the same tokens.
+func (s *Server) ownRouteTable() []route {
+	return compileRoutes([]route{
+		{method: "GET", path: "stream", name: "presenceStream", handle: s.stream, throttled: true},
+	})
+}
+
+// compileRoutes splits the routes' paths into segments.
+func compileRoutes(rs []route) []route {
 	for i := range rs {
 		rs[i].segments = strings.Split(rs[i].path, "/")
 		rs[i].hasID = slices.Contains(rs[i].segments, "{id}")
@@ -64,12 +78,14 @@ const (
 )
 
 type route struct {
-	method    string
-	alias     string
-	path      string
-	name      string
-	handle    handler
-	throttled bool // counts against the presence budget
+	method string
+	alias  string
+	path   string
+	name   string
+	handle handler
+	// throttled: counts against the (app, tenant) budget; presence
+	// requests, and the subscription writes that make presenced call out
+	throttled bool
 	segments  []string
 	hasID     bool // the path has an {id} segment
 	allow     string
@@ -89,14 +105,14 @@ type call struct {
 
 var errMethod = presence.Errorf(presence.CodeMethodNotAllowed, "Specified HTTP method is not allowed for the request target.")
 
-// match finds the route of method and path and returns its {id} segment.
-// A path that matches with another method gives errMethod and the route
-// with its Allow header filled in.
-func (s *Server) match(method, path string) (*route, string, error) {
+// match finds the route of method and path among routes and returns its
+// {id} segment. A path that matches with another method gives errMethod
+// and the route with its Allow header filled in.
+func match(routes []route, method, path string) (*route, string, error) {
 	path = strings.TrimSuffix(path, "/")
 	var allowed []string
-	for i := range s.routes {
-		rt := &s.routes[i]
+	for i := range routes {
+		rt := &routes[i]
 		id, ok := matchSegments(rt.segments, path)
 		if !ok {
 			continue

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,20 @@ type Config struct {
 	// RateLimit is the presence requests allowed per 30 s per (app, tenant);
 	// 0 turns throttling off.
 	RateLimit int
+	// Limiter keeps the budgets; nil keeps them in memory (NewMemoryLimiter).
+	Limiter Limiter
+	// ThrottleRealTime makes a throttling window also end once real time
+	// has moved past it, whatever the service clock says (for a test clock,
+	// which stands still). The budget then has a second view on the real
+	// clock: a second MemoryLimiter, or with Config.Limiter set, the same
+	// limiter under the app "realtime/<app>". A request is admitted when
+	// either view admits it.
+	ThrottleRealTime bool
+	// MaxStreams caps the event streams open at once (default
+	// DefaultMaxStreams), and MaxStreamsPerApp those of one (app, tenant)
+	// (default DefaultMaxStreamsPerApp); beyond them a stream is refused
+	// with 429.
+	MaxStreams, MaxStreamsPerApp int
 	// MaxBodyBytes bounds a request body, after decompression (default 1 MiB).
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -55,8 +70,14 @@ type Server struct {
 	publicURL    string
 	maxBody      int64
 	logger       *slog.Logger
-	limiter      *limiter
+	limiter      Limiter
+	realLimiter  Limiter // the real-time view, with ThrottleRealTime
+	realApp      string  // prefixes the app in realLimiter's keys
+	limit        atomic.Int64
+	window       atomic.Int64 // nanoseconds
 	routes       []route
+	ownRoutes    []route // under /presenced/
+	streams      *streamCaps
 	streamsDone  chan struct{}
 	closeStreams sync.Once
 	requests     *prometheus.CounterVec
@@ -75,8 +96,9 @@ func NewServer(cfg Config) (*Server, error) {
 		publicURL:   strings.TrimSuffix(cfg.PublicURL, "/"),
 		maxBody:     cfg.MaxBodyBytes,
 		logger:      cfg.Logger,
-		limiter:     newLimiter(cfg.RateLimit),
+		limiter:     cfg.Limiter,
 		streamsDone: make(chan struct{}),
+		streams:     newStreamCaps(cfg.MaxStreams, cfg.MaxStreamsPerApp),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_http_requests_total",
 			Help: "Graph API requests by route, method and status.",
@@ -90,6 +112,16 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
 	}
+	s.limit.Store(int64(cfg.RateLimit))
+	s.window.Store(int64(throttleWindow))
+	if s.limiter == nil {
+		s.limiter = NewMemoryLimiter()
+		if cfg.ThrottleRealTime {
+			s.realLimiter = NewMemoryLimiter()
+		}
+	} else if cfg.ThrottleRealTime {
+		s.realLimiter, s.realApp = s.limiter, realTimeApp
+	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -101,12 +133,50 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 	}
 	s.routes = s.routeTable()
+	s.ownRoutes = s.ownRouteTable()
 	return s, nil
 }
 
 // SetRateLimit changes the presence request budget per 30 s per (app,
 // tenant); 0 turns throttling off.
-func (s *Server) SetRateLimit(n int) { s.limiter.setLimit(n) }
+func (s *Server) SetRateLimit(n int) { s.limit.Store(int64(n)) }
+
+// SetThrottleWindow changes the throttling window (Graph's is 30 s, the
+// default); the test hooks shorten it so that a test can wait one out.
+func (s *Server) SetThrottleWindow(d time.Duration) {
+	if d <= 0 {
+		d = throttleWindow
+	}
+	s.window.Store(int64(d))
+}
+
+// throttle draws one request of p from its (app, tenant) budget: nil when
+// admitted, *throttled when over it, and an Unavailable error when the
+// limiter cannot decide.
+func (s *Server) throttle(ctx context.Context, p presence.Principal) error {
+	b := Budget{Limit: int(s.limit.Load()), Window: time.Duration(s.window.Load())}
+	if b.Limit <= 0 {
+		return nil
+	}
+	wait, ok, err := s.limiter.Allow(ctx, p.AppID, p.Tenant, s.svc.Clock().Now(), b)
+	if err != nil {
+		return presence.Unavailable(fmt.Errorf("throttle: %w", err))
+	}
+	if s.realLimiter != nil {
+		// Both views count every request; either one admitting it is
+		// enough.
+		realWait, realOK, err := s.realLimiter.Allow(ctx, s.realApp+p.AppID, p.Tenant, time.Now(), b)
+		if err != nil {
+			return presence.Unavailable(fmt.Errorf("throttle: %w", err))
+		}
+		ok = ok || realOK
+		wait = min(wait, realWait)
+	}
+	if ok {
+		return nil
+	}
+	return &throttled{retryAfter: retrySeconds(wait)}
+}
 
 // The names of the headers every request reads or writes, in the
 // canonical form net/http keeps them in (header names are
@@ -179,7 +249,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, outer *call) (rou
 		s.fail(w, r, presence.Errorf(presence.CodeNotFound, "Resource not found for the segment '%s'.", firstSegment(r.URL.Path)))
 		return "unmatched"
 	}
-	rt, id, err := s.match(r.Method, rest)
+	routes := s.routes
+	if version == ownPrefix {
+		routes = s.ownRoutes
+	}
+	rt, id, err := match(routes, r.Method, rest)
 	if err != nil {
 		if errors.Is(err, errMethod) {
 			w.Header().Set("Allow", rt.allow)
@@ -218,9 +292,7 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rt *route, c *c
 	}
 	c.principal = p
 	if rt.throttled {
-		if ok, wait := s.limiter.allow(p.AppID, p.Tenant, s.svc.Clock().Now()); !ok {
-			return &throttled{retryAfter: wait}
-		}
+		return s.throttle(r.Context(), p)
 	}
 	return nil
 }
@@ -245,7 +317,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, r, s.logger, time.Now(), err)
 }
 
-// splitVersion splits "/v1.0/rest" into its version and the rest.
+// ownPrefix is the first path segment of what presenced adds beyond Graph
+// (/presenced/stream, ...); it takes the place of a version.
+const ownPrefix = "presenced"
+
+// splitVersion splits "/v1.0/rest" into its version and the rest; for
+// "/presenced/rest" the version is ownPrefix.
 func splitVersion(path string) (version, rest string, ok bool) {
 	p := strings.TrimPrefix(path, "/")
 	first, rest, _ := strings.Cut(p, "/")
@@ -254,6 +331,8 @@ func splitVersion(path string) (version, rest string, ok bool) {
 		return "v1.0", rest, true
 	case strings.EqualFold(first, "beta"):
 		return "beta", rest, true
+	case first == ownPrefix:
+		return ownPrefix, rest, true
 	}
 	return "", "", false
 }

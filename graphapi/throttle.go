@@ -1,120 +1,171 @@
 package graphapi
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // throttleWindow is Graph's presence throttling window.
 const throttleWindow = 30 * time.Second
 
-// limiter is a sliding-window request limiter per (app, tenant): a request
-// is admitted when fewer than limit requests were admitted in the window
-// before it. It keeps the admission instants of each bucket in a ring.
-type limiter struct {
-	limit  atomic.Int64
+// Budget is a throttling budget: at most Limit requests in any Window.
+type Budget struct {
+	Limit  int
+	Window time.Duration
+}
+
+// Limiter keeps the request budgets of (app, tenant) pairs. Allow admits
+// one request of (app, tenant) at now under b, or says how long until one
+// would be admitted. An error means the limiter cannot decide now (its
+// backing store is unreachable, say); the request is then answered 503.
+// The default is the in-memory MemoryLimiter; a limiter shared by several
+// nodes (on Redis, say) plugs in through Config.Limiter.
+type Limiter interface {
+	Allow(ctx context.Context, app, tenant string, now time.Time, b Budget) (retryAfter time.Duration, ok bool, err error)
+}
+
+// windowSlots is how many slots a window is cut into: the admissions of
+// one slot leave the window together, when the slot's end is a window old.
+const windowSlots = 30
+
+// MemoryLimiter is the in-memory Limiter: per (app, tenant) a sliding
+// window of windowSlots counters (one per second of a 30 s window) in about
+// 200 bytes, whatever the budget. The slots of a pair start at its first
+// admission after an idle window, so a burst made at one instant leaves the
+// window exactly one window later; an admission later in a slot leaves with
+// the slot's first, up to one slot (1 s) early: the client's gain, never
+// its loss. Pairs idle for a whole window are reclaimed.
+type MemoryLimiter struct {
 	seed   maphash.Seed
 	shards [64]limiterShard
 }
 
+var _ Limiter = (*MemoryLimiter)(nil)
+
 type limiterShard struct {
 	mu      sync.Mutex
-	buckets map[bucketKey]*ring
-	// swept is when the shard last dropped its idle buckets: those with no
-	// admission in the window, which are the same as no bucket at all.
+	buckets map[bucketKey]*window
+	// swept is when the shard last dropped its idle buckets.
 	swept time.Time
 }
 
 type bucketKey struct{ app, tenant string }
 
-// ring holds the last admitted instants of one bucket, oldest first.
-type ring struct {
-	times []time.Time
-	start int
-	n     int
+// window counts the admissions of one pair by slot: slot j covers
+// [base+j*slot, base+(j+1)*slot), and count[j%windowSlots] holds slot j for
+// the windowSlots slots up to cur.
+type window struct {
+	base  int64 // Unix nanoseconds
+	slot  int64 // nanoseconds
+	cur   int64 // the newest slot counted
+	total uint32
+	count [windowSlots]uint32
 }
 
-func newLimiter(limit int) *limiter {
-	l := &limiter{seed: maphash.MakeSeed()}
-	l.limit.Store(int64(limit))
+// NewMemoryLimiter returns an empty in-memory limiter.
+func NewMemoryLimiter() *MemoryLimiter {
+	l := &MemoryLimiter{seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].buckets = make(map[bucketKey]*ring)
+		l.shards[i].buckets = make(map[bucketKey]*window)
 	}
 	return l
 }
 
-// setLimit changes the budget; 0 turns throttling off.
-func (l *limiter) setLimit(n int) { l.limit.Store(int64(n)) }
-
-// allow admits one request of (app, tenant) at now, or returns how many
-// whole seconds (at least one) until one would be admitted.
-func (l *limiter) allow(app, tenant string, now time.Time) (ok bool, retryAfter int) {
-	limit := int(l.limit.Load())
-	if limit <= 0 {
-		return true, 0
+// Allow implements Limiter; it never fails. A Budget with a Limit of 0 or
+// less admits everything.
+func (l *MemoryLimiter) Allow(_ context.Context, app, tenant string, now time.Time, b Budget) (time.Duration, bool, error) {
+	if b.Limit <= 0 {
+		return 0, true, nil
 	}
+	if b.Window <= 0 {
+		b.Window = throttleWindow
+	}
+	slot := max(int64(b.Window/windowSlots), 1)
 	var h maphash.Hash
 	h.SetSeed(l.seed)
 	h.WriteString(app)
+	h.WriteByte(0)
 	h.WriteString(tenant)
 	sh := &l.shards[h.Sum64()%uint64(len(l.shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	cutoff := now.Add(-throttleWindow)
-	if now.Sub(sh.swept) >= throttleWindow || now.Before(sh.swept) {
-		sh.sweep(cutoff)
+	if now.Sub(sh.swept) >= b.Window || now.Before(sh.swept) {
+		sh.sweep(now.UnixNano())
 		sh.swept = now
 	}
 	k := bucketKey{app, tenant}
-	r := sh.buckets[k]
-	if r == nil {
-		r = &ring{}
-		sh.buckets[k] = r
+	w := sh.buckets[k]
+	if w == nil {
+		w = &window{}
+		sh.buckets[k] = w
 	}
-	r.resize(limit)
-	for r.n > 0 && !r.times[r.start].After(cutoff) {
-		r.start = (r.start + 1) % len(r.times)
-		r.n--
+	t := now.UnixNano()
+	w.advance(t, slot)
+	if w.total < uint32(min(b.Limit, 1<<31)) {
+		w.count[w.cur%windowSlots]++
+		w.total++
+		return 0, true, nil
 	}
-	if r.n >= limit {
-		wait := r.times[r.start].Add(throttleWindow).Sub(now)
-		secs := int((wait + time.Second - 1) / time.Second)
-		return false, max(secs, 1)
-	}
-	r.times[(r.start+r.n)%len(r.times)] = now
-	r.n++
-	return true, 0
+	return w.retryAfter(t, b.Limit), false, nil
 }
 
-// resize makes room for limit entries, keeping the newest.
-func (r *ring) resize(limit int) {
-	if len(r.times) == limit {
-		return
+// advance moves w to the slot of t (of length slot), dropping the slots
+// that left the window; an empty window starts its slots at t.
+func (w *window) advance(t, slot int64) {
+	if w.slot != slot {
+		*w = window{}
 	}
-	keep := min(r.n, limit)
-	times := make([]time.Time, limit)
-	for i := 0; i < keep; i++ {
-		times[i] = r.times[(r.start+r.n-keep+i)%len(r.times)]
+	if w.total > 0 && t >= w.base {
+		c := (t - w.base) / w.slot
+		if c-w.cur >= windowSlots {
+			w.total = 0
+		} else {
+			for j := w.cur + 1; j <= c; j++ {
+				w.total -= w.count[j%windowSlots]
+				w.count[j%windowSlots] = 0
+			}
+			w.cur = max(w.cur, c)
+		}
 	}
-	r.times, r.start, r.n = times, 0, keep
+	if w.total == 0 {
+		*w = window{base: t, slot: slot}
+	}
 }
 
-// sweep drops the buckets with no admission after cutoff, so that memory
-// follows the (app, tenant) pairs active in the last window rather than
-// every pair ever seen. Each shard sweeps at most once a window, so the
-// cost is a constant per admitted request on average.
-func (sh *limiterShard) sweep(cutoff time.Time) {
-	for k, r := range sh.buckets {
-		if r.n == 0 || !r.times[(r.start+r.n-1)%len(r.times)].After(cutoff) {
+// retryAfter is how long from t until fewer than limit admissions are left
+// in w.
+func (w *window) retryAfter(t int64, limit int) time.Duration {
+	left := int64(w.total)
+	for j := max(w.cur-windowSlots+1, 0); j <= w.cur; j++ {
+		left -= int64(w.count[j%windowSlots])
+		if left < int64(limit) {
+			return time.Duration(w.base + (j+windowSlots)*w.slot - t)
+		}
+	}
+	return time.Duration(w.base + (w.cur+windowSlots)*w.slot - t)
+}
+
+// idle reports whether every admission of w has left the window at t.
+func (w *window) idle(t int64) bool {
+	return w.total == 0 || t >= w.base+(w.cur+windowSlots)*w.slot
+}
+
+// sweep drops the buckets idle at t, so that memory follows the pairs
+// active in the last window rather than every pair ever seen. Each shard
+// sweeps at most once a window, so the cost is a constant per request on
+// average.
+func (sh *limiterShard) sweep(t int64) {
+	for k, w := range sh.buckets {
+		if w.idle(t) {
 			delete(sh.buckets, k)
 		}
 	}
 }
 
-// buckets counts the buckets held, for tests.
-func (l *limiter) buckets() int {
+// Buckets counts the (app, tenant) pairs held.
+func (l *MemoryLimiter) Buckets() int {
 	n := 0
 	for i := range l.shards {
 		sh := &l.shards[i]
@@ -123,4 +174,13 @@ func (l *limiter) buckets() int {
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+// realTimeApp is the app under which a Config.Limiter keeps the second,
+// real-time view of a pair's budget when Config.ThrottleRealTime is set.
+const realTimeApp = "realtime/"
+
+// retrySeconds turns a wait into Retry-After's whole seconds, at least one.
+func retrySeconds(d time.Duration) int {
+	return max(int((d+time.Second-1)/time.Second), 1)
 }

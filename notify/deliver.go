@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	presence "github.com/presenced/presenced"
@@ -49,10 +50,14 @@ type queue struct {
 	lifecycle bool
 	items     []item
 	busy      bool
-	next      time.Time // service-clock instant of the next attempt
-	firstFail time.Time
-	attempts  int
-	dropped   bool // the subscription is gone
+	// host is the receiver's host (and port), as of the last enqueue or
+	// delivery; slotHost the host whose delivery slot the queue holds
+	// while busy.
+	host, slotHost string
+	next           time.Time // service-clock instant of the next attempt
+	firstFail      time.Time
+	attempts       int
+	dropped        bool // the subscription is gone
 	// slowWait records that the head batch already waited the slow-endpoint
 	// delay (or a backoff at least as long).
 	slowWait bool
@@ -121,6 +126,17 @@ type deliverer struct {
 	tokens      map[tokenKey]signedToken
 	tokensSwept time.Time // when tokens were last swept
 	depth       int
+	// inflight counts the busy queues by receiver host: at most perHost
+	// each, so a slow receiver holds only that many workers.
+	inflight map[string]int
+	perHost  int
+	// maxQueued bounds depth (drain stops reading outboxes beyond it) and
+	// maxPerQueue one subscription's queue (notices beyond it are dropped).
+	maxQueued, maxPerQueue int
+	queueFull              rateLog       // dropped for a full queue, logged
+	queueFullDropped       atomic.Uint64 // and counted (as in the metric)
+	outboxFull             rateLog       // dropped for a full outbox, logged
+	outboxSeen             uint64        // Stats.OutboxDropped last looked at
 
 	// afterOutboxRead, when set (by tests), runs between a drain's read
 	// of an outbox and its queueing of what it read.
@@ -135,8 +151,9 @@ func newDeliverer(n *Notifier) *deliverer {
 	d := &deliverer{
 		n: n, dirty: map[presence.Key]bool{}, trim: map[presence.Key]bool{}, boxes: map[presence.Key]*userBox{},
 		queues: map[queueKey]*queue{}, endpoints: map[string]*endpoint{}, certs: map[string]subCert{},
-		tokens: map[tokenKey]signedToken{},
-		wake:   make(chan struct{}, 1), trimWake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
+		tokens: map[tokenKey]signedToken{}, inflight: map[string]int{},
+		perHost: n.cfg.PerHost, maxQueued: n.cfg.MaxQueued, maxPerQueue: n.cfg.MaxQueuedPerSubscription,
+		wake: make(chan struct{}, 1), trimWake: make(chan struct{}, 1), ready: make(chan *queue, 1024),
 	}
 	d.idle = sync.NewCond(&d.mu)
 	n.m.depth = func() float64 {
@@ -207,6 +224,7 @@ func (d *deliverer) run(ctx context.Context) {
 		case <-tick.C:
 			d.n.lifecycle(ctx)
 			d.drain(ctx)
+			d.logOutboxDrops(ctx)
 		}
 		for _, q := range d.due(true) {
 			select {
@@ -259,24 +277,47 @@ func (d *deliverer) anyBusy() bool {
 }
 
 // due returns the queues that can be delivered now; with take, it marks
-// them busy, for the caller to deliver.
+// them busy, for the caller to deliver, taking for each a delivery slot of
+// its receiver's host: a queue whose host has perHost deliveries in flight
+// waits (it is not returned), so one receiver never holds more than
+// perHost workers, whoever else is waiting. Queues come in map order,
+// which is random: no subscription of a host is always last.
 func (d *deliverer) due(take bool) []*queue {
 	now := d.n.clock.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*queue
 	for _, q := range d.queues {
-		if !q.busy && len(q.items) > 0 && !q.next.After(now) {
-			q.busy = take
-			out = append(out, q)
+		if q.busy || len(q.items) == 0 || q.next.After(now) {
+			continue
 		}
+		if take {
+			if d.inflight[q.host] >= d.perHost {
+				continue
+			}
+			d.inflight[q.host]++
+			q.busy, q.slotHost = true, q.host
+		}
+		out = append(out, q)
 	}
 	return out
 }
 
+// setIdle ends q's delivery: not busy, its host's slot given back; d.mu
+// held.
+func (d *deliverer) setIdle(q *queue) {
+	if !q.busy {
+		return
+	}
+	q.busy = false
+	if d.inflight[q.slotHost]--; d.inflight[q.slotHost] <= 0 {
+		delete(d.inflight, q.slotHost)
+	}
+}
+
 func (d *deliverer) unbusy(q *queue) {
 	d.mu.Lock()
-	q.busy = false
+	d.setIdle(q)
 	d.idle.Broadcast()
 	d.mu.Unlock()
 }
@@ -297,6 +338,13 @@ func (d *deliverer) drain(ctx context.Context) {
 		// notices it just trimmed, still in what was read, would be
 		// queued again as new.
 		d.mu.Lock()
+		if d.depth >= d.maxQueued {
+			// The queues are full: the notices wait in the user's
+			// durable outbox until deliveries make room.
+			d.dirty[k] = true
+			d.mu.Unlock()
+			continue
+		}
 		box := d.boxes[k]
 		if box == nil {
 			box = &userBox{refs: map[uint64]int{}}
@@ -317,6 +365,7 @@ func (d *deliverer) drain(ctx context.Context) {
 			continue
 		}
 		subs := d.n.subscribers(k)
+		full := 0
 		d.mu.Lock()
 		box.reading--
 		for _, nt := range notices {
@@ -330,12 +379,18 @@ func (d *deliverer) drain(ctx context.Context) {
 					// clock advance crossed both): it is not notified.
 					continue
 				}
-				d.enqueue(s.ID, false, item{key: k, notice: nt})
+				if !d.enqueue(s.ID, false, item{key: k, notice: nt}, hostOf(s.NotificationURL)) {
+					full++
+					continue
+				}
 				box.refs[nt.Seq]++
 			}
 		}
 		d.trim[k] = true
 		d.mu.Unlock()
+		if full > 0 {
+			d.queueFullDrops(ctx, full)
+		}
 		poke(d.trimWake)
 	}
 }
@@ -364,16 +419,23 @@ func (d *deliverer) trimAll(ctx context.Context) {
 	wg.Wait()
 }
 
-// enqueue adds it to the queue of subscription id; d.mu held.
-func (d *deliverer) enqueue(id string, lifecycle bool, it item) {
+// enqueue adds it to the queue of subscription id, whose receiver is
+// host, and reports whether it did: a queue holds at most maxPerQueue
+// items; d.mu held.
+func (d *deliverer) enqueue(id string, lifecycle bool, it item, host string) bool {
 	k := queueKey{id, lifecycle}
 	q := d.queues[k]
 	if q == nil {
 		q = &queue{subID: id, lifecycle: lifecycle}
 		d.queues[k] = q
 	}
+	if len(q.items) >= d.maxPerQueue {
+		return false
+	}
+	q.host = host
 	q.items = append(q.items, it)
 	d.depth++
+	return true
 }
 
 // trimOutbox removes from k's outbox every notice that no delivery waits
@@ -439,8 +501,11 @@ func (d *deliverer) done(items []item) {
 // lifecycleEvent queues a lifecycle notification of sub.
 func (d *deliverer) lifecycleEvent(sub presence.Subscription, event string) {
 	d.mu.Lock()
-	d.enqueue(sub.ID, true, item{key: presence.Key{Tenant: sub.Tenant}, lifecycle: event})
+	ok := d.enqueue(sub.ID, true, item{key: presence.Key{Tenant: sub.Tenant}, lifecycle: event}, hostOf(sub.LifecycleNotificationURL))
 	d.mu.Unlock()
+	if !ok {
+		d.queueFullDrops(context.Background(), 1)
+	}
 	d.signal()
 }
 
@@ -481,7 +546,7 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	d.mu.Lock()
 	if !ok || q.dropped {
 		d.drop(q)
-		q.busy = false
+		d.setIdle(q)
 		delete(d.certs, q.subID)
 		d.idle.Broadcast()
 		d.mu.Unlock()
@@ -493,6 +558,7 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	if q.lifecycle {
 		target = sub.LifecycleNotificationURL
 	}
+	q.host = hostOf(target) // a PATCH may have moved it
 	now := d.n.clock.Now()
 	d.sweepEndpoints(now)
 	ep := d.endpoints[target]
@@ -507,7 +573,8 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	retry := q.attempts > 0
 	if share >= slowDelayShare && share < slowDropShare && !q.slowWait {
 		// A flagged endpoint gets everything 10 minutes late.
-		q.next, q.busy, q.slowWait = now.Add(slowDelay), false, true
+		q.next, q.slowWait = now.Add(slowDelay), true
+		d.setIdle(q)
 		d.idle.Broadcast()
 		d.mu.Unlock()
 		return
@@ -561,22 +628,35 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 		q.firstFail = now
 	}
 	q.attempts++
-	if now.Sub(q.firstFail) >= giveUpAfter || share >= slowDropShare {
+	giveUp, backoff, slowWait := afterFailure(q.attempts, now.Sub(q.firstFail), share)
+	if giveUp {
 		d.mu.Unlock()
 		d.n.m.Deliveries.WithLabelValues("dropped").Inc()
 		d.finish(q, batch, true)
 		return
 	}
-	backoff := min(firstBackoff<<min(q.attempts-1, 10), maxBackoff)
-	q.slowWait = false
-	if share >= slowDelayShare {
-		// Failed notifications of a flagged endpoint are retried after 10 minutes.
-		backoff, q.slowWait = max(backoff, slowDelay), true
-	}
+	q.slowWait = slowWait
 	q.next = now.Add(backoff)
-	q.busy = false
+	d.setIdle(q)
 	d.idle.Broadcast()
 	d.mu.Unlock()
+}
+
+// afterFailure is the rule for a failed delivery, given the attempts made
+// (this one included), how long since the first of them failed, and the
+// endpoint's share of slow deliveries: give up after 4 hours of failures or
+// once the endpoint is slow enough to drop; else retry after a backoff of
+// 10 s doubling to 10 min, and at least 10 min (slowWait) for an endpoint
+// flagged slow.
+func afterFailure(attempts int, failingFor time.Duration, slowShare float64) (giveUp bool, backoff time.Duration, slowWait bool) {
+	if failingFor >= giveUpAfter || slowShare >= slowDropShare {
+		return true, 0, false
+	}
+	backoff = min(firstBackoff<<min(attempts-1, 10), maxBackoff)
+	if slowShare >= slowDelayShare {
+		return false, max(backoff, slowDelay), true
+	}
+	return false, backoff, false
 }
 
 // sweepEndpoints forgets, once a counting period, the endpoints whose
@@ -605,7 +685,8 @@ func (d *deliverer) finish(q *queue, batch []item, dropped bool) {
 		q.items = q.items[len(batch):]
 		d.done(batch)
 	}
-	q.attempts, q.next, q.firstFail, q.busy, q.slowWait = 0, time.Time{}, time.Time{}, false, false
+	q.attempts, q.next, q.firstFail, q.slowWait = 0, time.Time{}, time.Time{}, false
+	d.setIdle(q)
 	d.idle.Broadcast()
 	d.mu.Unlock()
 	d.signal()

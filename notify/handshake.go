@@ -58,6 +58,11 @@ func (n *Notifier) handshake(ctx context.Context, target string) error {
 // handshakeFailed counts and answers a validation request that got no
 // whole answer, err saying why: a timeout, or another failure.
 func (n *Notifier) handshakeFailed(ctx context.Context, target string, err error) error {
+	if refused := blockedError(target, err); refused != nil {
+		n.m.Handshakes.WithLabelValues("refused").Inc()
+		n.logger.InfoContext(ctx, "validation request refused", "url", target, "err", err)
+		return refused
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		n.m.Handshakes.WithLabelValues("timeout").Inc()
 		return invalid(msgTimeout)

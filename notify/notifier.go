@@ -40,14 +40,24 @@ type Config struct {
 	MaxLifetime           time.Duration
 	ValidationTimeout     time.Duration
 	DeliveryTimeout       time.Duration
-	// Workers is how many deliveries run at once (default 32).
+	// Workers is how many deliveries run at once (default DefaultWorkers).
 	Workers int
-	Logger  *slog.Logger
-	Metrics *Metrics
 	// DeliveryLog, when set, records delivery attempts for the console
 	// instead of memory (MemoryDeliveryLog): a shared log shows every
 	// node's deliveries.
 	DeliveryLog presence.DeliveryLog
+	// PerHost is how many of them may go to one receiver host (host and
+	// port) at once (default DefaultPerHost), so that a slow or failing
+	// receiver delays only its own subscriptions.
+	PerHost int
+	// MaxQueued bounds the notifications held in memory for delivery
+	// (default DefaultMaxQueued); beyond it new changes wait in the users'
+	// durable outboxes. MaxQueuedPerSubscription bounds one subscription's
+	// (default DefaultMaxQueuedPerSubscription); beyond it its new
+	// notifications are dropped and counted.
+	MaxQueued, MaxQueuedPerSubscription int
+	Logger                              *slog.Logger
+	Metrics                             *Metrics
 	// Subscriptions, when set, keeps the subscriptions instead of a file
 	// in Dir: a shared store makes several nodes one service.
 	Subscriptions presence.SubscriptionStore
@@ -103,7 +113,16 @@ func New(cfg Config) (*Notifier, error) {
 		cfg.DeliveryTimeout = DefaultDeliveryTimeout
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 32
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.PerHost <= 0 {
+		cfg.PerHost = DefaultPerHost
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = DefaultMaxQueued
+	}
+	if cfg.MaxQueuedPerSubscription <= 0 {
+		cfg.MaxQueuedPerSubscription = DefaultMaxQueuedPerSubscription
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -142,6 +161,7 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	n.version = version
 	n.d = newDeliverer(n)
+	n.m.outboxDropped = func() float64 { return float64(cfg.Service.Stats().OutboxDropped) }
 	cfg.Service.SetWatcher(n)
 	return n, nil
 }

@@ -22,6 +22,8 @@ type Config struct {
 	Clock   *presence.TestClock
 	// SetRateLimit changes the presence budget per 30 s per (app, tenant).
 	SetRateLimit func(n int)
+	// SetThrottleWindow, if set, changes the throttling window (30 s).
+	SetThrottleWindow func(d time.Duration)
 	// AfterAdvance, if set, runs after the clock moved and the scheduler
 	// fired, so that what the clock made due elsewhere (webhook retries,
 	// subscription lifetimes) happens before the answer too.
@@ -71,14 +73,25 @@ func NewHandler(cfg Config) http.Handler {
 	mux.Handle("PUT /_test/limits", h(func(w http.ResponseWriter, r *http.Request) error {
 		var body struct {
 			PresencePer30s *int `json:"presencePer30s"`
+			// WindowSeconds shortens (or restores) the window, so that a
+			// test can wait one out in real time.
+			WindowSeconds *int `json:"windowSeconds"`
 		}
 		if err := decode(r, &body); err != nil {
 			return err
 		}
-		if body.PresencePer30s == nil || *body.PresencePer30s < 0 {
+		if body.WindowSeconds != nil && (*body.WindowSeconds < 1 || *body.WindowSeconds > 3600 || cfg.SetThrottleWindow == nil) {
+			return presence.Errorf(presence.CodeBadRequest, "The member 'windowSeconds' must be a number of seconds from 1 to 3600.")
+		}
+		if (body.PresencePer30s == nil && body.WindowSeconds == nil) || (body.PresencePer30s != nil && *body.PresencePer30s < 0) {
 			return presence.Errorf(presence.CodeBadRequest, "The member 'presencePer30s' must be a number of requests, 0 or more.")
 		}
-		cfg.SetRateLimit(*body.PresencePer30s)
+		if body.WindowSeconds != nil {
+			cfg.SetThrottleWindow(time.Duration(*body.WindowSeconds) * time.Second)
+		}
+		if body.PresencePer30s != nil {
+			cfg.SetRateLimit(*body.PresencePer30s)
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}))

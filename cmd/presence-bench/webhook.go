@@ -137,7 +137,7 @@ func runWebhook(ctx context.Context, b *bench) error {
 	if err := os.WriteFile(caFile, rx.caPEM, 0o600); err != nil {
 		return fmt.Errorf("webhook receiver: %w", err)
 	}
-	t, dataDir, err := b.spawn(ctx, "webhook", b.cfg.ProfileDir != "", "--webhook-ca-file", caFile)
+	t, dataDir, err := b.spawn(ctx, "webhook", b.cfg.ProfileDir != "", "--webhook-ca-file", caFile, "--webhook-allow-private")
 	if err != nil {
 		return err
 	}

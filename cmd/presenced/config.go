@@ -39,6 +39,13 @@ type Config struct {
 	// ConsoleOperatorTokenFile holds the console's operator secret; empty
 	// turns the operator view off.
 	ConsoleOperatorTokenFile string
+	// WebhookAllowPrivate lets notification and lifecycle URLs reach
+	// loopback, private, link-local and other non-public addresses; on by
+	// default with --test-hooks only.
+	WebhookAllowPrivate bool
+	// MaxStreams caps the event streams open at once, MaxStreamsPerApp
+	// those of one (app, tenant).
+	MaxStreams, MaxStreamsPerApp int
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -59,7 +66,7 @@ type envFlag struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile, maxStreams, maxStreamsPerApp string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -79,6 +86,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		{"max-subscription-lifetime", "PRESENCED_MAX_SUBSCRIPTION_LIFETIME", "60m", "longest lifetime of a subscription (Graph: 60m; beyond Graph when longer)", &maxLife},
 		{"validation-timeout", "PRESENCED_VALIDATION_TIMEOUT", "10s", "time a notification URL has to answer the validation handshake (Graph: 10s)", &validation},
 		{"console-operator-token-file", "PRESENCED_CONSOLE_OPERATOR_TOKEN_FILE", "", "file holding a secret (32+ characters) that signs in to the console as operator of every tenant (off when empty)", &operatorFile},
+		{"max-streams", "PRESENCED_MAX_STREAMS", "10000", "event streams (/presenced/stream) open at once; more are refused with 429", &maxStreams},
+		{"max-streams-per-app", "PRESENCED_MAX_STREAMS_PER_APP", "1000", "event streams one application may hold open in one tenant; more are refused with 429", &maxStreamsPerApp},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -101,6 +110,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 		fs.BoolVar(f.target, f.name, def, f.usage+" ($"+f.env+"=1)")
 	}
+	var allowPrivate optBool
+	if v := getenv("PRESENCED_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		b, err := parseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("PRESENCED_WEBHOOK_ALLOW_PRIVATE: %w", err)
+		}
+		allowPrivate = optBool{set: true, v: b}
+	}
+	fs.Var(&allowPrivate, "webhook-allow-private", "let notification and lifecycle URLs reach loopback, private, link-local and other non-public addresses (default: on with --test-hooks, else off) ($PRESENCED_WEBHOOK_ALLOW_PRIVATE=1)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -111,6 +129,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
 		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr, AllowAppSubscriptions: appSubs}
 	cfg.ConsoleOperatorTokenFile = operatorFile
+	cfg.WebhookAllowPrivate = testHooks
+	if allowPrivate.set {
+		cfg.WebhookAllowPrivate = allowPrivate.v
+	}
 	var err error
 	if cfg.MaxSubscriptionLifetime, err = time.ParseDuration(maxLife); err != nil || cfg.MaxSubscriptionLifetime < time.Minute {
 		return Config{}, fmt.Errorf("--max-subscription-lifetime: want a duration of a minute or more such as 60m or 24h, got %q", maxLife)
@@ -120,6 +142,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if (tlsCert == "") != (tlsKey == "") {
 		return Config{}, errors.New("--tls-cert and --tls-key go together")
+	}
+	if cfg.MaxStreams, err = strconv.Atoi(maxStreams); err != nil || cfg.MaxStreams < 1 {
+		return Config{}, fmt.Errorf("--max-streams: want a number of streams, 1 or more, got %q", maxStreams)
+	}
+	if cfg.MaxStreamsPerApp, err = strconv.Atoi(maxStreamsPerApp); err != nil || cfg.MaxStreamsPerApp < 1 {
+		return Config{}, fmt.Errorf("--max-streams-per-app: want a number of streams, 1 or more, got %q", maxStreamsPerApp)
 	}
 	if cfg.RateLimit, err = strconv.Atoi(rate); err != nil || cfg.RateLimit < 0 {
 		return Config{}, fmt.Errorf("--rate-limit: want a number of requests, 0 or more, got %q", rate)
@@ -135,6 +163,28 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	return cfg, nil
 }
+
+// optBool is a boolean flag that knows whether it was given.
+type optBool struct{ set, v bool }
+
+func (b *optBool) String() string {
+	if b == nil {
+		return "false"
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optBool) Set(s string) error {
+	v, err := parseBool(s)
+	if err != nil {
+		return err
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
+// IsBoolFlag lets the flag be given without a value.
+func (b *optBool) IsBoolFlag() bool { return true }
 
 func parseBool(s string) (bool, error) {
 	switch strings.ToLower(s) {

@@ -78,6 +78,43 @@ func TestConfigFlagsAndEnvironment(t *testing.T) {
 					t.Errorf("flags: %+v", c)
 				}
 			}, ""},
+		{"webhooks to private addresses: off by default", nil, nil, func(t *testing.T, c Config) {
+			if c.WebhookAllowPrivate {
+				t.Error("allowed by default")
+			}
+		}, ""},
+		{"webhooks to private addresses: on with --test-hooks", []string{"--test-hooks"}, nil, func(t *testing.T, c Config) {
+			if !c.WebhookAllowPrivate {
+				t.Error("not allowed with --test-hooks")
+			}
+		}, ""},
+		{"webhooks to private addresses: off when given false", []string{"--test-hooks", "--webhook-allow-private=false"}, nil, func(t *testing.T, c Config) {
+			if c.WebhookAllowPrivate {
+				t.Error("allowed")
+			}
+		}, ""},
+		{"webhooks to private addresses: environment", nil, map[string]string{"PRESENCED_TEST_HOOKS": "1", "PRESENCED_WEBHOOK_ALLOW_PRIVATE": "0"}, func(t *testing.T, c Config) {
+			if c.WebhookAllowPrivate {
+				t.Error("allowed")
+			}
+		}, ""},
+		{"webhooks to private addresses: flag", []string{"--webhook-allow-private"}, nil, func(t *testing.T, c Config) {
+			if !c.WebhookAllowPrivate {
+				t.Error("not allowed")
+			}
+		}, ""},
+		{"bad allow-private env", nil, map[string]string{"PRESENCED_WEBHOOK_ALLOW_PRIVATE": "maybe"}, nil, "PRESENCED_WEBHOOK_ALLOW_PRIVATE"},
+		{"stream caps", []string{"--max-streams", "7"}, map[string]string{"PRESENCED_MAX_STREAMS_PER_APP": "3"}, func(t *testing.T, c Config) {
+			if c.MaxStreams != 7 || c.MaxStreamsPerApp != 3 {
+				t.Errorf("caps %d %d", c.MaxStreams, c.MaxStreamsPerApp)
+			}
+		}, ""},
+		{"stream cap defaults", nil, nil, func(t *testing.T, c Config) {
+			if c.MaxStreams != 10000 || c.MaxStreamsPerApp != 1000 {
+				t.Errorf("caps %d %d", c.MaxStreams, c.MaxStreamsPerApp)
+			}
+		}, ""},
+		{"bad stream cap", []string{"--max-streams-per-app", "0"}, nil, nil, "--max-streams-per-app"},
 		{"lifetime under a minute", []string{"--max-subscription-lifetime", "30s"}, nil, nil, "--max-subscription-lifetime"},
 		{"bad validation timeout", []string{"--validation-timeout", "0s"}, nil, nil, "--validation-timeout"},
 		{"bad app subscriptions env", nil, map[string]string{"PRESENCED_ALLOW_APP_SUBSCRIPTIONS": "maybe"}, nil, "PRESENCED_ALLOW_APP_SUBSCRIPTIONS"},

@@ -96,12 +96,20 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Auth:          verifier,
 		PublicURL:     cfg.PublicURL,
 		RateLimit:     cfg.RateLimit,
-		Logger:        logger,
-		Registerer:    reg,
+		// A test clock stands still: a throttling window also ends in
+		// real time, or a client over its budget would wait forever.
+		ThrottleRealTime: cfg.TestHooks,
+		MaxStreams:       cfg.MaxStreams,
+		MaxStreamsPerApp: cfg.MaxStreamsPerApp,
+		Logger:           logger,
+		Registerer:       reg,
 	})
 	if err != nil {
 		return err
 	}
+
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_streams_open", Help: "Event streams open now."},
+		func() float64 { return float64(api.OpenStreams()) }))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -125,11 +133,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	})
 	if cfg.TestHooks {
 		mux.Handle("/_test/", testhooks.NewHandler(testhooks.Config{
-			Service:      svc,
-			Clock:        testClock,
-			SetRateLimit: api.SetRateLimit,
-			WriteError:   api.WriteError,
-			AfterAdvance: notifier.Flush,
+			Service:           svc,
+			Clock:             testClock,
+			SetRateLimit:      api.SetRateLimit,
+			SetThrottleWindow: api.SetThrottleWindow,
+			WriteError:        api.WriteError,
+			AfterAdvance:      notifier.Flush,
 		}))
 	}
 	con, err := mountConsole(mux, consoleDeps{cfg: cfg, svc: svc, store: store, verifier: verifier, notifier: notifier, gatherer: reg, writeError: api.WriteError, logger: logger})
@@ -317,6 +326,9 @@ func newNotifier(cfg Config, svc *presence.Service, publicURL string, logger *sl
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	tr.MaxIdleConnsPerHost = 64
+	if !cfg.WebhookAllowPrivate {
+		notify.GuardTransport(tr)
+	}
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	keyFile, dir := "", ""
