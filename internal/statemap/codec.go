@@ -691,3 +691,19 @@ func readKeyString(p []byte, in *interner) (string, []byte, bool) {
 func DecodeKey(p []byte) (presence.Key, []byte, error) {
 	return decodeKey(p, nil)
 }
+
+// Decoder decodes encodings made by AppendState one after another into
+// storage it reuses, so that decoding many states allocates nothing once
+// it has grown. Its zero value is ready for use; it is not safe for
+// concurrent use.
+type Decoder struct {
+	r scratch
+}
+
+// Decode decodes enc into *s, built in d's storage: *s (and everything it
+// points to) is valid only until the next call of Decode. The strings of
+// *s may share memory with enc.
+func (d *Decoder) Decode(enc string, s *presence.State) error {
+	_, err := decodeReusing(enc, nil, s, &d.r)
+	return err
+}

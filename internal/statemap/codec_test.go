@@ -397,3 +397,24 @@ func BenchmarkDecodeState(b *testing.B) {
 		}
 	}
 }
+
+func TestDecoderReuses(t *testing.T) {
+	rich := presence.State{Seq: 3, SeqAt: time.Unix(100, 0).UTC(), CalendarBusy: true,
+		Sessions: []presence.Session{{ID: "a", Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}}},
+		Preferred: &presence.Preferred{Pair: presence.Pair{Availability: "Away", Activity: "Away"}}}
+	sparse := presence.State{Seq: 1}
+	var d Decoder
+	var got presence.State
+	for _, want := range []presence.State{rich, sparse, rich} {
+		enc := string(AppendState(nil, &want))
+		if err := d.Decode(enc, &got); err != nil {
+			t.Fatal(err)
+		}
+		if string(AppendState(nil, &got)) != enc {
+			t.Errorf("Decode of %+v gave %+v", want, got)
+		}
+	}
+	if err := d.Decode("\x09", &got); err == nil || !got.IsZero() {
+		t.Errorf("Decode of garbage: %v, %+v", err, got)
+	}
+}
