@@ -400,7 +400,7 @@ func BenchmarkDecodeState(b *testing.B) {
 
 func TestDecoderReuses(t *testing.T) {
 	rich := presence.State{Seq: 3, SeqAt: time.Unix(100, 0).UTC(), CalendarBusy: true,
-		Sessions: []presence.Session{{ID: "a", Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}}},
+		Sessions:  []presence.Session{{ID: "a", Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}}},
 		Preferred: &presence.Preferred{Pair: presence.Pair{Availability: "Away", Activity: "Away"}}}
 	sparse := presence.State{Seq: 1}
 	var d Decoder
