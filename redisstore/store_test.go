@@ -91,3 +91,7 @@ func TestDurable(t *testing.T) {
 		return open(t, srv.URL(), Options{Prefix: "d" + dir, NodeID: "durable"})
 	})
 }
+
+func slogTo(w *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
