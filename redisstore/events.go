@@ -155,7 +155,7 @@ func decodeEvent(p []byte) (RemoteEvent, error) {
 	ev.Origin = str()
 	ev.Key.Tenant = str()
 	ev.Key.User = str()
-	if bad || len(p) < 1 {
+	if bad || len(p) < 1 || p[0] > 1 {
 		return RemoteEvent{}, errBadEvent
 	}
 	ev.Watched = p[0]&1 != 0
