@@ -415,3 +415,25 @@ func TestWaitReplicasShort(t *testing.T) {
 		t.Fatalf("Update waiting for a replica that does not exist: %v", err)
 	}
 }
+
+func TestWaitReplicas(t *testing.T) {
+	master, replica := redistest.StartReplicated(t)
+	s := open(t, master.URL(), Options{WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	k := presence.Key{Tenant: presence.NewGUID(), User: presence.NewGUID()}
+	for range 20 {
+		if _, _, err := s.Update(ctx, k, appendOne); err != nil {
+			t.Fatalf("Update with a live replica: %v", err)
+		}
+	}
+	// What WAIT acknowledged is on the replica.
+	raw := replica.MustDo("GET", s.stateKey(s.Partition(k), memberOf(k)))
+	if _, st, err := decodeValue(raw); err != nil || st.Seq != 20 {
+		t.Fatalf("replica holds Seq %d (%v), want 20", st.Seq, err)
+	}
+	replica.Kill9()
+	_, _, err := s.Update(ctx, k, appendOne)
+	if !errors.Is(err, presence.ErrUnavailable) || !strings.Contains(err.Error(), "of 1 replicas") {
+		t.Fatalf("Update with the replica dead: %v", err)
+	}
+}

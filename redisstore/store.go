@@ -485,18 +485,8 @@ func (s *Store) Update(ctx context.Context, key presence.Key, fn func(*presence.
 		if err := fn(&next); err != nil {
 			return presence.State{}, presence.State{}, err
 		}
-		var newRev uint64 = 1
-		if rev != "" {
-			newRev = binary.BigEndian.Uint64([]byte(rev)) + 1
-		}
-		val := binary.BigEndian.AppendUint64(make([]byte, 0, 128), newRev)
-		val = statemap.AppendState(val, &next)
-		args := []string{rev, string(val), member, dueArg(old.Due, next.Due), outboxArg(old.Outbox, next.Outbox), "", s.channelKey(p)}
-		if ev := s.eventPayload(key, &old, &next); ev != nil {
-			args[5] = string(ev)
-		}
-		keys := []string{skey, s.dueKey(p), s.outboxKey(p)}
-		ok, current, err := s.cas(ctx, cli, keys, args)
+		call := s.casCall(key, member, p, rev, &old, &next)
+		ok, current, err := s.cas(ctx, cli, call.keys, call.args)
 		if err != nil {
 			if notExecuted(err) && time.Now().Before(deadline) && ctx.Err() == nil {
 				// Refused before it ran (LOADING, TRYAGAIN, …): read
@@ -530,6 +520,22 @@ func (s *Store) Update(ctx context.Context, key presence.Key, fn func(*presence.
 		}
 		cur = current
 	}
+}
+
+// casCall builds the compare-and-set of member (of key, in partition p)
+// from old, stored at revision rev ("" for none), to next.
+func (s *Store) casCall(key presence.Key, member string, p int, rev string, old, next *presence.State) scriptCall {
+	var newRev uint64 = 1
+	if rev != "" {
+		newRev = binary.BigEndian.Uint64([]byte(rev)) + 1
+	}
+	val := binary.BigEndian.AppendUint64(make([]byte, 0, 128), newRev)
+	val = statemap.AppendState(val, next)
+	args := []string{rev, string(val), member, dueArg(old.Due, next.Due), outboxArg(old.Outbox, next.Outbox), "", s.channelKey(p)}
+	if ev := s.eventPayload(key, old, next); ev != nil {
+		args[5] = string(ev)
+	}
+	return scriptCall{keys: []string{s.stateKey(p, member), s.dueKey(p), s.outboxKey(p)}, args: args}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

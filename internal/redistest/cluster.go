@@ -113,3 +113,21 @@ func freeClusterPort(t testing.TB) int {
 	t.Fatal(fmt.Errorf("redistest: no free port pair for a cluster node"))
 	return 0
 }
+
+// StartReplicated starts a master (on its Unix socket and on a loopback TCP
+// port, which its replica needs) and one replica of it, and waits until
+// the replica's link is up. Both have the settings of Start.
+func StartReplicated(t testing.TB) (master, replica *Server) {
+	t.Helper()
+	port := freeClusterPort(t)
+	master = Start(t, "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
+	replica = Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(startTimeout)
+	for replica.Info("master_link_status") != "up" {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis replica link not up after %v", startTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return master, replica
+}
