@@ -250,11 +250,19 @@ func TestLeases(t *testing.T) {
 // TestFireOnce runs two Services, each on its own store of one keyspace,
 // with one test clock: a fade fires exactly once, by the owner of the
 // user's partition, and the other node receives its event.
-func TestFireOnce(t *testing.T) {
-	srv := redistest.Start(t)
+func TestFireOnce(t *testing.T) { testFireOnce(t, redistest.Start(t).URL()) }
+
+func TestFireOnceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	testFireOnce(t, redistest.StartCluster(t).Seeds())
+}
+
+func testFireOnce(t *testing.T, url string) {
 	prefix := "fire" + presence.NewGUID()[:8]
-	a := open(t, srv.URL(), Options{Prefix: prefix, NodeID: "a"})
-	b := open(t, srv.URL(), Options{Prefix: prefix, NodeID: "b"})
+	a := open(t, url, Options{Prefix: prefix, NodeID: "a"})
+	b := open(t, url, Options{Prefix: prefix, NodeID: "b"})
 	waitFor(t, 10*time.Second, "two nodes share the partitions", func() bool {
 		return a.OwnedPartitions() > 0 && b.OwnedPartitions() > 0 && a.OwnedPartitions()+b.OwnedPartitions() == Partitions
 	})

@@ -28,7 +28,7 @@ const revLen = 8
 
 // lockStripes is the number of per-node mutexes that serialize Updates of
 // the same user inside one node.
-const lockStripes = 1024
+const lockStripes = 4096
 
 // Store is a presence.Store kept in Redis, shared by every node that opens
 // the same keyspace. It is safe for concurrent use.
@@ -43,7 +43,7 @@ type Store struct {
 	cluster atomic.Bool
 	config  atomic.Pointer[ServerConfig]
 
-	locks [lockStripes]sync.Mutex
+	locks [lockStripes]chan struct{} // each a mutex that a waiter may give up
 
 	own      ownership
 	metrics  *metrics
@@ -51,8 +51,7 @@ type Store struct {
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	closed   atomic.Bool
-	closeMu  sync.Mutex
-	released bool // Close released the leases
+	closeMu sync.Mutex
 }
 
 // Open opens the store described by opts.
@@ -86,6 +85,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		metrics: newMetrics(opts.Registerer),
 	}
 	s.own.init()
+	for i := range s.locks {
+		s.locks[i] = make(chan struct{}, 1)
+	}
 	s.bg, s.stop = context.WithCancel(context.Background())
 	err = s.connect(ctx)
 	switch {
@@ -415,9 +417,15 @@ func (s *Store) read(ctx context.Context, tenant string, users []string, each fu
 
 // lock serializes the Updates of one member inside this node, so that
 // writers of a hot user queue here instead of losing compare-and-sets to
-// each other in Redis.
-func (s *Store) lock(member string) *sync.Mutex {
-	return &s.locks[maphash.String(s.seed, member)%lockStripes]
+// each other in Redis. It gives up when ctx ends; unlock releases it.
+func (s *Store) lock(ctx context.Context, member string) (unlock func(), err error) {
+	l := s.locks[maphash.String(s.seed, member)%lockStripes]
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // decodeValue splits a stored value into its revision and its state.
@@ -460,10 +468,17 @@ func (s *Store) Update(ctx context.Context, key presence.Key, fn func(*presence.
 	member := memberOf(key)
 	p := partitionOf(member)
 	skey := s.stateKey(p, member)
-	mu := s.lock(member)
-	mu.Lock()
-	defer mu.Unlock()
 	deadline := time.Now().Add(s.opts.UpdateTimeout)
+	lctx, cancel := context.WithDeadline(ctx, deadline)
+	unlock, err := s.lock(lctx, member)
+	cancel()
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return before, after, fmt.Errorf("redisstore: update %s: %w", key, cerr)
+		}
+		return before, after, presence.Unavailable(fmt.Errorf("redisstore: update %s: %w", key, ErrContention))
+	}
+	defer unlock()
 
 	octx, cancel := s.opCtx(ctx)
 	start := time.Now()
@@ -920,7 +935,6 @@ func (s *Store) shutdown(release bool) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*s.opts.OpTimeout)
 		s.releaseAll(ctx, *c)
 		cancel()
-		s.released = true
 	}
 	s.closed.Store(true)
 	if c != nil {

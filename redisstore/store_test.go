@@ -3,14 +3,55 @@ package redisstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	presence "github.com/presenced/presenced"
 	"github.com/presenced/presenced/internal/redistest"
 	"github.com/presenced/presenced/storetest"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestClosed checks that every method of a closed store returns ErrClosed
+// and calls no fn.
+func TestClosed(t *testing.T) {
+	s := open(t, redistest.Start(t).URL(), Options{})
+	ctx := context.Background()
+	k := presence.Key{Tenant: "t", User: "u"}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Close: %v", err)
+	}
+	called := false
+	if _, _, err := s.Update(ctx, k, func(*presence.State) error { called = true; return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Update after Close: %v", err)
+	}
+	if _, err := s.Get(ctx, "t", []string{"u"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Get after Close: %v", err)
+	}
+	if _, err := s.Due(ctx, time.Now(), 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("Due after Close: %v", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Ping after Close: %v", err)
+	}
+	if err := s.Events(ctx, func(RemoteEvent) { called = true }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Events after Close: %v", err)
+	}
+	if s.OwnedPartitions() != 0 {
+		t.Errorf("a closed store owns %d partitions", s.OwnedPartitions())
+	}
+	if called {
+		t.Error("a closed store called fn")
+	}
+}
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes, for logs.
 type syncBuffer struct {
