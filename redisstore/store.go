@@ -45,12 +45,12 @@ type Store struct {
 
 	locks [lockStripes]chan struct{} // each a mutex that a waiter may give up
 
-	own      ownership
-	metrics  *metrics
-	bg       context.Context
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	closed   atomic.Bool
+	own     ownership
+	metrics *metrics
+	bg      context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closed  atomic.Bool
 	closeMu sync.Mutex
 }
 
