@@ -71,3 +71,5 @@ func notExecuted(err error) bool {
 	return strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "READONLY") ||
 		strings.HasPrefix(msg, "MISCONF") || strings.HasPrefix(msg, "OOM")
 }
+
+func isRedisNil(err error) bool { return rueidis.IsRedisNil(err) }

@@ -235,3 +235,8 @@ func (s *Store) releaseAll(ctx context.Context, cli rueidis.Client) {
 	releaseScript.runMulti(ctx, cli, calls)
 	cli.Do(ctx, cli.B().Zrem().Key(s.nodesKey()).Member(s.opts.NodeID).Build())
 }
+
+// Leader reports whether this node is the service's leader now, for the
+// work one node must do for all (the subscriptions' lifecycle): the owner
+// of partition 0 is the leader, so leadership moves with that lease.
+func (s *Store) Leader() bool { return s.own.owns(0, time.Now()) }

@@ -204,6 +204,9 @@ func TestLeases(t *testing.T) {
 	d := waitFor(t, 10*time.Second, "three nodes share the partitions", balanced)
 	t.Logf("balanced after %v: a %d, b %d, c %d", d, a.OwnedPartitions(), b.OwnedPartitions(), c.OwnedPartitions())
 
+	if n := btoi(a.Leader()) + btoi(b.Leader()) + btoi(c.Leader()); n != 1 {
+		t.Errorf("%d leaders", n)
+	}
 	// Every key is owned by exactly one node.
 	for range 100 {
 		k := presence.Key{Tenant: presence.NewGUID(), User: presence.NewGUID()}
@@ -444,4 +447,11 @@ func TestWaitReplicas(t *testing.T) {
 	if !errors.Is(err, presence.ErrUnavailable) || !strings.Contains(err.Error(), "of 1 replicas") {
 		t.Fatalf("Update with the replica dead: %v", err)
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
