@@ -34,6 +34,9 @@ func wrap(ctx context.Context, what string, err error) error {
 	if errors.Is(err, ErrClosed) {
 		return err
 	}
+	if errors.Is(err, presence.ErrUnavailable) {
+		return fmt.Errorf("redisstore: %s: %w", what, err) // already says so
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("redisstore: %s: %w", what, cerr)
 	}

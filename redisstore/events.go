@@ -190,7 +190,8 @@ func decodeEvent(p []byte) (RemoteEvent, error) {
 
 // Events subscribes to the change events of every partition (SSUBSCRIBE,
 // one subscription per partition, each on its shard's node) and calls fn,
-// from several goroutines, with each event made by another node. It
+// from several goroutines (one per partition, so the events of one user
+// come in order), with each event made by another node. It
 // blocks until ctx ends or the store closes, resubscribing after a lost
 // connection.
 //

@@ -429,7 +429,8 @@ func TestWaitReplicasShort(t *testing.T) {
 
 func TestWaitReplicas(t *testing.T) {
 	master, replica := redistest.StartReplicated(t)
-	s := open(t, master.URL(), Options{WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond})
+	// A generous timeout: a loaded machine delays the replica's ack.
+	s := open(t, master.URL(), Options{WaitReplicas: 1, WaitTimeout: 3 * time.Second, OpTimeout: 5 * time.Second})
 	ctx := context.Background()
 	k := presence.Key{Tenant: presence.NewGUID(), User: presence.NewGUID()}
 	for range 20 {

@@ -79,6 +79,9 @@ func (o *Options) defaults() error {
 	def(&o.UpdateTimeout, 2*time.Second)
 	def(&o.DialTimeout, 2*time.Second)
 	def(&o.LeaseTTL, 3*time.Second)
+	if o.WaitReplicas > 0 && o.OpTimeout <= o.WaitTimeout {
+		o.OpTimeout = o.WaitTimeout + 500*time.Millisecond // room for WAIT's answer
+	}
 	return nil
 }
 
