@@ -12,10 +12,12 @@ import (
 	"time"
 )
 
-// Cluster is a Redis Cluster of three masters (no replicas) on loopback
-// ports, each with the append-only file fsynced on every write.
+// Cluster is a Redis Cluster of three masters on loopback ports (and, from
+// StartClusterReplicated, one replica each), every node with the
+// append-only file fsynced on every write.
 type Cluster struct {
-	// Nodes are the masters, in the order their slots ascend.
+	// Nodes are the servers: the three masters first, in the order their
+	// slots ascend, then the replicas.
 	Nodes []*Server
 }
 
@@ -35,10 +37,23 @@ func (c *Cluster) Seeds() string {
 // the test's cleanup.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
+	return startCluster(t, 0)
+}
+
+// StartClusterReplicated is StartCluster with one replica per master
+// (six servers), for failover tests: kill a master and its replica takes
+// over within a few seconds (cluster-node-timeout is 2 s).
+func StartClusterReplicated(t testing.TB) *Cluster {
+	t.Helper()
+	return startCluster(t, 1)
+}
+
+func startCluster(t testing.TB, replicas int) *Cluster {
+	t.Helper()
 	bin, cli := Binaries(t)
 	var c Cluster
 	var addrs []string
-	for range 3 {
+	for range 3 * (1 + replicas) {
 		dir, err := os.MkdirTemp("", "redistest-cluster")
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +82,7 @@ func StartCluster(t testing.TB) *Cluster {
 		addrs = append(addrs, s.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
@@ -84,7 +99,31 @@ func StartCluster(t testing.TB) *Cluster {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	for _, n := range c.Nodes {
+		for {
+			role, err := n.Do("ROLE")
+			if err == nil && (strings.HasPrefix(role, "master") || strings.Contains(role, "\nconnected\n")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redis cluster node %s: replication not up after %v: %q %v", n.Addr(), startTimeout, role, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	return &c
+}
+
+// Masters returns the nodes that are masters now (after a failover, a
+// former replica).
+func (c *Cluster) Masters() []*Server {
+	var ms []*Server
+	for _, n := range c.Nodes {
+		if role, err := n.Do("ROLE"); err == nil && strings.HasPrefix(role, "master") {
+			ms = append(ms, n)
+		}
+	}
+	return ms
 }
 
 // freeClusterPort returns a loopback port that is free, and whose cluster

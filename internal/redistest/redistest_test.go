@@ -39,3 +39,13 @@ func TestCluster(t *testing.T) {
 		t.Errorf("CLUSTER INFO: %s", info)
 	}
 }
+
+func TestClusterReplicated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	c := StartClusterReplicated(t)
+	if len(c.Nodes) != 6 || len(c.Masters()) != 3 {
+		t.Fatalf("%d nodes, %d masters", len(c.Nodes), len(c.Masters()))
+	}
+}
