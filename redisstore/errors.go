@@ -61,7 +61,8 @@ func transient(re *rueidis.RedisError) bool {
 }
 
 // notExecuted reports whether err says the command was refused before it
-// ran, so sending it again cannot apply it twice.
+// ran, for a reason that passes within moments (loading, a slot moving, a
+// failover), so the store may send it again: it cannot apply twice.
 func notExecuted(err error) bool {
 	re, ok := rueidis.IsRedisErr(err)
 	if !ok {
@@ -70,9 +71,10 @@ func notExecuted(err error) bool {
 	if re.IsLoading() || re.IsTryAgain() || re.IsClusterDown() || re.IsNoScript() {
 		return true
 	}
+	// MISCONF and OOM are refusals too, but do not pass in milliseconds:
+	// they are answered at once.
 	msg := re.Error()
-	return strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "READONLY") ||
-		strings.HasPrefix(msg, "MISCONF") || strings.HasPrefix(msg, "OOM")
+	return strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "READONLY")
 }
 
 func isRedisNil(err error) bool { return rueidis.IsRedisNil(err) }

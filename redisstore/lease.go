@@ -240,3 +240,11 @@ func (s *Store) releaseAll(ctx context.Context, cli rueidis.Client) {
 // work one node must do for all (the subscriptions' lifecycle): the owner
 // of partition 0 is the leader, so leadership moves with that lease.
 func (s *Store) Leader() bool { return s.own.owns(0, time.Now()) }
+
+// Owned returns the partitions this node owns now, in order. With
+// OnPartitions it lets a consumer wired after Open (the first gains are
+// reported inside Open) start from the current set.
+func (s *Store) Owned() []int { return s.own.owned(time.Now()) }
+
+// NodeID returns the node's id, as in Options.NodeID.
+func (s *Store) NodeID() string { return s.opts.NodeID }

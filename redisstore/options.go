@@ -45,9 +45,10 @@ type Options struct {
 	// LeaseTTL is the life of a partition lease; default 3 s. Leases are
 	// renewed every LeaseTTL/3.
 	LeaseTTL time.Duration
-	// OnPartitions, if set, is called (from one goroutine, in order) with
+	// OnPartitions, if set, is called (never concurrently, in order) with
 	// the partitions this node gained and lost. Partition numbers are
-	// those of Store.Partition.
+	// those of Store.Partition. The first call, with the partitions taken
+	// at start, comes before Open returns (see Store.Owned).
 	OnPartitions func(gained, lost []int)
 	// Registerer, if set, receives the store's Prometheus metrics.
 	Registerer prometheus.Registerer
