@@ -1,0 +1,36 @@
+package redisstore
+
+import (
+	"context"
+	"testing"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/internal/redistest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := open(t, redistest.Start(t).URL(), Options{Registerer: reg})
+	k := presence.Key{Tenant: presence.NewGUID(), User: presence.NewGUID()}
+	if _, _, err := s.Update(context.Background(), k, appendOne); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	for _, name := range []string{"presenced_redis_roundtrip_seconds", "presenced_partitions_owned", "presenced_lease_takeovers_total", "presenced_redis_cas_conflicts_total"} {
+		if !have[name] {
+			t.Errorf("metric %s not registered (have %v)", name, have)
+		}
+	}
+	st := s.Stats()
+	if st.RoundTrips < 2 || st.PartitionsOwned != Partitions || st.LeaseTakeovers != Partitions || st.RoundTripSeconds <= 0 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
