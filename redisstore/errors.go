@@ -51,6 +51,11 @@ func transient(re *rueidis.RedisError) bool {
 	if re.IsLoading() || re.IsTryAgain() || re.IsClusterDown() {
 		return true
 	}
+	if movedOrAsk(re) {
+		// MOVED or ASK reaching us: a slot moved (failover, resharding)
+		// under a dedicated connection, which does not follow redirects.
+		return true
+	}
 	msg := re.Error()
 	for _, p := range []string{"MASTERDOWN", "READONLY", "BUSY", "MISCONF", "OOM", "NOREPLICAS", "NOPERM"} {
 		if strings.HasPrefix(msg, p) {
@@ -71,6 +76,9 @@ func notExecuted(err error) bool {
 	if re.IsLoading() || re.IsTryAgain() || re.IsClusterDown() || re.IsNoScript() {
 		return true
 	}
+	if movedOrAsk(re) {
+		return true // the client refreshes its slot map; the retry goes to the new node
+	}
 	// MISCONF and OOM are refusals too, but do not pass in milliseconds:
 	// they are answered at once.
 	msg := re.Error()
@@ -78,3 +86,9 @@ func notExecuted(err error) bool {
 }
 
 func isRedisNil(err error) bool { return rueidis.IsRedisNil(err) }
+
+func movedOrAsk(re *rueidis.RedisError) bool {
+	_, moved := re.IsMoved()
+	_, ask := re.IsAsk()
+	return moved || ask
+}

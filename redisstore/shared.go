@@ -183,7 +183,8 @@ func (c *Clock) do(ctx context.Context, op string, operand int64) (time.Time, er
 }
 
 // Now returns the shared clock's instant. When Redis cannot be read it
-// returns the last instant it read (the clock never moves back).
+// returns the last instant it read (so it does not move back), or the real
+// time if it never read one.
 func (c *Clock) Now() time.Time {
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.OpTimeout)
 	defer cancel()

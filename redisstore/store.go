@@ -240,7 +240,7 @@ func (s *Store) checkConfig(ctx context.Context, cli rueidis.Client) {
 	if s.cluster.Load() {
 		nodes = cli.Nodes()
 	}
-	worst := &ServerConfig{Durable: true}
+	var worst *ServerConfig // the first that cannot keep the promise, else any
 	for addr, n := range nodes {
 		if s.cluster.Load() {
 			role, err := n.Do(ctx, n.B().Role().Build()).ToArray()
@@ -281,11 +281,12 @@ func (s *Store) checkConfig(ctx context.Context, cli rueidis.Client) {
 			log.Error("redis: maxmemory-policy is not noeviction: redis may evict users' states (lost presence, reused sequence numbers); set --maxmemory-policy noeviction", "maxmemory-policy", c.MaxmemoryPolicy)
 		}
 		c.Durable = c.AppendOnly == "yes" && c.AppendFsync == "always" && c.MaxmemoryPolicy == "noeviction"
-		if !c.Durable || worst.AppendOnly == "" {
-			if worst.Durable || worst.AppendOnly == "" {
-				*worst = c
-			}
+		if worst == nil || (worst.Durable && !c.Durable) {
+			worst = &c
 		}
+	}
+	if worst == nil {
+		worst = &ServerConfig{AppendOnly: "unknown", AppendFsync: "unknown", MaxmemoryPolicy: "unknown"}
 	}
 	s.config.Store(worst)
 }
