@@ -180,3 +180,50 @@ func TestKill9DuringWrites(t *testing.T) {
 		t.Errorf("the test did not exercise anything: %d writes, %d failures", total, failures.Load())
 	}
 }
+
+// TestEventsAfterRestart checks that a node keeps receiving other nodes'
+// events after redis-server restarts (the subscriptions come back).
+func TestEventsAfterRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := "evr" + presence.NewGUID()[:8]
+	a := open(t, srv.URL(), Options{Prefix: prefix, NodeID: "a"})
+	b := open(t, srv.URL(), Options{Prefix: prefix, NodeID: "b"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan RemoteEvent, 1000)
+	done := make(chan error, 1)
+	go func() { done <- b.Events(ctx, func(ev RemoteEvent) { got <- ev }) }()
+	app := presence.NewGUID()
+	now := time.Now().UTC()
+	flows := func(phase string) {
+		t.Helper()
+		waitFor(t, 15*time.Second, phase+": events flow", func() bool {
+			k := presence.Key{Tenant: presence.NewGUID(), User: presence.NewGUID()}
+			_, _, err := a.Update(ctx, k, func(st *presence.State) error {
+				cmd := &presence.SetPresence{CallerApp: app, SessionID: app, Availability: "Busy", Activity: "InACall"}
+				if err := cmd.Validate(&presence.Env{}); err != nil {
+					return err
+				}
+				_, err := presence.Step(k, st, cmd, now)
+				return err
+			})
+			if err != nil {
+				return false
+			}
+			select {
+			case ev := <-got:
+				return ev.Origin == "a"
+			case <-time.After(200 * time.Millisecond):
+				return false
+			}
+		})
+	}
+	flows("before the restart")
+	srv.Kill9()
+	srv.Restart()
+	flows("after the restart")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Events returned %v, want context.Canceled", err)
+	}
+}
