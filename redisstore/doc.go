@@ -33,7 +33,7 @@
 //	pd:{m}:nodes         zset    node id → last heartbeat, by Redis's clock
 //	pd:{m}:key:<name>    string  keys shared by every node (SharedKey)
 //	pd:{m}:clock         string  the shared test clock, Unix ns
-//	pd:{rl:<app>:<tenant>}:<window>  counter of the shared limiter
+//	pd:{rl:<app>:<tenant>}  hash    the shared limiter: 1 s slot → admissions
 //
 // <member> is the user's key as the state codec writes it (tenant and user
 // GUIDs as 16 bytes each); "pd" is Options.Prefix. A user with one session

@@ -11,11 +11,17 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// LimitWindow is the length of one throttling window.
+// LimitWindow is the length of Graph's throttling window, Allow's.
 const LimitWindow = 30 * time.Second
 
-// Limiter is one request budget per (app, tenant) and window, shared by
-// every node of the keyspace.
+// limitSlots is how many slots a window is cut into: the admissions of one
+// slot leave the window together.
+const limitSlots = 30
+
+// Limiter is one request budget per (app, tenant) shared by every node of
+// the keyspace: a sliding window of limitSlots counters (one second each
+// for a 30 s window) in one small Redis hash per pair, on its own hash tag
+// so that pairs spread over a Cluster.
 type Limiter struct {
 	s *Store
 }
@@ -23,45 +29,76 @@ type Limiter struct {
 // Limiter returns the store's shared limiter.
 func (s *Store) Limiter() *Limiter { return &Limiter{s: s} }
 
-// limitScript counts one request in a window's counter and says whether
-// it is within the limit.
+// limitScript admits one request when the slots still in the window hold
+// fewer than the limit, dropping the slots that left it. Slot numbers are
+// computed in Go (about 1.8e9 for 1 s slots: exact in Lua's doubles).
 //
-//	KEYS: 1 counter   ARGV: 1 limit  2 life of the counter in ms
-//	returns {1, 0} allowed, or {0, pttl} refused
+//	KEYS: 1 hash slot → count   ARGV: 1 current slot  2 slots per window
+//	      3 limit  4 idle life in ms
+//	returns {1, 0} admitted, or {0, oldest slot still counted}
 var limitScript = newScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then return {0, redis.call('PTTL', KEYS[1])} end
-return {1, 0}
+local cur = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local h = redis.call('HGETALL', KEYS[1])
+local total = 0
+local oldest = cur
+for i = 1, #h, 2 do
+  local s = tonumber(h[i])
+  if s <= cur - n then
+    redis.call('HDEL', KEYS[1], h[i])
+  else
+    total = total + tonumber(h[i + 1])
+    if s < oldest then oldest = s end
+  end
+end
+if total < tonumber(ARGV[3]) then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {1, 0}
+end
+return {0, oldest}
 `)
 
-// Allow counts one request of app in tenant at now (the service's clock)
-// against limit per LimitWindow. The windows are fixed slices of the
-// service clock's time; a window also ends when the real clock has moved a
-// window's length past its first request (Redis expires its counter), so
-// a test clock that stands still does not throttle forever. When the
-// request is over the limit, ok is false and retryAfter says when the
-// window ends. Errors match presence.ErrUnavailable when Redis cannot
-// answer.
+// Allow is AllowWindow with Graph's window, LimitWindow.
 func (l *Limiter) Allow(ctx context.Context, app, tenant string, now time.Time, limit int) (retryAfter time.Duration, ok bool, err error) {
+	return l.AllowWindow(ctx, app, tenant, now, limit, LimitWindow)
+}
+
+// AllowWindow counts one request of app in tenant at now (the service's
+// clock) against at most limit per window, on every node together. A
+// request over the limit is not counted; ok is then false and retryAfter
+// says when the oldest counted requests leave the window. The slots are
+// fixed slices of the service clock's time, so an admission leaves the
+// window up to one slot early (the client's gain). The window also ends
+// when the real clock has moved a window past the pair's last admission
+// (Redis expires its hash), so a test clock that stands still does not
+// throttle forever. A limit of 0 or less admits everything. Errors match
+// presence.ErrUnavailable when Redis cannot answer.
+func (l *Limiter) AllowWindow(ctx context.Context, app, tenant string, now time.Time, limit int, window time.Duration) (retryAfter time.Duration, ok bool, err error) {
+	if limit <= 0 {
+		return 0, true, nil
+	}
 	cli, err := l.s.client()
 	if err != nil {
 		return 0, false, err
 	}
-	win := now.UnixNano() / int64(LimitWindow)
-	if now.UnixNano() < 0 && now.UnixNano()%int64(LimitWindow) != 0 {
-		win--
+	if window <= 0 {
+		window = LimitWindow
 	}
-	end := time.Unix(0, (win+1)*int64(LimitWindow))
-	left := end.Sub(now)
-	if left <= 0 {
-		left = time.Millisecond
+	slot := window / limitSlots
+	if slot <= 0 {
+		slot = 1
 	}
-	key := l.s.opts.Prefix + ":{rl:" + app + ":" + tenant + "}:" + strconv.FormatInt(win, 10)
+	cur := now.UnixNano() / int64(slot)
+	if now.UnixNano() < 0 && now.UnixNano()%int64(slot) != 0 {
+		cur--
+	}
+	key := l.s.opts.Prefix + ":{rl:" + app + ":" + tenant + "}"
 	octx, cancel := l.s.opCtx(ctx)
 	defer cancel()
 	start := time.Now()
-	arr, err := limitScript.run(octx, cli, []string{key}, []string{strconv.Itoa(limit), strconv.FormatInt(max(left.Milliseconds(), 1), 10)}).AsIntSlice()
+	arr, err := limitScript.run(octx, cli, []string{key}, []string{strconv.FormatInt(cur, 10), strconv.Itoa(limitSlots),
+		strconv.Itoa(limit), strconv.FormatInt(max(window.Milliseconds(), 1), 10)}).AsIntSlice()
 	l.s.metrics.roundTrip("limit", start, err)
 	if err != nil {
 		return 0, false, wrap(ctx, "limit", err)
@@ -72,9 +109,10 @@ func (l *Limiter) Allow(ctx context.Context, app, tenant string, now time.Time, 
 	if arr[0] == 1 {
 		return 0, true, nil
 	}
-	retry := time.Duration(arr[1]) * time.Millisecond
-	if retry <= 0 || retry > left {
-		retry = left
+	leaves := time.Unix(0, (arr[1]+limitSlots)*int64(slot))
+	retry := leaves.Sub(now)
+	if retry < time.Millisecond {
+		retry = time.Millisecond
 	}
 	return retry, false, nil
 }

@@ -20,7 +20,7 @@ func TestLimiter(t *testing.T) {
 	for _, n := range []string{"n1", "n2", "n3"} {
 		lims = append(lims, open(t, srv.URL(), Options{Prefix: prefix, NodeID: n}).Limiter())
 	}
-	now := time.Date(2026, 1, 1, 10, 0, 5, 0, time.UTC) // 25 s before its window ends
+	now := time.Date(2026, 1, 1, 10, 0, 5, 0, time.UTC)
 	app, tenant := presence.NewGUID(), presence.NewGUID()
 	// C13 #134: 2 on n1, 3 on n2, the 6th on n3 is refused.
 	for i, l := range []*Limiter{lims[0], lims[0], lims[1], lims[1], lims[1]} {
@@ -32,27 +32,36 @@ func TestLimiter(t *testing.T) {
 	if err != nil || ok {
 		t.Fatalf("6th request: ok %v, %v", ok, err)
 	}
-	if retry <= 20*time.Second || retry > 25*time.Second {
-		t.Errorf("retryAfter %v, want the window's remaining ~25 s", retry)
+	if retry <= 29*time.Second || retry > LimitWindow {
+		t.Errorf("retryAfter %v, want about a window (all five were admitted at this instant)", retry)
 	}
 	// Another pair has its own budget.
 	if _, ok, _ := lims[2].Allow(ctx, app, presence.NewGUID(), now, 5); !ok {
 		t.Error("another tenant was throttled")
 	}
-	// The service clock moving past the window gives a new budget.
+	// Sliding: the first admissions leave a window after their slot.
+	later := now.Add(LimitWindow - 5*time.Second)
+	if _, ok, _ := lims[2].Allow(ctx, app, tenant, later, 5); ok {
+		t.Error("admitted before the first admissions left the window")
+	}
 	if _, ok, _ := lims[2].Allow(ctx, app, tenant, now.Add(LimitWindow), 5); !ok {
-		t.Error("throttled in the next window")
+		t.Error("throttled a window after the first admissions")
+	}
+	// A limit of 0 admits everything.
+	if _, ok, err := lims[0].Allow(ctx, app, tenant, now, 0); !ok || err != nil {
+		t.Errorf("limit 0: %v, %v", ok, err)
 	}
 	// A frozen clock: the window ends with the real clock too.
-	frozen := time.Date(2026, 1, 1, 11, 0, 29, 900e6, time.UTC) // 100 ms before its window ends
-	if _, ok, _ := lims[0].Allow(ctx, app, tenant, frozen, 1); !ok {
+	frozen := time.Date(2026, 1, 1, 11, 0, 0, 0, time.UTC)
+	other := presence.NewGUID()
+	if _, ok, _ := lims[0].AllowWindow(ctx, app, other, frozen, 1, 300*time.Millisecond); !ok {
 		t.Fatal("first request refused")
 	}
-	if _, ok, _ := lims[0].Allow(ctx, app, tenant, frozen, 1); ok {
+	if _, ok, _ := lims[0].AllowWindow(ctx, app, other, frozen, 1, 300*time.Millisecond); ok {
 		t.Fatal("second request allowed")
 	}
 	waitFor(t, 3*time.Second, "a frozen clock's window ends in real time", func() bool {
-		_, ok, _ := lims[0].Allow(ctx, app, tenant, frozen, 1)
+		_, ok, _ := lims[0].AllowWindow(ctx, app, other, frozen, 1, 300*time.Millisecond)
 		return ok
 	})
 }
