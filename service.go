@@ -359,12 +359,32 @@ const fireWorkers = 64
 // service's now, emitting the events the clock caused. It returns how many
 // users it re-evaluated.
 func (s *Service) Fire(ctx context.Context) (int, error) {
+	return s.fire(ctx, s.store.Due)
+}
+
+// AllDue is a Store shared by several nodes that can also list the due
+// users of every node, not only of those this node fires.
+type AllDue interface {
+	DueAll(ctx context.Context, now time.Time, limit int) ([]Key, error)
+}
+
+// FireAll is Fire over every user of the store, whichever node fires it
+// ordinarily: after the test clock moves, everything that fell due has
+// happened when it returns. On a store of one node it is Fire.
+func (s *Service) FireAll(ctx context.Context) (int, error) {
+	if all, ok := s.store.(AllDue); ok {
+		return s.fire(ctx, all.DueAll)
+	}
+	return s.Fire(ctx)
+}
+
+func (s *Service) fire(ctx context.Context, due func(context.Context, time.Time, int) ([]Key, error)) (int, error) {
 	s.fireMu.Lock()
 	defer s.fireMu.Unlock()
 	now := s.clock.Now()
 	total := 0
 	for {
-		keys, err := s.store.Due(ctx, now, 4096)
+		keys, err := due(ctx, now, 4096)
 		if err != nil {
 			return total, fmt.Errorf("scheduler: list due users: %w", err)
 		}

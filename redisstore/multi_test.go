@@ -456,3 +456,61 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// FireAll on one node fires what fell due on every node's partitions, so a
+// test clock's advance answers after everything due has happened; the
+// owners then find nothing left to fire.
+func TestFireAll(t *testing.T) {
+	url := redistest.Start(t).URL()
+	prefix := "fireall" + presence.NewGUID()[:8]
+	a := open(t, url, Options{Prefix: prefix, NodeID: "a"})
+	b := open(t, url, Options{Prefix: prefix, NodeID: "b"})
+	waitFor(t, 10*time.Second, "two nodes share the partitions", func() bool {
+		return a.OwnedPartitions() > 0 && b.OwnedPartitions() > 0 && a.OwnedPartitions()+b.OwnedPartitions() == Partitions
+	})
+	clock := presence.NewTestClock(time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC))
+	sa := presence.NewService(a, clock, nil)
+	sb := presence.NewService(b, clock, nil)
+	ctx := context.Background()
+	app := presence.NewGUID()
+	tenant := presence.NewGUID()
+	users := make([]string, 40)
+	hour := time.Hour
+	onB := 0
+	for i := range users {
+		users[i] = presence.NewGUID()
+		k := presence.Key{Tenant: tenant, User: users[i]}
+		if b.Owns(k) {
+			onB++
+		}
+		if _, err := sa.Do(ctx, k, &presence.SetPresence{CallerApp: app, SessionID: app, Availability: "Available", Activity: "Available", Expiration: &hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if onB == 0 {
+		t.Fatal("no user fell in node b's partitions; the test shows nothing")
+	}
+	clock.Advance(presence.IdleTimeout)
+	n, err := sa.FireAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < len(users) {
+		t.Fatalf("FireAll re-evaluated %d users, want at least %d", n, len(users))
+	}
+	for _, s := range []*presence.Service{sa, sb} {
+		if n, err := s.Fire(ctx); err != nil || n != 0 {
+			t.Fatalf("after FireAll a node's Fire found %d users due (err %v), want none", n, err)
+		}
+	}
+	states, err := b.Get(ctx, tenant, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range states {
+		// Stored, not derived: the fade was written by FireAll.
+		if v := st.ViewAt(st.SeqAt); v.Activity != "AvailableInactive" || !st.SeqAt.Equal(clock.Now()) {
+			t.Fatalf("user %d after FireAll: stored at %v shows %v", i, st.SeqAt, v.Pair)
+		}
+	}
+}

@@ -668,6 +668,24 @@ type dueEntry struct {
 // Due returns up to limit users due by now, earliest first, from the
 // partitions this node owns now. Other nodes fire the others.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]presence.Key, error) {
+	return s.due(ctx, now, limit, s.own.owned(time.Now()))
+}
+
+// DueAll is Due over every partition, owned by this node or not. The test
+// clock's advance uses it (through presence.Service.FireAll), so that what
+// fell due on any node's users has fired before the advance answers; the
+// compare-and-set of each user keeps a change from happening twice when
+// the owner fires it too.
+func (s *Store) DueAll(ctx context.Context, now time.Time, limit int) ([]presence.Key, error) {
+	all := make([]int, Partitions)
+	for p := range all {
+		all[p] = p
+	}
+	return s.due(ctx, now, limit, all)
+}
+
+// due is Due over the partitions owned.
+func (s *Store) due(ctx context.Context, now time.Time, limit int, owned []int) ([]presence.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redisstore: due: %w", err)
 	}
@@ -678,7 +696,6 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]presence.K
 	if limit <= 0 {
 		return nil, nil
 	}
-	owned := s.own.owned(time.Now())
 	if len(owned) == 0 {
 		return nil, nil
 	}
