@@ -81,6 +81,9 @@ type State struct {
 	// PresenceDisabled marks a user not enabled for presence
 	// (PresenceUnknown). The zero value is enabled.
 	PresenceDisabled bool `json:"presenceDisabled,omitempty"`
+	// Work is the user's work location: its manual and automatic layers
+	// and its work plan; nil when none.
+	Work *WorkState `json:"work,omitempty"`
 	// Seq is the version of the visible presence as of SeqAt; View adds the
 	// changes the clock made since.
 	Seq   uint64    `json:"seq,omitempty"`
@@ -108,6 +111,7 @@ func (s State) Clone() State {
 	c := s
 	c.Sessions = slices.Clone(s.Sessions)
 	c.Outbox = slices.Clone(s.Outbox)
+	c.Work = s.Work.Clone()
 	if s.Preferred != nil {
 		p := *s.Preferred
 		c.Preferred = &p
@@ -131,7 +135,7 @@ func (s State) Clone() State {
 func (s State) IsZero() bool {
 	return len(s.Sessions) == 0 && s.Preferred == nil && s.Status == nil &&
 		!s.OOF.IsOutOfOffice && s.OOF.Message == nil && !s.CalendarBusy &&
-		!s.PresenceDisabled && s.Seq == 0 && s.SeqAt.IsZero() && s.Due.IsZero() && len(s.Outbox) == 0
+		!s.PresenceDisabled && s.Seq == 0 && s.SeqAt.IsZero() && s.Due.IsZero() && len(s.Outbox) == 0 && s.Work == nil
 }
 
 // Key names one user in one tenant. Both ids are lower-case canonical GUIDs.
