@@ -106,7 +106,7 @@ func dateOf(day int64) (int, time.Month, int) {
 
 // weekday of a day number (1970-01-01 was a Thursday).
 func weekdayOf(day int64) time.Weekday {
-	return time.Weekday(((day%7)+7+4) % 7)
+	return time.Weekday(((day % 7) + 7 + 4) % 7)
 }
 
 // compiled is a recurrence resolved for evaluation.
