@@ -263,7 +263,7 @@ func (c *SetCurrentLocation) Apply(s *State, now time.Time) error {
 		}
 		w.Occurrences = append(w.Occurrences, PlanOccurrence{
 			ID: c.ids[next], RecurrenceID: seg.RecurrenceID,
-			Start: planTimeOf(seg.Start, seg.Zone), End: planTimeOf(seg.End, seg.Zone),
+			Start: FormatPlanTime(seg.Start, seg.Zone), End: FormatPlanTime(seg.End, seg.Zone),
 			StartAt: seg.Start, EndAt: seg.End, Type: c.Type, PlaceID: c.PlaceID,
 		})
 		next++
@@ -273,7 +273,7 @@ func (c *SetCurrentLocation) Apply(s *State, now time.Time) error {
 
 // planTimeOf writes an instant as a dateTimeTimeZone in the named zone (UTC
 // when it is unknown).
-func planTimeOf(t time.Time, zone string) PlanTime {
+func FormatPlanTime(t time.Time, zone string) PlanTime {
 	loc := loadZone(zone)
 	if loc == nil {
 		loc, zone = time.UTC, "UTC"

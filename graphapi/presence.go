@@ -10,7 +10,7 @@ import (
 )
 
 // selectable are the properties $select may name.
-var selectable = []string{"id", "availability", "activity", "statusMessage", "outOfOfficeSettings", "sequenceNumber"}
+var selectable = []string{"id", "availability", "activity", "statusMessage", "outOfOfficeSettings", "sequenceNumber", "workLocation"}
 
 // base is the URL @odata.context starts with: the public URL, or the
 // request's own scheme and host.
