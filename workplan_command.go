@@ -157,8 +157,12 @@ func (c *PutOccurrence) Validate(*Env) error {
 }
 
 // Apply implements Command.
-func (c *PutOccurrence) Apply(s *State, _ time.Time) error {
+func (c *PutOccurrence) Apply(s *State, now time.Time) error {
 	w := s.work()
+	if c.Occurrence.EndAt.Before(now.Add(-PlanHistory)) {
+		s.tidyWork()
+		return Errorf(CodeInvalidArgument, "An occurrence that ended more than 90 days ago can't be kept in the work plan.")
+	}
 	if c.Create {
 		if len(w.Occurrences) >= MaxOccurrences {
 			return Errorf(CodeInvalidArgument, "A work plan holds at most %d occurrences.", MaxOccurrences)
