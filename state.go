@@ -103,6 +103,9 @@ type Notice struct {
 	Seq  uint64    `json:"seq"`
 	At   time.Time `json:"at"`
 	Pair Pair      `json:"pair"`
+	// Work is the work location shown with the change; the zero value
+	// stands for NoWorkLocation.
+	Work WorkLocation `json:"work"`
 }
 
 // Clone returns a deep copy of s, so a copy can be changed without touching

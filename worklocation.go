@@ -266,3 +266,19 @@ func (c ClearLocation) Apply(s *State, _ time.Time) error {
 	}
 	return nil
 }
+
+// noticeWork is w as a Notice keeps it: the zero value for no signal.
+func noticeWork(w WorkLocation) WorkLocation {
+	if w == noWorkLocation {
+		return WorkLocation{}
+	}
+	return w
+}
+
+// WorkLocation is the work location a Notice shows.
+func (n *Notice) WorkLocation() WorkLocation {
+	if n.Work == (WorkLocation{}) {
+		return noWorkLocation
+	}
+	return n.Work
+}

@@ -514,3 +514,28 @@ func TestWorkLocation_SurvivesKill(t *testing.T) {
 		t.Errorf("plan after kill -9: %s", r.Body)
 	}
 }
+
+// A rich notification carries the user's work location at the change; a
+// change of the work location alone sends none (Graph notifies changes of
+// availability and activity).
+func TestWorkLocation_RichNotification(t *testing.T) {
+	f := newFixture(t)
+	sk := newSink(t)
+	t0 := nowOn(t, f.s)
+	f.mustSubscribe("D1ra", richBody(subBody(userRes(f.U1), sk.URL, t0.Add(50*time.Minute))))
+	wantEmptyOK(t, f.setLoc(f.U1, "setManualLocation", "D1rw", map[string]any{"workLocationType": "office", "placeId": "hq"}))
+	f.mustSet(f.U1, "Busy", "InACall", "PT1H", "APPrw")
+	d := sk.waitPosts(t, 1, deliveryWithin)[0]
+	items := d.items()
+	if len(items) != 1 {
+		t.Fatalf("%d items, want 1 (the work location alone notifies nothing): %s", len(items), d.Body)
+	}
+	data := decryptItem(t, items[0])
+	if data["availability"] != "Busy" {
+		t.Errorf("the first notification is of %v, want the setPresence (Busy)", data["availability"])
+	}
+	w, _ := data["workLocation"].(map[string]any)
+	if w["workLocationType"] != "office" || w["source"] != "manual" || w["placeId"] != "hq" {
+		t.Errorf("decrypted workLocation %v", data["workLocation"])
+	}
+}

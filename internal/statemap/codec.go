@@ -73,13 +73,18 @@ import (
 //	          startAt:time endAt:time type:string placeId:string
 //	          timeOff:byte (0 none, 1 details, 3 details all day) [subject:string]
 //	   ptime = dateTime:string timeZone:string
+//	2 outbox work = (type:string source:string placeId:string) for each notice
+//	          of the outbox, in order; written only when one is not zero
 const (
 	format1 = 1
 	format2 = 2
 )
 
 // Extension tags of format 2.
-const tagWork = 1
+const (
+	tagWork       = 1
+	tagOutboxWork = 2
+)
 
 const (
 	flagPreferred = 1 << iota
@@ -288,7 +293,8 @@ func AppendState(dst []byte, s *presence.State) []byte {
 	}
 	var tb timeBase
 	format := byte(format1)
-	if s.Work != nil {
+	outboxWork := hasOutboxWork(s.Outbox)
+	if s.Work != nil || outboxWork {
 		format = format2
 	}
 	b := append(dst, format, flags)
@@ -333,7 +339,25 @@ func AppendState(dst []byte, s *presence.State) []byte {
 	if s.Work != nil {
 		b = appendBlock(b, tagWork, func(b []byte) []byte { return tb.appendWork(b, s.Work) })
 	}
+	if outboxWork {
+		b = appendBlock(b, tagOutboxWork, func(b []byte) []byte {
+			for i := range s.Outbox {
+				w := &s.Outbox[i].Work
+				b = appendStr(appendStr(appendStr(b, w.Type), w.Source), w.PlaceID)
+			}
+			return b
+		})
+	}
 	return b
+}
+
+func hasOutboxWork(outbox []presence.Notice) bool {
+	for i := range outbox {
+		if outbox[i].Work != (presence.WorkLocation{}) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendBlock appends a block of format 2's extension: tag, the length of
@@ -444,6 +468,7 @@ type decoder struct {
 	bad     bool
 	build   bool
 	in      *interner  // nil: GUID strings are not interned
+	notices int        // the outbox's length, for its extension block
 	guids   *guidCache // nil: none
 }
 
@@ -709,6 +734,7 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 		if n == 0 {
 			d.fail()
 		}
+		d.notices = n
 		var one presence.Notice
 		if d.build && n > 0 {
 			st.Outbox = elems(slots.outbox, n)
@@ -831,13 +857,24 @@ func (d *decoder) extension(st *presence.State) {
 		}
 		last = tag
 		end := d.i + int(n)
-		if tag != tagWork {
+		if tag != tagWork && tag != tagOutboxWork {
 			d.i = end // a later tag: not ours to read
 			continue
 		}
 		whole := d.p
 		d.p = whole[:end]
-		w := d.work()
+		var w *presence.WorkState
+		if tag == tagWork {
+			w = d.work()
+		} else {
+			for i := range d.notices {
+				t, src := d.str(), d.str()
+				p := d.str()
+				if d.build {
+					st.Outbox[i].Work = presence.WorkLocation{Type: t, Source: src, PlaceID: p}
+				}
+			}
+		}
 		if d.i != end {
 			d.fail()
 		}
@@ -846,7 +883,7 @@ func (d *decoder) extension(st *presence.State) {
 			return
 		}
 		d.i = end
-		if d.build {
+		if d.build && w != nil {
 			st.Work = w
 		}
 	}

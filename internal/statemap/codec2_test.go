@@ -132,3 +132,35 @@ const format2Work = "01cd0207266f66666963652262318280a8dcb08c0d2672656d6f7465208
 	"323032352d30332d31355430303a30303a3030235554438280e8beb6ef758280e0d3" +
 	"c8949d012774696d654f66662003287661636174696f6e226f32000b0e8c397d0a4b" +
 	"369b3f2a3a1c9e0f1120202020028280c58bc6d1012672656d6f74652000"
+
+// TestOutboxWorkBlock: the work locations of outbox notices go in tag 2,
+// written only when one is set.
+func TestOutboxWorkBlock(t *testing.T) {
+	s := richState()
+	s.Outbox[1].Work = presence.WorkLocation{Type: "office", Source: "manual", PlaceID: "b1"}
+	enc := AppendState(nil, &s)
+	if enc[0] != format2 {
+		t.Fatalf("format %d, want 2", enc[0])
+	}
+	got := roundTrip(t, s)
+	if !reflect.DeepEqual(got, s) {
+		t.Fatalf("round trip:\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, s))
+	}
+	w := richWorkState()
+	w.Outbox[0].Work = presence.WorkLocation{Type: "remote", Source: "scheduled"}
+	if got := roundTrip(t, w); !reflect.DeepEqual(got, w) {
+		t.Fatalf("with both blocks:\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, w))
+	}
+	// One notice's entry short: the block is refused.
+	plain := richState()
+	body := AppendState(nil, &plain)
+	body[0] = format2
+	short := append(append([]byte{}, body...), 2, 3, 32, 32, 32)
+	if _, err := DecodeState(string(short)); err == nil {
+		t.Error("a tag-2 block for one of two notices decodes")
+	}
+	full := append(append([]byte{}, body...), 2, 6, 32, 32, 32, 32, 32, 32)
+	if _, err := DecodeState(string(full)); err != nil {
+		t.Errorf("a tag-2 block for both notices: %v", err)
+	}
+}
