@@ -74,8 +74,8 @@ func TestWorkLocationLayers(t *testing.T) {
 	if _, err := Step(Key{}, &s, manual, mon10); err != nil {
 		t.Fatal(err)
 	}
-	if s.Seq != seq+1 {
-		t.Fatalf("seq %d, want %d", s.Seq, seq+1)
+	if s.Seq <= seq {
+		t.Fatalf("seq %d, want more than %d", s.Seq, seq)
 	}
 	if got := s.ViewAt(mon10).WorkLocation; got != (WorkLocation{LocationTimeOff, SourceManual, ""}) {
 		t.Fatalf("manual: %+v", got)
