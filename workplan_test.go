@@ -276,3 +276,24 @@ func TestScheduledLayerMatchesBruteForce(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkViewAtWorkPlan is the read of a user with a two-recurrence plan,
+// a time-off occurrence and a manual location.
+func BenchmarkViewAtWorkPlan(b *testing.B) {
+	r1, r2 := officeMWF(), officeMWF()
+	r2.ID, r2.Type, r2.PlaceID, r2.Days = "r2", "remote", "", weekdays(time.Tuesday, time.Thursday)
+	if ValidateRecurrence(&r1) != nil || ValidateRecurrence(&r2) != nil {
+		b.Fatal("invalid")
+	}
+	o := PlanOccurrence{ID: "o", Start: PlanTime{"2026-03-12T00:00:00", "UTC"}, End: PlanTime{"2026-03-13T00:00:00", "UTC"}, Type: "timeOff"}
+	if ValidateOccurrence(&o) != nil {
+		b.Fatal("invalid")
+	}
+	now := time.Date(2026, 3, 4, 18, 0, 0, 0, time.UTC)
+	s := State{SeqAt: now, Work: &WorkState{Recurrences: []PlanRecurrence{r1, r2}, Occurrences: []PlanOccurrence{o},
+		Manual: &LocationSignal{Type: "office", Until: now.Add(time.Hour)}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.ViewAt(now.Add(30 * time.Minute))
+	}
+}
