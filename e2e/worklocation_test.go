@@ -545,3 +545,26 @@ func TestWorkLocation_RichNotification(t *testing.T) {
 		t.Errorf("decrypted workLocation %v", data["workLocation"])
 	}
 }
+
+// The SSE stream's data carries workLocation; a change of the work location
+// alone emits no event.
+func TestWorkLocation_Stream(t *testing.T) {
+	f := newFixture(t)
+	wantEmptyOK(t, f.setLoc(f.U1, "setManualLocation", "D1rw", map[string]any{"workLocationType": "remote"}))
+	res, es := openStream(t, f.s, f.v, f.tok("D1ra"), f.U1)
+	if es == nil {
+		t.Fatalf("GET stream -> %d, want 200", res.StatusCode)
+	}
+	ev := es.next(t)
+	if w, _ := ev.Data["workLocation"].(map[string]any); w["workLocationType"] != "remote" || w["source"] != "manual" {
+		t.Errorf("snapshot's workLocation: %s", ev.Raw)
+	}
+	wantEmptyOK(t, f.setLoc(f.U1, "setManualLocation", "D1rw", map[string]any{"workLocationType": "office", "placeId": "hq"}))
+	f.mustSet(f.U1, "Busy", "InACall", "PT1H", "APPrw") // the marker
+	ev = es.next(t)
+	wantEvent(t, ev, f.U1, "Busy/InACall")
+	if w, _ := ev.Data["workLocation"].(map[string]any); w["workLocationType"] != "office" || w["placeId"] != "hq" {
+		t.Errorf("event's workLocation: %s", ev.Raw)
+	}
+	es.none(t, "a change of the work location alone")
+}
