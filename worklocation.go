@@ -54,6 +54,9 @@ type WorkState struct {
 	TimeZone    string           `json:"timeZone,omitempty"`
 	Recurrences []PlanRecurrence `json:"recurrences,omitempty"`
 	Occurrences []PlanOccurrence `json:"occurrences,omitempty"`
+	// MaxShared is the setting maxSharedWorkLocationDetails; empty for
+	// the default.
+	MaxShared string `json:"maxSharedWorkLocationDetails,omitempty"`
 }
 
 // Clone returns a deep copy of w.
@@ -83,7 +86,7 @@ func (w *WorkState) Clone() *WorkState {
 
 // empty reports whether w holds nothing.
 func (w *WorkState) empty() bool {
-	return w.Manual == nil && w.Automatic == nil && w.TimeZone == "" && len(w.Recurrences) == 0 && len(w.Occurrences) == 0
+	return w.Manual == nil && w.Automatic == nil && w.TimeZone == "" && len(w.Recurrences) == 0 && len(w.Occurrences) == 0 && w.MaxShared == ""
 }
 
 // locations memoizes resolved zone names. The zone database is immutable,

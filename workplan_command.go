@@ -369,3 +369,42 @@ func (s *Service) WorkPlan(ctx context.Context, key Key) (*WorkState, error) {
 
 // Now returns the service clock's now.
 func (s *Service) Now() time.Time { return s.clock.Now() }
+
+// The values of maxWorkLocationDetails.
+const (
+	DetailsUnknown     = "unknown"
+	DetailsNone        = "none"
+	DetailsApproximate = "approximate"
+	DetailsSpecific    = "specific"
+)
+
+// DefaultMaxShared is maxSharedWorkLocationDetails until a user sets it.
+const DefaultMaxShared = DetailsSpecific
+
+// MaxSharedDetails returns the user's maxSharedWorkLocationDetails.
+func (w *WorkState) MaxSharedDetails() string {
+	if w == nil || w.MaxShared == "" {
+		return DefaultMaxShared
+	}
+	return w.MaxShared
+}
+
+// SetWorkSettings updates workHoursAndLocationsSetting (PATCH): the level
+// of work-location detail shared with colleagues.
+type SetWorkSettings struct{ MaxShared string }
+
+// Validate implements Command.
+func (c *SetWorkSettings) Validate(*Env) error {
+	v, ok := canonicalEnum(c.MaxShared, DetailsUnknown, DetailsNone, DetailsApproximate, DetailsSpecific)
+	if !ok {
+		return Errorf(CodeInvalidArgument, "The value '%s' is not valid for 'maxSharedWorkLocationDetails'; valid values are 'unknown', 'none', 'approximate', 'specific'.", c.MaxShared)
+	}
+	c.MaxShared = v
+	return nil
+}
+
+// Apply implements Command.
+func (c *SetWorkSettings) Apply(s *State, _ time.Time) error {
+	s.work().MaxShared = c.MaxShared
+	return nil
+}

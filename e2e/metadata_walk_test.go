@@ -11,15 +11,12 @@ import (
 
 // refusedByDesign are the operations of the metadata that presenced refuses
 // with 405 in Graph's envelope: the undocumented entity CRUD of presence
-// (graph-presence.md 1.11), and the update of workHoursAndLocationsSetting,
-// which presenced does not keep.
+// (graph-presence.md 1.11).
 func refusedByDesign(method, path string) bool {
 	switch {
 	case method == "POST" && path == "/communications/presences":
 		return true
 	case (method == "PATCH" || method == "DELETE") && (strings.HasSuffix(path, "/presence") || strings.HasPrefix(path, "/communications/presences/{")) && strings.Count(path, "/") <= 3:
-		return true
-	case method == "PATCH" && strings.HasSuffix(path, "/workHoursAndLocations"):
 		return true
 	}
 	return false
@@ -53,6 +50,7 @@ func TestMetadataWalk(t *testing.T) {
 		"recurrences":              weeklyBody,
 		"occurrences":              timeOff,
 		"setcurrentlocation":       map[string]any{"updateScope": "currentDay", "workLocationType": "remote"},
+		"workhoursandlocations":    map[string]any{"maxSharedWorkLocationDetails": "approximate"},
 	}
 	n := 0
 	sc := bufio.NewScanner(file)
@@ -88,7 +86,7 @@ func TestMetadataWalk(t *testing.T) {
 		last := concrete[strings.LastIndexByte(concrete, '/')+1:]
 		op := strings.ToLower(strings.TrimPrefix(last, "microsoft.graph."))
 		var body any
-		if method == "POST" || method == "PUT" {
+		if method == "POST" || method == "PUT" || method == "PATCH" {
 			if b, ok := bodies[op]; ok {
 				body = b
 			} else if strings.Contains(concrete, "/recurrences/") {

@@ -393,6 +393,17 @@ func TestWorkPlan_API(t *testing.T) {
 
 		get := f.doTok("GET", base, ro, nil)
 		wantStatus(t, get, http.StatusOK)
+		if get.str("maxSharedWorkLocationDetails") != "specific" {
+			t.Errorf("settings: %s", get.Body)
+		}
+		wantError(t, f.doTok("PATCH", base, ro, map[string]any{"maxSharedWorkLocationDetails": "none"}), 403, "Forbidden", "")
+		wantError(t, f.doTok("PATCH", base, rw, map[string]any{"maxSharedWorkLocationDetails": "exact"}), 400, "InvalidArgument", "")
+		wantError(t, f.doTok("PATCH", base, rw, map[string]any{"timeZone": "UTC"}), 400, "BadRequest", "")
+		patched := f.doTok("PATCH", own, rw, map[string]any{"maxSharedWorkLocationDetails": "Approximate"})
+		wantStatus(t, patched, http.StatusOK)
+		if got := f.doTok("GET", base, ro, nil).str("maxSharedWorkLocationDetails"); got != "approximate" || patched.str("maxSharedWorkLocationDetails") != "approximate" {
+			t.Errorf("after PATCH: %q, %s", got, patched.Body)
+		}
 		list := f.doTok("GET", base+"/recurrences", ro, nil)
 		wantStatus(t, list, http.StatusOK)
 		if !strings.Contains(string(list.Body), `"value":[]`) {

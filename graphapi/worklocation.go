@@ -33,6 +33,7 @@ func (s *Server) workLocationRoutes() []route {
 			rs = append(rs, route{method: method, path: base + suffix, alias: alias, name: name, handle: h})
 		}
 		add("GET", "", "getWorkHoursAndLocations", s.getWorkHoursAndLocations)
+		add("PATCH", "", "updateWorkHoursAndLocations", s.updateWorkHoursAndLocations)
 		add("GET", "/recurrences", "listWorkPlanRecurrences", s.listRecurrences)
 		add("POST", "/recurrences", "createWorkPlanRecurrence", s.createRecurrence)
 		add("GET", "/recurrences/{id}", "getWorkPlanRecurrence", s.getRecurrence)

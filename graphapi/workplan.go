@@ -156,10 +156,48 @@ func (s *Server) getWorkHoursAndLocations(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
+	plan, err := s.readPlan(r, c, user)
+	if err != nil {
+		return err
+	}
+	return s.writeWorkSettings(w, r, c, user, plan.MaxSharedDetails())
+}
+
+func (s *Server) writeWorkSettings(w http.ResponseWriter, r *http.Request, c *call, user, maxShared string) error {
 	return writeValue(w, http.StatusOK, map[string]string{
 		"@odata.context":               s.planContext(r, c, user, "/$entity"),
-		"maxSharedWorkLocationDetails": "specific",
+		"maxSharedWorkLocationDetails": maxShared,
 	})
+}
+
+// updateWorkHoursAndLocations is PATCH .../workHoursAndLocations.
+func (s *Server) updateWorkHoursAndLocations(w http.ResponseWriter, r *http.Request, c *call) error {
+	user, _, err := planTarget(r, c, false, true)
+	if err != nil {
+		return err
+	}
+	o, err := readBody(r, "workHoursAndLocationsSetting", false)
+	if err != nil {
+		return err
+	}
+	if err := o.only("maxSharedWorkLocationDetails"); err != nil {
+		return err
+	}
+	cmd := &presence.SetWorkSettings{}
+	if err := o.strs("maxSharedWorkLocationDetails", &cmd.MaxShared); err != nil {
+		return err
+	}
+	if !o.has("maxSharedWorkLocationDetails") {
+		plan, err := s.readPlan(r, c, user)
+		if err != nil {
+			return err
+		}
+		return s.writeWorkSettings(w, r, c, user, plan.MaxSharedDetails()) // nothing to change
+	}
+	if _, err := s.svc.Do(r.Context(), presence.Key{Tenant: c.principal.Tenant, User: user}, cmd); err != nil {
+		return err
+	}
+	return s.writeWorkSettings(w, r, c, user, cmd.MaxShared)
 }
 
 func (s *Server) listRecurrences(w http.ResponseWriter, r *http.Request, c *call) error {

@@ -75,6 +75,8 @@ import (
 //	   ptime = dateTime:string timeZone:string
 //	2 outbox work = (type:string source:string placeId:string) for each notice
 //	          of the outbox, in order; written only when one is not zero
+//	3 work settings = maxSharedWorkLocationDetails:string; only after tag 1,
+//	          and only when set
 const (
 	format1 = 1
 	format2 = 2
@@ -82,8 +84,9 @@ const (
 
 // Extension tags of format 2.
 const (
-	tagWork       = 1
-	tagOutboxWork = 2
+	tagWork         = 1
+	tagOutboxWork   = 2
+	tagWorkSettings = 3
 )
 
 const (
@@ -347,6 +350,9 @@ func AppendState(dst []byte, s *presence.State) []byte {
 			}
 			return b
 		})
+	}
+	if s.Work != nil && s.Work.MaxShared != "" {
+		b = appendBlock(b, tagWorkSettings, func(b []byte) []byte { return appendStr(b, s.Work.MaxShared) })
 	}
 	return b
 }
@@ -848,6 +854,7 @@ func (d *decoder) extension(st *presence.State) {
 		return
 	}
 	var last uint64
+	hadWork := false
 	for d.i < len(d.p) && !d.bad {
 		tag := d.uvarint()
 		n := d.uvarint()
@@ -857,6 +864,17 @@ func (d *decoder) extension(st *presence.State) {
 		}
 		last = tag
 		end := d.i + int(n)
+		if tag == tagWorkSettings {
+			v := d.str()
+			if d.i != end || !hadWork || v == "" {
+				d.fail() // settings come with the work block, and are never empty
+				return
+			}
+			if d.build {
+				st.Work.MaxShared = v
+			}
+			continue
+		}
 		if tag != tagWork && tag != tagOutboxWork {
 			d.i = end // a later tag: not ours to read
 			continue
@@ -883,8 +901,11 @@ func (d *decoder) extension(st *presence.State) {
 			return
 		}
 		d.i = end
-		if d.build && w != nil {
-			st.Work = w
+		if w != nil {
+			hadWork = true
+			if d.build {
+				st.Work = w
+			}
 		}
 	}
 }

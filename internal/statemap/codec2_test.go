@@ -164,3 +164,24 @@ func TestOutboxWorkBlock(t *testing.T) {
 		t.Errorf("a tag-2 block for both notices: %v", err)
 	}
 }
+
+// TestWorkSettingsBlock: tag 3 follows tag 1 and is written only when set.
+func TestWorkSettingsBlock(t *testing.T) {
+	s := richWorkState()
+	s.Work.MaxShared = "approximate"
+	enc := AppendState(nil, &s)
+	if got := roundTrip(t, s); !reflect.DeepEqual(got, s) {
+		t.Fatalf("round trip:\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, s))
+	}
+	plain := richWorkState()
+	if len(enc) <= len(AppendState(nil, &plain)) {
+		t.Error("the setting takes no bytes")
+	}
+	// Tag 3 without tag 1 is refused.
+	body := richState()
+	b := AppendState(nil, &body)
+	b[0] = format2
+	if _, err := DecodeState(string(append(b, 3, 5, 36, 'n', 'o', 'n', 'e'))); err == nil {
+		t.Error("settings without a work block decode")
+	}
+}
