@@ -454,6 +454,12 @@ func TestWorkPlan_API(t *testing.T) {
 		}
 		oc := f.doTok("POST", base+"/occurrences", rw, occ)
 		wantStatus(t, oc, http.StatusCreated)
+		if got := f.doTok("GET", base+"/occurrences/"+oc.str("id"), ro, nil); got.str("timeOffDetails", "subject") != "Dentist" {
+			t.Errorf("get occurrence: %s", got.Body)
+		}
+		if got := f.doTok("GET", own+"/occurrences", ro, nil); got.str("value", 0, "id") != oc.str("id") {
+			t.Errorf("list occurrences: %s", got.Body)
+		}
 		office := map[string]any{"start": occ["start"], "end": occ["end"], "workLocationType": "office"}
 		wantError(t, f.doTok("POST", base+"/occurrences", rw, office), 400, "", "")
 		view := f.doTok("GET", base+"/occurrencesView(startDateTime='2030-01-06T00:00:00Z',endDateTime='2030-01-23T00:00:00Z')", ro, nil)

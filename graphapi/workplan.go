@@ -284,6 +284,46 @@ func (s *Server) deleteRecurrence(w http.ResponseWriter, r *http.Request, c *cal
 	return nil
 }
 
+// listOccurrences lists the occurrences stored in the plan (time off and
+// exceptions written by setCurrentLocation), not the expanded recurrences:
+// occurrencesView does that.
+func (s *Server) listOccurrences(w http.ResponseWriter, r *http.Request, c *call) error {
+	user, _, err := planTarget(r, c, false, false)
+	if err != nil {
+		return err
+	}
+	plan, err := s.readPlan(r, c, user)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Context string           `json:"@odata.context"`
+		Value   []wireOccurrence `json:"value"`
+	}{Context: s.planContext(r, c, user, "/occurrences"), Value: []wireOccurrence{}}
+	for i := range plan.Occurrences {
+		out.Value = append(out.Value, toWireOccurrence(&plan.Occurrences[i]))
+	}
+	return writeValue(w, http.StatusOK, out)
+}
+
+func (s *Server) getOccurrence(w http.ResponseWriter, r *http.Request, c *call) error {
+	user, key, err := planTarget(r, c, true, false)
+	if err != nil {
+		return err
+	}
+	plan, err := s.readPlan(r, c, user)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(plan.Occurrences, func(x presence.PlanOccurrence) bool { return x.ID == key })
+	if i < 0 {
+		return presence.Errorf(presence.CodeNotFound, "The work plan occurrence '%s' doesn't exist.", key)
+	}
+	out := toWireOccurrence(&plan.Occurrences[i])
+	out.Context = s.planContext(r, c, user, "/occurrences/$entity")
+	return writeValue(w, http.StatusOK, out)
+}
+
 func (s *Server) createOccurrence(w http.ResponseWriter, r *http.Request, c *call) error {
 	return s.putOccurrence(w, r, c, true)
 }
