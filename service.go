@@ -314,7 +314,7 @@ func Step(key Key, st *State, cmd Command, now time.Time) (Change, error) {
 // and returns how many old ones it dropped.
 func (st *State) record(events []Event) int {
 	for _, ev := range events {
-		st.Outbox = append(st.Outbox, Notice{Seq: ev.After.Seq, At: ev.At, Pair: ev.After.Pair})
+		st.Outbox = append(st.Outbox, Notice{Seq: ev.After.Seq, At: ev.At, Pair: ev.After.Pair, Work: noticeWork(ev.After.WorkLocation)})
 	}
 	over := len(st.Outbox) - MaxOutbox
 	if over <= 0 {

@@ -81,6 +81,9 @@ type State struct {
 	// PresenceDisabled marks a user not enabled for presence
 	// (PresenceUnknown). The zero value is enabled.
 	PresenceDisabled bool `json:"presenceDisabled,omitempty"`
+	// Work is the user's work location: its manual and automatic layers
+	// and its work plan; nil when none.
+	Work *WorkState `json:"work,omitempty"`
 	// Seq is the version of the visible presence as of SeqAt; View adds the
 	// changes the clock made since.
 	Seq   uint64    `json:"seq,omitempty"`
@@ -100,6 +103,9 @@ type Notice struct {
 	Seq  uint64    `json:"seq"`
 	At   time.Time `json:"at"`
 	Pair Pair      `json:"pair"`
+	// Work is the work location shown with the change; the zero value
+	// stands for NoWorkLocation.
+	Work WorkLocation `json:"work"`
 }
 
 // Clone returns a deep copy of s, so a copy can be changed without touching
@@ -108,6 +114,7 @@ func (s State) Clone() State {
 	c := s
 	c.Sessions = slices.Clone(s.Sessions)
 	c.Outbox = slices.Clone(s.Outbox)
+	c.Work = s.Work.Clone()
 	if s.Preferred != nil {
 		p := *s.Preferred
 		c.Preferred = &p
@@ -131,7 +138,7 @@ func (s State) Clone() State {
 func (s State) IsZero() bool {
 	return len(s.Sessions) == 0 && s.Preferred == nil && s.Status == nil &&
 		!s.OOF.IsOutOfOffice && s.OOF.Message == nil && !s.CalendarBusy &&
-		!s.PresenceDisabled && s.Seq == 0 && s.SeqAt.IsZero() && s.Due.IsZero() && len(s.Outbox) == 0
+		!s.PresenceDisabled && s.Seq == 0 && s.SeqAt.IsZero() && s.Due.IsZero() && len(s.Outbox) == 0 && s.Work == nil
 }
 
 // Key names one user in one tenant. Both ids are lower-case canonical GUIDs.

@@ -299,7 +299,7 @@ func TestProperties(t *testing.T) {
 		steps := rapid.IntRange(1, 40).Draw(rt, "steps")
 		for i := 0; i < steps; i++ {
 			var cmd Command
-			switch rapid.IntRange(0, 9).Draw(rt, "op") {
+			switch rapid.IntRange(0, 12).Draw(rt, "op") {
 			case 0, 1:
 				p := rapid.SampledFrom(SessionPairs()).Draw(rt, "pair")
 				app := rapid.SampledFrom([]string{appA, appB}).Draw(rt, "app")
@@ -331,12 +331,31 @@ func TestProperties(t *testing.T) {
 				cmd = SetOutOfOffice{OutOfOfficeSettings{IsOutOfOffice: rapid.Bool().Draw(rt, "oof")}}
 			case 8:
 				cmd = SetCalendarBusy{Active: rapid.Bool().Draw(rt, "cal")}
+			case 9:
+				cmd = &SetLocation{Automatic: rapid.Bool().Draw(rt, "auto"), HasType: true,
+					Type:    rapid.SampledFrom([]string{"office", "remote", "timeOff", "unspecified"}).Draw(rt, "wlt"),
+					PlaceID: rapid.SampledFrom([]string{"", "b1"}).Draw(rt, "place")}
+			case 10:
+				cmd = ClearLocation{Manual: rapid.Bool().Draw(rt, "manual")}
+			case 11:
+				// A daily segment of the plan, at a random time of day.
+				from := now.Truncate(24 * time.Hour).Add(time.Duration(rapid.IntRange(0, 95).Draw(rt, "from")) * 15 * time.Minute)
+				to := from.Add(time.Duration(rapid.IntRange(1, 48).Draw(rt, "len")) * 15 * time.Minute)
+				cmd = &SetWorkPlan{TimeZone: rapid.SampledFrom([]string{"", "Tokyo Standard Time", "America/New_York"}).Draw(rt, "tz"),
+					Recurrences: []PlanRecurrence{{Start: PlanTime{from.Format("2006-01-02T15:04:05"), "UTC"},
+						End: PlanTime{to.Format("2006-01-02T15:04:05"), "UTC"}, Type: "office", Days: 0x7f, RangeType: RangeNoEnd}}}
 			default:
 				cmd = Tick{}
 			}
 			ch, err := u.do(cmd, now)
 			if err == nil && ch.After.Seq < ch.Before.Seq {
 				rt.Fatalf("command lowered seq")
+			}
+			switch cmd.(type) {
+			case *SetLocation, ClearLocation, *SetWorkPlan:
+				if err == nil && ch.After.Pair != ch.Before.Pair {
+					rt.Fatalf("%T changed the pair %v -> %v", cmd, ch.Before.Pair, ch.After.Pair)
+				}
 			}
 			// Walk the clock forward, checking the view between changes.
 			adv := time.Duration(rapid.IntRange(0, 180).Draw(rt, "advance")) * time.Minute
@@ -373,6 +392,10 @@ func TestProperties(t *testing.T) {
 }
 
 func checkView(rt *rapid.T, st *State, v View, now time.Time, avail, act []string) {
+	if !slices.Contains([]string{LocationUnspecified, LocationOffice, LocationRemote, LocationTimeOff}, v.WorkLocation.Type) ||
+		!slices.Contains([]string{SourceNone, SourceManual, SourceAutomatic, SourceScheduled}, v.WorkLocation.Source) {
+		rt.Fatalf("work location outside the vocabulary: %+v", v.WorkLocation)
+	}
 	if !slices.Contains(avail, v.Availability) || !slices.Contains(act, v.Activity) {
 		rt.Fatalf("view outside the vocabulary: %v", v.Pair)
 	}

@@ -23,6 +23,8 @@ type View struct {
 	// Status is the visible status message, nil when none or expired.
 	Status *StatusMessage
 	OOF    OutOfOfficeSettings
+	// WorkLocation is the aggregated work location.
+	WorkLocation WorkLocation
 	// Seq is the version of this view; it grows with every visible change.
 	Seq uint64
 }
@@ -60,7 +62,7 @@ func AppendSequence(dst []byte, seq uint64) []byte {
 
 // sameVisible reports whether two views show the same presence, ignoring Seq.
 func sameVisible(a, b View) bool {
-	if a.Pair != b.Pair || a.OOF.IsOutOfOffice != b.OOF.IsOutOfOffice || !sameStringPtr(a.OOF.Message, b.OOF.Message) {
+	if a.Pair != b.Pair || a.WorkLocation != b.WorkLocation || a.OOF.IsOutOfOffice != b.OOF.IsOutOfOffice || !sameStringPtr(a.OOF.Message, b.OOF.Message) {
 		return false
 	}
 	if (a.Status == nil) != (b.Status == nil) {
@@ -149,6 +151,7 @@ func nextSeq(seq uint64, at time.Time) uint64 {
 // visible computes the visible presence at now, without its version.
 func (s *State) visible(now time.Time) View {
 	var v View
+	v.WorkLocation = s.Work.workLocationAt(now)
 	if st := s.Status; st != nil && (st.Expiry == nil || now.Before(st.Expiry.At)) {
 		v.Status = st
 	}
@@ -254,6 +257,7 @@ func (s *State) NextChange(now time.Time) (time.Time, bool) {
 	if s.Status != nil && s.Status.Expiry != nil {
 		consider(s.Status.Expiry.At)
 	}
+	s.Work.nextChange(now, consider)
 	return next, !next.IsZero()
 }
 
@@ -276,5 +280,9 @@ func (s *State) prune(now time.Time) {
 	}
 	if s.Status != nil && s.Status.Expiry != nil && !now.Before(s.Status.Expiry.At) {
 		s.Status = nil
+	}
+	if s.Work != nil {
+		s.Work.prune(now)
+		s.tidyWork()
 	}
 }

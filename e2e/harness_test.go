@@ -101,6 +101,10 @@
 //	                       headers, the $filter cap, Edm.Duration range)
 //	review_notify_test.go  cases found reviewing section 4 (validation order, get and list
 //	                       permissions, the handshake's query string, expiry)
+//	worklocation_test.go   work location (1.10): per-version rules, validation, layers, a
+//	                       zone's midnight, plan segments, DST, the work plan API, kill -9
+//	metadata_walk_test.go  every presence and work-plan operation of Graph's metadata
+//	                       (testdata/graph-metadata-paths.txt), nullable parameters
 //
 // Run it with `go test ./e2e/` (and -race) from the module root; it takes a
 // few seconds once the binary is built.

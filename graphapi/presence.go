@@ -10,7 +10,7 @@ import (
 )
 
 // selectable are the properties $select may name.
-var selectable = []string{"id", "availability", "activity", "statusMessage", "outOfOfficeSettings", "sequenceNumber"}
+var selectable = []string{"id", "availability", "activity", "statusMessage", "outOfOfficeSettings", "sequenceNumber", "workLocation"}
 
 // base is the URL @odata.context starts with: the public URL, or the
 // request's own scheme and host.
@@ -83,7 +83,7 @@ func (s *Server) getPresence(w http.ResponseWriter, r *http.Request, c *call) er
 
 // readMany answers the views of ids (distinct, in order) as a collection.
 func (s *Server) readMany(w http.ResponseWriter, r *http.Request, c *call, ids []string, context string) error {
-	b := make([]byte, 0, 64+len(context)+len(ids)*256)
+	b := make([]byte, 0, 64+len(context)+len(ids)*300) // a presence with its workLocation is ~285 bytes
 	b = append(b, `{"@odata.context":`...)
 	b = appendString(b, context)
 	b = append(b, `,"value":[`...)

@@ -47,6 +47,7 @@ func (s *Server) routeTable() []route {
 			}
 		}
 	}
+	rs = append(rs, s.workLocationRoutes()...)
 	return compileRoutes(rs)
 }
 

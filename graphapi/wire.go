@@ -74,6 +74,24 @@ func appendPresence(b []byte, context, user string, v presence.View, private boo
 		b = presence.AppendSequence(b, v.Seq)
 		b = append(b, '"')
 	}
+	if want("workLocation") {
+		b = appendWorkLocation(append(b, `,"workLocation":`...), v.WorkLocation)
+	}
+	return append(b, '}')
+}
+
+// appendWorkLocation appends a userWorkLocation; an empty place is null.
+func appendWorkLocation(b []byte, w presence.WorkLocation) []byte {
+	b = append(b, `{"workLocationType":`...)
+	b = appendString(b, w.Type)
+	b = append(b, `,"source":`...)
+	b = appendString(b, w.Source)
+	b = append(b, `,"placeId":`...)
+	if w.PlaceID == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, w.PlaceID)
+	}
 	return append(b, '}')
 }
 

@@ -15,13 +15,20 @@ import (
 
 // wirePresence is the JSON of a presence entity, in Graph's member order.
 type wirePresence struct {
-	Context             string           `json:"@odata.context,omitempty"`
-	ID                  string           `json:"id,omitempty"`
-	Availability        *string          `json:"availability,omitempty"`
-	Activity            *string          `json:"activity,omitempty"`
-	StatusMessage       *json.RawMessage `json:"statusMessage,omitempty"`
-	OutOfOfficeSettings *wireOOF         `json:"outOfOfficeSettings,omitempty"`
-	SequenceNumber      *string          `json:"sequenceNumber,omitempty"`
+	Context             string            `json:"@odata.context,omitempty"`
+	ID                  string            `json:"id,omitempty"`
+	Availability        *string           `json:"availability,omitempty"`
+	Activity            *string           `json:"activity,omitempty"`
+	StatusMessage       *json.RawMessage  `json:"statusMessage,omitempty"`
+	OutOfOfficeSettings *wireOOF          `json:"outOfOfficeSettings,omitempty"`
+	SequenceNumber      *string           `json:"sequenceNumber,omitempty"`
+	WorkLocation        *wireWorkLocation `json:"workLocation,omitempty"`
+}
+
+type wireWorkLocation struct {
+	WorkLocationType string  `json:"workLocationType"`
+	Source           string  `json:"source"`
+	PlaceID          *string `json:"placeId"`
 }
 
 type wireOOF struct {
@@ -81,6 +88,13 @@ func toWire(user string, v presence.View, private bool, sel []string) wirePresen
 		seq := v.SequenceNumber()
 		w.SequenceNumber = &seq
 	}
+	if want("workLocation") {
+		wl := &wireWorkLocation{WorkLocationType: v.WorkLocation.Type, Source: v.WorkLocation.Source}
+		if v.WorkLocation.PlaceID != "" {
+			wl.PlaceID = &v.WorkLocation.PlaceID
+		}
+		w.WorkLocation = wl
+	}
 	return w
 }
 
@@ -103,6 +117,11 @@ func TestAppendPresenceMatchesEncodingJSON(t *testing.T) {
 		if rapid.Bool().Draw(rt, "oof") {
 			m := text.Draw(rt, "oofmsg")
 			v.OOF = presence.OutOfOfficeSettings{IsOutOfOffice: rapid.Bool().Draw(rt, "isoof"), Message: &m}
+		}
+		v.WorkLocation = presence.WorkLocation{
+			Type:    rapid.SampledFrom([]string{"unspecified", "office", "remote", "timeOff"}).Draw(rt, "wlt"),
+			Source:  rapid.SampledFrom([]string{"none", "manual", "automatic", "scheduled"}).Draw(rt, "wls"),
+			PlaceID: rapid.SampledFrom([]string{"", "b1", "<&>"}).Draw(rt, "place"),
 		}
 		var sel []string
 		if rapid.Bool().Draw(rt, "select") {

@@ -751,7 +751,7 @@ func (d *deliverer) payload(q *queue, sub presence.Subscription, batch []item) (
 		if cert != nil {
 			data, _ := json.Marshal(richData{ODataID: ci.ResourceData.ODataID, ODataType: ci.ResourceData.ODataType, ID: u,
 				Availability: it.notice.Pair.Availability, Activity: it.notice.Pair.Activity,
-				SequenceNumber: presence.FormatSequence(it.notice.Seq)})
+				SequenceNumber: presence.FormatSequence(it.notice.Seq), WorkLocation: newRichWorkLocation(it.notice.WorkLocation())})
 			ec, err := Encrypt(cert, sub.EncryptionCertificateID, data, rand.Reader)
 			if err != nil {
 				return nil, err
@@ -853,6 +853,23 @@ type richData struct {
 	Availability   string `json:"availability"`
 	Activity       string `json:"activity"`
 	SequenceNumber string `json:"sequenceNumber"`
+	// WorkLocation is the user's work location at the change.
+	WorkLocation richWorkLocation `json:"workLocation"`
+}
+
+// richWorkLocation is a userWorkLocation; an empty place is null.
+type richWorkLocation struct {
+	WorkLocationType string  `json:"workLocationType"`
+	Source           string  `json:"source"`
+	PlaceID          *string `json:"placeId"`
+}
+
+func newRichWorkLocation(w presence.WorkLocation) richWorkLocation {
+	r := richWorkLocation{WorkLocationType: w.Type, Source: w.Source}
+	if w.PlaceID != "" {
+		r.PlaceID = &w.PlaceID
+	}
+	return r
 }
 
 // formatTime renders an instant as Graph does: UTC with seven fractional

@@ -88,7 +88,7 @@ func newID() string { return presence.NewGUID() }
 func richState(i int) presence.State {
 	msg := fmt.Sprintf("away %d", i)
 	at := t0().Add(time.Duration(i) * time.Second)
-	return presence.State{
+	st := presence.State{
 		Sessions: []presence.Session{
 			{ID: newID(), Kind: presence.AppSession, Pair: presence.Pair{Availability: "Busy", Activity: "InACall"},
 				RefreshedAt: at, ExpiresAt: at.Add(5 * time.Minute)},
@@ -105,6 +105,19 @@ func richState(i int) presence.State {
 		Due:          at.Add(5 * time.Minute),
 		Outbox:       []presence.Notice{{Seq: uint64(i + 1), At: at, Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}}},
 	}
+	if i%2 == 1 { // half of them with a work location and plan (a newer encoding)
+		st.Work = &presence.WorkState{
+			Manual:   &presence.LocationSignal{Type: "office", PlaceID: fmt.Sprintf("building-%d", i), Until: at.Add(8 * time.Hour)},
+			TimeZone: "Europe/Berlin",
+			Recurrences: []presence.PlanRecurrence{{ID: newID(),
+				Start: presence.PlanTime{DateTime: "2025-03-10T09:00:00", TimeZone: "W. Europe Standard Time"},
+				End:   presence.PlanTime{DateTime: "2025-03-10T17:00:00", TimeZone: "W. Europe Standard Time"},
+				Type:  "remote", Days: 0x3e, Interval: 1, RangeType: "noEnd", StartDate: "2025-03-10"}},
+			Occurrences: []presence.PlanOccurrence{{ID: newID(), StartAt: at, EndAt: at.Add(time.Hour), Type: "timeOff",
+				TimeOff: &presence.TimeOffDetails{Subject: "dentist"}}},
+		}
+	}
+	return st
 }
 
 // testScan checks that Scan visits every written user exactly once, with

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/graphapi"
 )
 
 // Config is what the hooks control.
@@ -123,6 +124,17 @@ func NewHandler(cfg Config) http.Handler {
 				return err
 			}
 			cmd.Expiration = d
+		}
+		return do(w, r, cmd)
+	}))
+	mux.Handle("PUT "+user+"workPlan", h(func(w http.ResponseWriter, r *http.Request) error {
+		data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			return presence.Errorf(presence.CodeBadRequest, "A JSON body is required.")
+		}
+		cmd, err := graphapi.ParseWorkPlan(data)
+		if err != nil {
+			return err
 		}
 		return do(w, r, cmd)
 	}))

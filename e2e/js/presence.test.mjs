@@ -622,3 +622,95 @@ describe("test clock", () => {
     assert.equal(at10.statusMessage, null, "status message hidden after its Pacific-time expiry");
   });
 });
+
+describe("work location and the work plan", () => {
+  test("the four actions, their answers per version, and workLocation in GET", async () => {
+    const u = randomUUID();
+    const self = graphClient(await userToken(u));
+    const where = async () => (await self.api("/me/presence").get()).workLocation;
+
+    assert.deepEqual(await where(), { workLocationType: "unspecified", source: "none", placeId: null });
+    await assertEmptyActionResult(
+      await self.api("/me/presence/setAutomaticLocation").post({ workLocationType: "remote" }),
+    );
+    assert.deepEqual(await where(), { workLocationType: "remote", source: "automatic", placeId: null });
+    await assertEmptyActionResult(
+      await self.api(`/users/${u}/presence/setManualLocation`).post({ workLocationType: "Office", placeId: "b4" }),
+    );
+    assert.deepEqual(await where(), { workLocationType: "office", source: "manual", placeId: "b4" });
+    // $select=workLocation through the request builder.
+    const selected = await self.api("/me/presence").select("workLocation").get();
+    assert.equal(selected.availability, undefined);
+    assert.equal(selected.workLocation.source, "manual");
+
+    await self.api(`/communications/presences/${u}/clearAutomaticLocation`).post({});
+    assert.equal((await where()).source, "manual", "clearAutomaticLocation leaves the manual layer");
+    // beta answers the clear actions with 204.
+    await self.api("/me/presence/clearLocation").version("beta").post({});
+    assert.deepEqual(await where(), { workLocationType: "unspecified", source: "none", placeId: null });
+
+    const err = await expectGraphError(() =>
+      self.api("/me/presence/setManualLocation").post({ placeId: "b4" }),
+    );
+    assertGraphErrorEnvelope(err, { statusCode: 400, code: "BadRequest" });
+    assert.match(err.message, /'unspecified', 'office', 'remote', 'timeOff'/);
+
+    // v1.0 refuses application tokens; beta accepts Presence.ReadWrite.All.
+    const app = graphClient(await appToken());
+    const refused = await expectGraphError(() =>
+      app.api(`/users/${u}/presence/setManualLocation`).post({ workLocationType: "office" }),
+    );
+    assertGraphErrorEnvelope(refused, { statusCode: 403, code: "Forbidden" });
+    await app.api(`/users/${u}/presence/setManualLocation`).version("beta").post({ workLocationType: "timeOff" });
+    assert.equal((await where()).workLocationType, "timeOff");
+  });
+
+  test("a weekly plan feeds the scheduled layer, and occurrencesView expands it", async () => {
+    const u = randomUUID();
+    const planner = graphClient(await userToken(u, "Presence.Read.All Calendars.ReadWrite"));
+    const all = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+    const created = await planner.api("/me/settings/workHoursAndLocations/recurrences").post({
+      workLocationType: "remote",
+      start: { dateTime: "2026-01-05T00:00:00", timeZone: "UTC" },
+      end: { dateTime: "2026-01-05T23:59:00", timeZone: "UTC" },
+      recurrence: {
+        pattern: { type: "weekly", interval: 1, daysOfWeek: all },
+        range: { type: "noEnd", startDate: "2026-01-05" },
+      },
+    });
+    assert.match(created.id, GUID);
+    const list = await planner.api(`/users/${u}/settings/workHoursAndLocations/recurrences`).get();
+    assert.equal(list.value.length, 1);
+
+    const now = await serviceNow();
+    if (now.getUTCHours() === 23 && now.getUTCMinutes() >= 59) await advanceClock("PT2M");
+    const p = await planner.api("/me/presence").get();
+    assert.deepEqual(p.workLocation, { workLocationType: "remote", source: "scheduled", placeId: null });
+
+    const view = await planner
+      .api("/me/settings/workHoursAndLocations/occurrencesView(startDateTime='2030-01-07T00:00:00Z',endDateTime='2030-01-09T00:00:00Z')")
+      .get();
+    assert.deepEqual(
+      view.value.map((o) => o.start.dateTime),
+      ["2030-01-07T00:00:00.0000000", "2030-01-08T00:00:00.0000000"],
+    );
+
+    await planner
+      .api("/me/settings/workHoursAndLocations/occurrences/setCurrentLocation")
+      .post({ updateScope: "currentDay", workLocationType: "office", placeId: "hq" });
+    const q = await planner.api("/me/presence").get();
+    assert.deepEqual(q.workLocation, { workLocationType: "office", source: "scheduled", placeId: "hq" });
+
+    // PATCH is refused, as Graph refuses it; PUT replaces.
+    const patched = await expectGraphError(() =>
+      planner.api(`/me/settings/workHoursAndLocations/recurrences/${created.id}`).patch({ workLocationType: "office" }),
+    );
+    assert.equal(patched.statusCode, 405);
+    await planner.api(`/me/settings/workHoursAndLocations/recurrences/${created.id}`).delete();
+
+    // Applications may not touch the plan.
+    const app = graphClient(await appToken());
+    const err = await expectGraphError(() => app.api(`/users/${u}/settings/workHoursAndLocations/recurrences`).get());
+    assertGraphErrorEnvelope(err, { statusCode: 403, code: "Forbidden" });
+  });
+});

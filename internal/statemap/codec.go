@@ -50,7 +50,44 @@ import (
 // Times are instants: they decode in UTC without a monotonic reading, as
 // the service's clock gives them. A State holding times in another
 // location reads back as the same instants in UTC.
-const format1 = 1
+//
+// Format 2 is format 1 (with format byte 2) followed by an extension
+// section: tagged blocks up to the end of the encoding, so that later
+// fields need a new tag, never a new format. A state without anything for
+// the extension is still written as format 1.
+//
+//	state2  = format1-body block*
+//	block   = tag:uvarint len:uvarint bytes      (len bytes of the tag's content)
+//
+// There is at least one block; a tag appears at most once, in increasing
+// order; a reader skips tags it does not know. Times inside a block share the state's time base. Tags:
+//
+//	1 work  = wflags:byte [manual:signal] [automatic:signal] [timeZone:string]
+//	          nrec:uvarint recurrence* nocc:uvarint occurrence*
+//	   wflags = 1 Manual, 2 Automatic, 4 TimeZone
+//	   signal = type:string placeId:string until:time
+//	   recurrence = id:string start:ptime end:ptime type:string placeId:string
+//	          days:byte interval:uvarint firstDayOfWeek:uvarint rangeType:string
+//	          startDate:string endDate:string count:uvarint rangeTimeZone:string
+//	   occurrence = id:string recurrenceId:string start:ptime end:ptime
+//	          startAt:time endAt:time type:string placeId:string
+//	          timeOff:byte (0 none, 1 details, 3 details all day) [subject:string]
+//	   ptime = dateTime:string timeZone:string
+//	2 outbox work = (type:string source:string placeId:string) for each notice
+//	          of the outbox, in order; written only when one is not zero
+//	3 work settings = maxSharedWorkLocationDetails:string; only after tag 1,
+//	          and only when set
+const (
+	format1 = 1
+	format2 = 2
+)
+
+// Extension tags of format 2.
+const (
+	tagWork         = 1
+	tagOutboxWork   = 2
+	tagWorkSettings = 3
+)
 
 const (
 	flagPreferred = 1 << iota
@@ -258,7 +295,12 @@ func AppendState(dst []byte, s *presence.State) []byte {
 		flags |= flagOutbox
 	}
 	var tb timeBase
-	b := append(dst, format1, flags)
+	format := byte(format1)
+	outboxWork := hasOutboxWork(s.Outbox)
+	if s.Work != nil || outboxWork {
+		format = format2
+	}
+	b := append(dst, format, flags)
 	b = binary.AppendUvarint(b, s.Seq)
 	b = tb.appendTime(b, s.SeqAt)
 	b = tb.appendTime(b, s.Due)
@@ -297,6 +339,113 @@ func AppendState(dst []byte, s *presence.State) []byte {
 			b = appendPair(b, n.Pair)
 		}
 	}
+	if s.Work != nil {
+		b = appendBlock(b, tagWork, func(b []byte) []byte { return tb.appendWork(b, s.Work) })
+	}
+	if outboxWork {
+		b = appendBlock(b, tagOutboxWork, func(b []byte) []byte {
+			for i := range s.Outbox {
+				w := &s.Outbox[i].Work
+				b = appendStr(appendStr(appendStr(b, w.Type), w.Source), w.PlaceID)
+			}
+			return b
+		})
+	}
+	if s.Work != nil && s.Work.MaxShared != "" {
+		b = appendBlock(b, tagWorkSettings, func(b []byte) []byte { return appendStr(b, s.Work.MaxShared) })
+	}
+	return b
+}
+
+func hasOutboxWork(outbox []presence.Notice) bool {
+	for i := range outbox {
+		if outbox[i].Work != (presence.WorkLocation{}) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendBlock appends a block of format 2's extension: tag, the length of
+// what content appends, then it.
+func appendBlock(b []byte, tag uint64, content func([]byte) []byte) []byte {
+	b = binary.AppendUvarint(b, tag)
+	body := content(nil)
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	return append(b, body...)
+}
+
+func appendPlanTime(b []byte, p presence.PlanTime) []byte {
+	return appendStr(appendStr(b, p.DateTime), p.TimeZone)
+}
+
+func (tb *timeBase) appendSignal(b []byte, sig *presence.LocationSignal) []byte {
+	b = appendStr(b, sig.Type)
+	b = appendStr(b, sig.PlaceID)
+	return tb.appendTime(b, sig.Until)
+}
+
+// appendWork appends the content of the work block (tag 1).
+func (tb *timeBase) appendWork(b []byte, w *presence.WorkState) []byte {
+	var flags byte
+	if w.Manual != nil {
+		flags |= 1
+	}
+	if w.Automatic != nil {
+		flags |= 2
+	}
+	if w.TimeZone != "" {
+		flags |= 4
+	}
+	b = append(b, flags)
+	if w.Manual != nil {
+		b = tb.appendSignal(b, w.Manual)
+	}
+	if w.Automatic != nil {
+		b = tb.appendSignal(b, w.Automatic)
+	}
+	if w.TimeZone != "" {
+		b = appendStr(b, w.TimeZone)
+	}
+	b = binary.AppendUvarint(b, uint64(len(w.Recurrences)))
+	for i := range w.Recurrences {
+		r := &w.Recurrences[i]
+		b = appendStr(b, r.ID)
+		b = appendPlanTime(b, r.Start)
+		b = appendPlanTime(b, r.End)
+		b = appendStr(b, r.Type)
+		b = appendStr(b, r.PlaceID)
+		b = append(b, r.Days)
+		b = binary.AppendUvarint(b, zigzag(int64(r.Interval)))
+		b = binary.AppendUvarint(b, zigzag(int64(r.FirstDayOfWeek)))
+		b = appendStr(b, r.RangeType)
+		b = appendStr(b, r.StartDate)
+		b = appendStr(b, r.EndDate)
+		b = binary.AppendUvarint(b, zigzag(int64(r.Count)))
+		b = appendStr(b, r.RangeTimeZone)
+	}
+	b = binary.AppendUvarint(b, uint64(len(w.Occurrences)))
+	for i := range w.Occurrences {
+		o := &w.Occurrences[i]
+		b = appendStr(b, o.ID)
+		b = appendStr(b, o.RecurrenceID)
+		b = appendPlanTime(b, o.Start)
+		b = appendPlanTime(b, o.End)
+		b = tb.appendTime(b, o.StartAt)
+		b = tb.appendTime(b, o.EndAt)
+		b = appendStr(b, o.Type)
+		b = appendStr(b, o.PlaceID)
+		switch t := o.TimeOff; {
+		case t == nil:
+			b = append(b, 0)
+		case t.IsAllDay:
+			b = append(b, 3)
+			b = appendStr(b, t.Subject)
+		default:
+			b = append(b, 1)
+			b = appendStr(b, t.Subject)
+		}
+	}
 	return b
 }
 
@@ -325,6 +474,7 @@ type decoder struct {
 	bad     bool
 	build   bool
 	in      *interner  // nil: GUID strings are not interned
+	notices int        // the outbox's length, for its extension block
 	guids   *guidCache // nil: none
 }
 
@@ -527,7 +677,8 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 	} else {
 		*st = presence.State{}
 	}
-	if d.byte() != format1 {
+	format := d.byte()
+	if format != format1 && format != format2 {
 		return time.Time{}, errBadEncoding
 	}
 	flags := d.byte()
@@ -589,6 +740,7 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 		if n == 0 {
 			d.fail()
 		}
+		d.notices = n
 		var one presence.Notice
 		if d.build && n > 0 {
 			st.Outbox = elems(slots.outbox, n)
@@ -602,6 +754,9 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 			nt.At = d.time()
 			nt.Pair = d.pair()
 		}
+	}
+	if format == format2 {
+		d.extension(st)
 	}
 	if d.bad || d.i != len(d.p) {
 		*st = presence.State{}
@@ -706,4 +861,154 @@ type Decoder struct {
 func (d *Decoder) Decode(enc string, s *presence.State) error {
 	_, err := decodeReusing(enc, nil, s, &d.r)
 	return err
+}
+
+// extension reads the blocks of format 2 into st.
+func (d *decoder) extension(st *presence.State) {
+	if d.i >= len(d.p) {
+		d.fail() // format 2 is written only with at least one block
+		return
+	}
+	var last uint64
+	hadWork := false
+	for d.i < len(d.p) && !d.bad {
+		tag := d.uvarint()
+		n := d.uvarint()
+		if d.bad || tag <= last || n > uint64(len(d.p)-d.i) {
+			d.fail()
+			return
+		}
+		last = tag
+		end := d.i + int(n)
+		if tag == tagWorkSettings {
+			v := d.str()
+			if d.i != end || !hadWork || v == "" {
+				d.fail() // settings come with the work block, and are never empty
+				return
+			}
+			if d.build {
+				st.Work.MaxShared = v
+			}
+			continue
+		}
+		if tag != tagWork && tag != tagOutboxWork {
+			d.i = end // a later tag: not ours to read
+			continue
+		}
+		whole := d.p
+		d.p = whole[:end]
+		var w *presence.WorkState
+		if tag == tagWork {
+			w = d.work()
+		} else {
+			for i := range d.notices {
+				t, src := d.str(), d.str()
+				p := d.str()
+				if d.build {
+					st.Outbox[i].Work = presence.WorkLocation{Type: t, Source: src, PlaceID: p}
+				}
+			}
+		}
+		if d.i != end {
+			d.fail()
+		}
+		d.p = whole
+		if d.bad {
+			return
+		}
+		d.i = end
+		if w != nil {
+			hadWork = true
+			if d.build {
+				st.Work = w
+			}
+		}
+	}
+}
+
+func (d *decoder) planTime() presence.PlanTime {
+	dt := d.str()
+	return presence.PlanTime{DateTime: dt, TimeZone: d.str()}
+}
+
+func (d *decoder) signal() *presence.LocationSignal {
+	t := d.str()
+	p := d.str()
+	return &presence.LocationSignal{Type: t, PlaceID: p, Until: d.time()}
+}
+
+func (d *decoder) int() int {
+	v := unzigzag(d.uvarint())
+	if v > math.MaxInt32 || v < math.MinInt32 {
+		d.fail()
+		return 0
+	}
+	return int(v)
+}
+
+// Minimum encoded sizes of the work block's items.
+const (
+	minRecurrence = 16
+	minOccurrence = 13
+)
+
+// work reads the content of the work block.
+func (d *decoder) work() *presence.WorkState {
+	w := &presence.WorkState{}
+	flags := d.byte()
+	if flags&^7 != 0 {
+		d.fail()
+	}
+	if flags&1 != 0 {
+		w.Manual = d.signal()
+	}
+	if flags&2 != 0 {
+		w.Automatic = d.signal()
+	}
+	if flags&4 != 0 {
+		w.TimeZone = d.str()
+	}
+	if n := d.count(minRecurrence); n > 0 {
+		w.Recurrences = make([]presence.PlanRecurrence, n)
+		for i := range n {
+			r := &w.Recurrences[i]
+			r.ID = d.str()
+			r.Start = d.planTime()
+			r.End = d.planTime()
+			r.Type = d.str()
+			r.PlaceID = d.str()
+			r.Days = d.byte()
+			r.Interval = d.int()
+			r.FirstDayOfWeek = time.Weekday(d.int())
+			r.RangeType = d.str()
+			r.StartDate = d.str()
+			r.EndDate = d.str()
+			r.Count = d.int()
+			r.RangeTimeZone = d.str()
+		}
+	}
+	if n := d.count(minOccurrence); n > 0 {
+		w.Occurrences = make([]presence.PlanOccurrence, n)
+		for i := range n {
+			o := &w.Occurrences[i]
+			o.ID = d.str()
+			o.RecurrenceID = d.str()
+			o.Start = d.planTime()
+			o.End = d.planTime()
+			o.StartAt = d.time()
+			o.EndAt = d.time()
+			o.Type = d.str()
+			o.PlaceID = d.str()
+			switch d.byte() {
+			case 0:
+			case 1:
+				o.TimeOff = &presence.TimeOffDetails{Subject: d.str()}
+			case 3:
+				o.TimeOff = &presence.TimeOffDetails{Subject: d.str(), IsAllDay: true}
+			default:
+				d.fail()
+			}
+		}
+	}
+	return w
 }

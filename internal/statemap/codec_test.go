@@ -280,7 +280,7 @@ func TestDecodeRejects(t *testing.T) {
 			t.Errorf("a prefix of %d of %d bytes decodes", i, len(enc))
 		}
 	}
-	for _, bad := range []string{enc + "\x00", "\x02" + enc[1:], "{}", ""} {
+	for _, bad := range []string{enc + "\x00", "\x03" + enc[1:], "{}", ""} {
 		if _, err := DecodeState(bad); err == nil {
 			t.Errorf("%q decodes", bad)
 		}
@@ -345,7 +345,7 @@ func sameMemory(a, b string) bool {
 // validation and decoding agree, and that whatever decodes encodes and
 // decodes again to the same State.
 func FuzzDecodeState(f *testing.F) {
-	for _, s := range []presence.State{{}, richState(), {SeqAt: time.Date(9999, 1, 1, 0, 0, 0, 1, time.UTC)}} {
+	for _, s := range []presence.State{{}, richState(), richWorkState(), {SeqAt: time.Date(9999, 1, 1, 0, 0, 0, 1, time.UTC)}} {
 		f.Add(AppendState(nil, &s))
 	}
 	f.Add([]byte{format1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
