@@ -210,8 +210,9 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 }
 
 // replaySegment replays one segment into s.m and returns its valid size.
-// Damage in the last segment within maxBatchBytes of its end is a torn
-// write: it is truncated away durably and logged.
+// Damage in the last segment within maxBatchBytes of its end with no valid
+// record after it is a torn write: it is truncated away durably and logged.
+// Any other damage is an error naming the file and the offset.
 func (s *Store) replaySegment(n uint64, last bool) (int64, error) {
 	path := s.segPath(n)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -230,8 +231,15 @@ func (s *Store) replaySegment(n uint64, last bool) (int64, error) {
 	if !errors.Is(err, ErrCorrupt) {
 		return 0, fmt.Errorf("filestore: read %s: %w", path, err)
 	}
-	if !last || fi.Size()-valid > maxBatchBytes {
-		return 0, fmt.Errorf("filestore: %s: %w", path, err)
+	torn := false
+	if last {
+		var terr error
+		if torn, terr = tornTail(f, valid, fi.Size()); terr != nil {
+			return 0, fmt.Errorf("filestore: read %s: %w", path, terr)
+		}
+	}
+	if !torn {
+		return 0, fmt.Errorf("filestore: %s: %w (valid records follow the damage; nothing was changed)", path, err)
 	}
 	s.log.Warn("filestore: truncating a torn log tail left by a crash",
 		"file", path, "offset", valid, "bytes_dropped", fi.Size()-valid, "cause", err)

@@ -219,6 +219,9 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.S
 	}
 	s, err := filestore.Open(ctx, cfg.DataDir, filestore.Options{Logger: logger})
 	if err != nil {
+		if errors.Is(err, filestore.ErrCorrupt) {
+			return nil, fmt.Errorf("open store in %s: %w; stop here and run `presenced repair --data %s` to keep every valid record (README: Storage faults and recovery)", cfg.DataDir, err, cfg.DataDir)
+		}
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
 	return s, nil
