@@ -122,6 +122,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			http.Error(w, "store not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		// A store that cannot write (a full disk) is not ready either.
+		if h, ok := store.(interface{ Healthy() error }); ok {
+			if err := h.Healthy(); err != nil {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "store cannot write: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ready\n")
 	})
