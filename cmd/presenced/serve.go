@@ -31,7 +31,7 @@ import (
 // serve runs presenced until ctx is done, then shuts down gracefully: it
 // stops accepting, finishes in-flight requests and closes the store.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := slog.New(newLimitedHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
 
 	store, err := openStore(ctx, cfg, logger)
 	if err != nil {
@@ -133,7 +133,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ready\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	} else {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	jwks := signer.JWKS()
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -163,11 +171,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		defer stopPprof()
 	}
 
+	ln = newLimitListener(ln, cfg.MaxConnections)
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           guard(mux, api.WriteError),
+		MaxHeaderBytes:    hardHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -250,6 +260,7 @@ func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stde
 	if err != nil {
 		return nil, fmt.Errorf("development issuer: %w", err)
 	}
+	warnIfDevKeyExposed(cfg.DevKeyFile, logger, stderr)
 	if len(acfg.Issuers) == 0 {
 		acfg.Issuers = []string{devIssuer}
 	}
