@@ -320,6 +320,9 @@ func TestFullDiskIsAnOutageNotACorruption(t *testing.T) {
 	if n := strings.Count(logs.String(), "cannot be written"); n < 1 || n > 5 {
 		t.Errorf("%d error lines for %d failed writes, want 1-5:\n%s", n, failed, logs.String())
 	}
+	if n := strings.Count(logs.String(), "\n"); n > 40 {
+		t.Errorf("%d log lines for %d failed writes: the log is not rate-limited:\n%s", n, failed, logs.String())
+	}
 
 	// Space is freed: ready again without a restart, and writes succeed.
 	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &old, nil); err != nil {
