@@ -113,3 +113,13 @@ func TestRepairSnapshot(t *testing.T) {
 		t.Fatalf("%d keys lost, want 1: %v", lost, fmt.Sprint(got))
 	}
 }
+
+// Repair refuses a directory that a Store has open.
+func TestRepairRefusesAnOpenStore(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{})
+	defer s.Close()
+	if _, err := Repair(context.Background(), dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Repair of an open store: %v, want ErrLocked", err)
+	}
+}

@@ -140,10 +140,11 @@ func openSubStore(dir string) (*subStore, error) {
 	}
 	s.size = int64(good)
 	if needRewrite || s.lines > 2*len(s.live)+64 {
-		if err := s.rewrite(); err != nil {
-			return nil, err
+		if err := s.rewrite(); err == nil {
+			return s, nil
 		}
-		return s, nil
+		// No room for a new file (a full disk): cut a torn tail back in
+		// place instead; the rewrite waits for a later compaction.
 	}
 	if err := s.reopen(); err != nil {
 		return nil, err
