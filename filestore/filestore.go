@@ -349,18 +349,22 @@ type Stats struct {
 	// DueIndexLen is the number of entries in the due index, stale ones
 	// included.
 	DueIndexLen int
+	// WriteFailing says the last write or probe of the log failed (see
+	// Healthy).
+	WriteFailing bool
 }
 
 // Stats returns the store's counters. It is cheap enough to call on every
 // metrics scrape.
 func (s *Store) Stats() Stats {
 	return Stats{
-		Users:       s.m.Len(),
-		Records:     s.records.Load(),
-		Syncs:       s.syncs.Load(),
-		LogBytes:    s.logBytes.Load(),
-		Compactions: s.compactions.Load(),
-		DueIndexLen: s.m.DueLen(),
+		Users:        s.m.Len(),
+		Records:      s.records.Load(),
+		Syncs:        s.syncs.Load(),
+		LogBytes:     s.logBytes.Load(),
+		Compactions:  s.compactions.Load(),
+		DueIndexLen:  s.m.DueLen(),
+		WriteFailing: s.Healthy() != nil,
 	}
 }
 

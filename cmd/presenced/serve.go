@@ -309,6 +309,13 @@ func registerStoreMetrics(reg prometheus.Registerer, fs *filestore.Store) {
 			stat(func(s filestore.Stats) float64 { return float64(s.Compactions) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_store_users", Help: "Users held by the store."},
 			stat(func(s filestore.Stats) float64 { return float64(s.Users) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_store_write_failing", Help: "1 while the log cannot be written (a full disk): writes answer 503 and /readyz is not ready."},
+			stat(func(s filestore.Stats) float64 {
+				if s.WriteFailing {
+					return 1
+				}
+				return 0
+			})),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_scheduler_pending", Help: "Entries in the due index (pending fades and expiries, stale ones included)."},
 			stat(func(s filestore.Stats) float64 { return float64(s.DueIndexLen) })),
 	)

@@ -317,6 +317,9 @@ func TestFullDiskIsAnOutageNotACorruption(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz answers %d while the store cannot write", resp.StatusCode)
 	}
+	if m := metricsText(t, srv); !strings.Contains(m, "\npresenced_store_write_failing 1\n") {
+		t.Errorf("presenced_store_write_failing is not 1 while the store cannot write")
+	}
 	if n := strings.Count(logs.String(), "cannot be written"); n < 1 || n > 5 {
 		t.Errorf("%d error lines for %d failed writes, want 1-5:\n%s", n, failed, logs.String())
 	}
@@ -341,6 +344,9 @@ func TestFullDiskIsAnOutageNotACorruption(t *testing.T) {
 		t.Fatalf("write after recovery: %d %s", code, body)
 	}
 	acked[userID(0)] = "last"
+	if m := metricsText(t, srv); !strings.Contains(m, "\npresenced_store_write_failing 0\n") {
+		t.Errorf("presenced_store_write_failing is not 0 after recovery")
+	}
 	kill9(srv)
 
 	srv, _ = startLogged(t, bin, data, addr)
@@ -355,4 +361,16 @@ func TestFullDiskIsAnOutageNotACorruption(t *testing.T) {
 			t.Errorf("user %s: %q after restart, acknowledged %q", id, got[id], acked[id])
 		}
 	}
+}
+
+func metricsText(t *testing.T, s *server) string {
+	t.Helper()
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return b.String()
 }
