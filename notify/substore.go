@@ -121,22 +121,9 @@ func openSubStore(dir string) (*subStore, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("subscriptions: %w", err)
 	}
-	good, needRewrite := 0, false
-	for len(data) > 0 {
-		line, rest, complete := bytes.Cut(data, []byte("\n"))
-		if !complete {
-			needRewrite = true // a torn tail
-			break
-		}
-		rec, legacy, err := decodeSubLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("subscriptions: %s: damaged line at offset %d: %v; stop and run `presenced repair`", s.path, good, err)
-		}
-		needRewrite = needRewrite || legacy
-		s.apply(rec)
-		s.lines++
-		good += len(line) + 1
-		data = rest
+	good, needRewrite, err := s.readLines(data)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %s: %w; stop and run `presenced repair`", s.path, err)
 	}
 	s.size = int64(good)
 	if needRewrite || s.lines > 2*len(s.live)+64 {
@@ -150,6 +137,29 @@ func openSubStore(dir string) (*subStore, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// readLines applies the lines of a subscription file to s. It returns the
+// length of its whole lines, and whether the file needs rewriting (a torn
+// last line, lines of the first format); a damaged whole line is an error
+// naming its offset.
+func (s *subStore) readLines(data []byte) (good int, needRewrite bool, err error) {
+	for len(data) > 0 {
+		line, rest, complete := bytes.Cut(data, []byte("\n"))
+		if !complete {
+			return good, true, nil // a torn tail
+		}
+		rec, legacy, err := decodeSubLine(line)
+		if err != nil {
+			return good, needRewrite, fmt.Errorf("damaged line at offset %d: %v", good, err)
+		}
+		needRewrite = needRewrite || legacy
+		s.apply(rec)
+		s.lines++
+		good += len(line) + 1
+		data = rest
+	}
+	return good, needRewrite, nil
 }
 
 func (s *subStore) apply(rec subRecord) {
@@ -375,21 +385,9 @@ func RepairSubscriptions(dir string) (SubscriptionRepair, error) {
 		return r, fmt.Errorf("subscriptions: %w", err)
 	}
 	r.Name = path
-	var kept []byte
-	for len(data) > 0 {
-		line, rest, complete := bytes.Cut(data, []byte("\n"))
-		data = rest
-		rec, _, err := decodeSubLine(line)
-		if err != nil || !complete {
-			r.Dropped++
-			continue
-		}
-		enc, err := encodeSubLine(rec)
-		if err != nil {
-			return r, err
-		}
-		kept = append(kept, enc...)
-		r.Kept++
+	kept, err := repairLines(data, &r)
+	if err != nil {
+		return r, err
 	}
 	if r.Dropped == 0 {
 		return r, nil
@@ -402,4 +400,26 @@ func RepairSubscriptions(dir string) (SubscriptionRepair, error) {
 		return r, fmt.Errorf("subscriptions: %w", err)
 	}
 	return r, nil
+}
+
+// repairLines returns the valid whole lines of data, in the checksummed
+// format, counting them and the dropped ones in r.
+func repairLines(data []byte, r *SubscriptionRepair) ([]byte, error) {
+	var kept []byte
+	for len(data) > 0 {
+		line, rest, complete := bytes.Cut(data, []byte("\n"))
+		data = rest
+		rec, _, err := decodeSubLine(line)
+		if err != nil || !complete {
+			r.Dropped++
+			continue
+		}
+		enc, err := encodeSubLine(rec)
+		if err != nil {
+			return nil, err
+		}
+		kept = append(kept, enc...)
+		r.Kept++
+	}
+	return kept, nil
 }
