@@ -260,7 +260,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (presence.Principal, 
 // instant after which the token is no longer valid.
 func (v *Verifier) verify(ctx context.Context, raw string) (presence.Principal, time.Time, error) {
 	var c claims
-	if _, err := v.parser.ParseWithClaims(raw, &c, v.keys(ctx)); err != nil {
+	if _, err := v.parser.ParseWithClaims(raw, &c, refuseCrit(v.keys(ctx))); err != nil {
 		return presence.Principal{}, time.Time{}, classify(err)
 	}
 	if len(v.audiences) > 0 && !anyIn(c.Audience, v.audiences) {

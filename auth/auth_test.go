@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,11 +244,14 @@ func TestLifetime(t *testing.T) {
 	}{
 		{"expired beyond skew", map[string]any{"exp": now.Add(-3 * time.Minute).Unix()}, messageExpiredNbf},
 		{"expired within skew", map[string]any{"exp": now.Add(-time.Minute).Unix()}, ""},
-		{"not yet valid beyond skew", map[string]any{"nbf": now.Add(5 * time.Minute).Unix()}, messageExpiredNbf},
+		{"not yet valid beyond skew", map[string]any{"nbf": now.Add(5 * time.Minute).Unix()}, messageNotYetValid},
 		{"not yet valid within skew", map[string]any{"nbf": now.Add(time.Minute).Unix()}, ""},
 		{"no exp", map[string]any{"exp": nil}, messageInvalid},
 		{"no nbf", map[string]any{"nbf": nil}, ""},
 		{"fractional exp", map[string]any{"exp": float64(now.Add(time.Hour).Unix()) + 0.5}, ""},
+		{"exp as a string", map[string]any{"exp": strconv.FormatInt(now.Add(time.Hour).Unix(), 10)}, messageMalformed},
+		{"nbf as a string", map[string]any{"nbf": strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)}, messageMalformed},
+		{"exp as a bool", map[string]any{"exp": true}, messageMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,8 +75,10 @@ func classify(err error) *TokenError {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return tokenError(messageMalformed, err)
-	case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet):
+	case errors.Is(err, jwt.ErrTokenExpired):
 		return tokenError(messageExpiredNbf, err)
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return tokenError(messageNotYetValid, err)
 	default:
 		return tokenError(messageInvalid, err)
 	}

@@ -48,16 +48,29 @@
 // whole records that one goroutine a core checks and stores: each state's
 // encoding is validated and kept as it is, never decoded into Go values,
 // in a map sized from the count in the snapshot's header; the due index
-// is then built in one pass. A damaged record in the last segment
-// within 1 MiB (the largest batch) of its end is a write torn by a crash:
-// it was never acknowledged, so the tail is truncated away, durably, and a
-// warning logged. Damage anywhere else, a missing segment, or a damaged
-// snapshot is an error wrapping ErrCorrupt: the store refuses to open
-// rather than silently lose acknowledged data.
+// is then built in one pass. A damaged record in the last segment within
+// 1 MiB (the largest batch) of its end, with no valid record after it, is
+// a write torn by a crash: it was never acknowledged, so the tail is
+// truncated away, durably, and a warning logged. A damaged record followed
+// by valid ones is not a torn write, however near the end: truncating
+// there would destroy acknowledged records. That, damage anywhere else, a
+// missing segment, or a damaged snapshot is an error wrapping ErrCorrupt
+// that names the file and the offset: the store refuses to open rather
+// than silently lose acknowledged data, and changes nothing. Repair
+// (`presenced repair`) then rewrites each damaged file with every valid
+// record on both sides of the damage, keeping the original beside it.
 //
-// If a write or fsync fails the store stops writing for good: every later
-// Update fails, and memory keeps only what was acknowledged (after a failed
-// fsync the state of the file is unknown, so retrying would be a lie).
+// If a write or fsync of the log fails (a full disk), the segment is cut
+// back to its durable size, so nothing of the failed batch stays behind,
+// and the batch's updates fail with an error matching
+// presence.ErrUnavailable (503 with Retry-After). Healthy reports the
+// failure until a write succeeds again; while idle, the writer probes
+// every Options.ProbeInterval (append 4 KiB, fsync, cut back), so the
+// store recovers once space is freed, without a restart. The failure is
+// logged at once and then at most every 10 s, as a count. Cutting back
+// also makes retrying after a failed fsync honest: whatever that fsync
+// left in doubt is removed, and what precedes it was made durable by
+// fsyncs that succeeded.
 //
 // # Format
 //

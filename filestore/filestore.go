@@ -53,6 +53,13 @@ type Options struct {
 	// NoSync skips fsync, so acknowledged writes are NOT durable. It exists
 	// only to measure the cost of durability in benchmarks.
 	NoSync bool
+	// ProbeInterval is how often a store whose last write failed (a full
+	// disk) checks whether it can write again. Zero means
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
+	// WrapFile, when set, wraps every log segment the store appends to:
+	// tests inject write faults with it.
+	WrapFile func(File) File
 }
 
 // Store is the durable embedded presence.Store. Open one with Open; it is
@@ -76,17 +83,28 @@ type Store struct {
 	mu      sync.Mutex
 	queue   []*waiter
 	closing bool
-	failed  error // sticky: after a failed write or fsync nothing is written
+	// writeErr is the error of the last write or probe of the log, nil
+	// when it succeeded: Healthy reports it.
+	writeErr error
 
 	wake       chan struct{} // cap 1: the queue or closing changed
 	writerDone chan struct{}
 
 	// Owned by the writer goroutine until it has exited, then by Close.
-	seg      *os.File
+	seg      File
 	segNum   uint64
-	segBytes int64
-	wbuf     []byte
-	batch    []*waiter
+	segBytes int64 // durable bytes of seg
+	// dirty says seg may hold bytes past segBytes, left by a failed write
+	// not yet cut back.
+	dirty bool
+	// The failures since the last successful write, for the rate-limited
+	// error log.
+	failures, unlogged       int
+	failingSince, lastErrLog time.Time
+	probeEvery               time.Duration
+	wrapFile                 func(File) File
+	wbuf                     []byte
+	batch                    []*waiter
 	// Counters for Stats.
 	syncs, records, logBytes, compactions atomic.Int64
 
@@ -110,6 +128,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		log:        opts.Logger,
 		noSync:     opts.NoSync,
 		compactAt:  opts.CompactBytes,
+		probeEvery: opts.ProbeInterval,
+		wrapFile:   opts.WrapFile,
 		m:          statemap.New(),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
@@ -119,6 +139,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	if s.compactAt == 0 {
 		s.compactAt = DefaultCompactBytes
+	}
+	if s.probeEvery <= 0 {
+		s.probeEvery = DefaultProbeInterval
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("filestore: open: %w", err)
@@ -210,8 +233,9 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 }
 
 // replaySegment replays one segment into s.m and returns its valid size.
-// Damage in the last segment within maxBatchBytes of its end is a torn
-// write: it is truncated away durably and logged.
+// Damage in the last segment within maxBatchBytes of its end with no valid
+// record after it is a torn write: it is truncated away durably and logged.
+// Any other damage is an error naming the file and the offset.
 func (s *Store) replaySegment(n uint64, last bool) (int64, error) {
 	path := s.segPath(n)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -230,8 +254,15 @@ func (s *Store) replaySegment(n uint64, last bool) (int64, error) {
 	if !errors.Is(err, ErrCorrupt) {
 		return 0, fmt.Errorf("filestore: read %s: %w", path, err)
 	}
-	if !last || fi.Size()-valid > maxBatchBytes {
-		return 0, fmt.Errorf("filestore: %s: %w", path, err)
+	torn := false
+	if last {
+		var terr error
+		if torn, terr = tornTail(f, valid, fi.Size()); terr != nil {
+			return 0, fmt.Errorf("filestore: read %s: %w", path, terr)
+		}
+	}
+	if !torn {
+		return 0, fmt.Errorf("filestore: %s: %w (valid records follow the damage; nothing was changed)", path, err)
 	}
 	s.log.Warn("filestore: truncating a torn log tail left by a crash",
 		"file", path, "offset", valid, "bytes_dropped", fi.Size()-valid, "cause", err)
@@ -284,7 +315,10 @@ func (s *Store) createSegment(n uint64) error {
 	if s.seg != nil {
 		s.seg.Close()
 	}
-	s.seg, s.segNum, s.segBytes = f, n, 0
+	s.seg, s.segNum, s.segBytes, s.dirty = f, n, 0, false
+	if s.wrapFile != nil {
+		s.seg = s.wrapFile(f)
+	}
 	s.logBytes.Store(0)
 	return nil
 }
@@ -315,18 +349,22 @@ type Stats struct {
 	// DueIndexLen is the number of entries in the due index, stale ones
 	// included.
 	DueIndexLen int
+	// WriteFailing says the last write or probe of the log failed (see
+	// Healthy).
+	WriteFailing bool
 }
 
 // Stats returns the store's counters. It is cheap enough to call on every
 // metrics scrape.
 func (s *Store) Stats() Stats {
 	return Stats{
-		Users:       s.m.Len(),
-		Records:     s.records.Load(),
-		Syncs:       s.syncs.Load(),
-		LogBytes:    s.logBytes.Load(),
-		Compactions: s.compactions.Load(),
-		DueIndexLen: s.m.DueLen(),
+		Users:        s.m.Len(),
+		Records:      s.records.Load(),
+		Syncs:        s.syncs.Load(),
+		LogBytes:     s.logBytes.Load(),
+		Compactions:  s.compactions.Load(),
+		DueIndexLen:  s.m.DueLen(),
+		WriteFailing: s.Healthy() != nil,
 	}
 }
 
@@ -454,8 +492,13 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 
 	var errs []error
+	if s.dirty {
+		if err := s.cutBack(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	s.mu.Lock()
-	failed := s.failed
+	failed := s.writeErr
 	s.mu.Unlock()
 	holds := s.logHoldsRecords()
 	if err := s.seg.Close(); err != nil {
@@ -463,7 +506,8 @@ func (s *Store) Close() error {
 	}
 	switch {
 	case failed != nil:
-		// Leave the files as they are: Open will replay what is durable.
+		// The disk is full or failing: leave the files as they are
+		// rather than write a snapshot; Open replays what is durable.
 	case !holds:
 		// Nothing since the last snapshot: drop the empty segment so that
 		// restarts do not pile up empty files.

@@ -40,11 +40,7 @@ type waiter struct {
 // enqueue adds w to the queue of the next batch.
 func (s *Store) enqueue(w *waiter) error {
 	s.mu.Lock()
-	switch {
-	case s.failed != nil:
-		s.mu.Unlock()
-		return s.failed
-	case s.closing:
+	if s.closing {
 		s.mu.Unlock()
 		return ErrClosed
 	}
@@ -71,8 +67,21 @@ func (s *Store) writer() {
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 && !s.closing {
+			unhealthy := s.writeErr != nil
 			s.mu.Unlock()
-			<-s.wake
+			if unhealthy {
+				// Check now and then whether the log can be written
+				// again, so that readiness comes back without a write.
+				t := time.NewTimer(s.probeEvery)
+				select {
+				case <-s.wake:
+				case <-t.C:
+					s.probe()
+				}
+				t.Stop()
+			} else {
+				<-s.wake
+			}
 			s.mu.Lock()
 		}
 		if len(s.queue) == 0 {
@@ -88,17 +97,16 @@ func (s *Store) writer() {
 		rest := copy(s.queue, s.queue[n:])
 		clear(s.queue[rest:])
 		s.queue = s.queue[:rest]
-		failed := s.failed
 		s.mu.Unlock()
 
-		s.writeBatch(s.batch, failed)
+		s.writeBatch(s.batch)
 		clear(s.batch)
 	}
 }
 
-// writeBatch writes and syncs the records of batch, or fails them all with
-// failed if the store has already failed, and completes their waiters.
-func (s *Store) writeBatch(batch []*waiter, failed error) {
+// writeBatch writes and syncs the records of batch and completes their
+// waiters.
+func (s *Store) writeBatch(batch []*waiter) {
 	buf := s.wbuf[:0]
 	taken := batch[:0]
 	for _, w := range batch {
@@ -112,10 +120,7 @@ func (s *Store) writeBatch(batch []*waiter, failed error) {
 	if len(taken) == 0 {
 		return
 	}
-	err := failed
-	if err == nil {
-		err = s.write(buf)
-	}
+	err := s.write(buf)
 	if err == nil {
 		s.records.Add(int64(len(taken)))
 	}
@@ -127,27 +132,36 @@ func (s *Store) writeBatch(batch []*waiter, failed error) {
 	}
 }
 
-// write appends buf to the current segment and makes it durable. A failure
-// is sticky: the file's state is unknown, so the store stops writing and
-// fails every later Update.
+// write appends buf to the current segment and makes it durable. If that
+// fails (a full disk: ENOSPC, EFBIG; or EIO), it cuts the segment back to
+// its durable size, so that no part of buf stays behind, and returns an
+// error matching presence.ErrUnavailable: the records were not written,
+// and later writes are tried again. Cutting back also drops whatever a
+// failed fsync left in doubt, so retrying is honest: what precedes
+// segBytes was made durable by earlier fsyncs that succeeded.
 func (s *Store) write(buf []byte) error {
+	if s.dirty {
+		if err := s.cutBack(); err != nil {
+			return s.writeFailed(err)
+		}
+	}
+	s.dirty = true
 	_, err := s.seg.Write(buf)
 	if err == nil && !s.noSync {
 		err = s.seg.Sync()
 	}
 	if err != nil {
 		err = fmt.Errorf("filestore: write log %s: %w", s.seg.Name(), err)
-		s.log.Error("filestore: the log cannot be written; failing every update from now on", "err", err)
-		s.mu.Lock()
-		if s.failed == nil {
-			s.failed = err
+		if cerr := s.cutBack(); cerr != nil {
+			err = fmt.Errorf("%w; %w", err, cerr)
 		}
-		s.mu.Unlock()
-		return err
+		return s.writeFailed(err)
 	}
+	s.dirty = false
 	s.segBytes += int64(len(buf))
 	s.logBytes.Store(s.segBytes)
 	s.syncs.Add(1)
+	s.wroteOK()
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package graphapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -132,11 +133,17 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
+	// The answers are written as they come, one at a time: a batch of 20
+	// requests for 650 users each holds one inner answer in memory, not
+	// all twenty and their encoding.
+	h := w.Header()
+	h.Set("Content-Type", odataJSON)
+	h.Set(hdrODataVersion, "4.0")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	_, _ = bw.WriteString(`{"responses":[`)
 	status := make(map[string]int, len(reqs))
-	out := struct {
-		Responses []batchResponse `json:"responses"`
-	}{Responses: make([]batchResponse, 0, len(reqs))}
-	for _, br := range reqs {
+	for i, br := range reqs {
 		failed := slices.ContainsFunc(br.DependsOn, func(d string) bool { return status[d] < 200 || status[d] > 299 })
 		var resp batchResponse
 		if failed {
@@ -145,13 +152,17 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
 			resp = s.runInner(r.Context(), r, c, br)
 		}
 		status[br.ID] = resp.Status
-		out.Responses = append(out.Responses, resp)
+		enc, err := json.Marshal(resp)
+		if err != nil { // a body that json.Valid passed cannot fail to encode
+			enc, _ = json.Marshal(batchResponse{ID: br.ID, Status: http.StatusInternalServerError, Headers: map[string]string{}})
+		}
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		_, _ = bw.Write(enc)
 	}
-	body, err := json.Marshal(out)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, body)
+	_, _ = bw.WriteString("]}")
+	_ = bw.Flush()
 	return nil
 }
 

@@ -359,6 +359,11 @@ func (n *Notifier) Delete(ctx context.Context, p presence.Principal, id string) 
 	if err != nil {
 		return err
 	}
+	// Deleting needs what creating needs: a caller that can no longer
+	// manage subscriptions cannot remove one either.
+	if err := n.mayManage(p); err != nil {
+		return err
+	}
 	if err := n.store.Delete(ctx, sub); err != nil {
 		return err
 	}

@@ -46,6 +46,12 @@ type Config struct {
 	// MaxStreams caps the event streams open at once, MaxStreamsPerApp
 	// those of one (app, tenant).
 	MaxStreams, MaxStreamsPerApp int
+	// MaxConnections caps the connections served at once; more wait to be
+	// accepted.
+	MaxConnections int
+	// MetricsAddr, when set, serves /metrics on its own listener instead
+	// of the API's.
+	MetricsAddr string
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -66,7 +72,7 @@ type envFlag struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile, maxStreams, maxStreamsPerApp string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile, maxStreams, maxStreamsPerApp, maxConns, metricsAddr string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -88,6 +94,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		{"console-operator-token-file", "PRESENCED_CONSOLE_OPERATOR_TOKEN_FILE", "", "file holding a secret (32+ characters) that signs in to the console as operator of every tenant (off when empty)", &operatorFile},
 		{"max-streams", "PRESENCED_MAX_STREAMS", "10000", "event streams (/presenced/stream) open at once; more are refused with 429", &maxStreams},
 		{"max-streams-per-app", "PRESENCED_MAX_STREAMS_PER_APP", "1000", "event streams one application may hold open in one tenant; more are refused with 429", &maxStreamsPerApp},
+		{"max-connections", "PRESENCED_MAX_CONNECTIONS", strconv.Itoa(defaultMaxConnections), "connections served at once; more wait to be accepted", &maxConns},
+		{"metrics-addr", "PRESENCED_METRICS_ADDR", "", "serve /metrics on this separate address instead of the API's (empty: on the API's)", &metricsAddr},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -140,6 +148,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if cfg.ValidationTimeout, err = time.ParseDuration(validation); err != nil || cfg.ValidationTimeout <= 0 {
 		return Config{}, fmt.Errorf("--validation-timeout: want a positive duration such as 10s, got %q", validation)
 	}
+	if cfg.ValidationTimeout > writeTimeout {
+		return Config{}, fmt.Errorf("--validation-timeout: %s exceeds the server's write timeout of %s: a subscription request would be cut off before its handshake ends", cfg.ValidationTimeout, writeTimeout)
+	}
+	if cfg.MaxConnections, err = strconv.Atoi(maxConns); err != nil || cfg.MaxConnections < 1 {
+		return Config{}, fmt.Errorf("--max-connections: want a number of connections, 1 or more, got %q", maxConns)
+	}
+	cfg.MetricsAddr = metricsAddr
 	if (tlsCert == "") != (tlsKey == "") {
 		return Config{}, errors.New("--tls-cert and --tls-key go together")
 	}

@@ -2,6 +2,7 @@
 //
 //	presenced [flags]          serve (see -h for flags and their environment variables)
 //	presenced token [flags]    print a development bearer token
+//	presenced repair [--data DIR]  drop damaged records so that presenced starts again
 package main
 
 import (
@@ -30,6 +31,9 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == "token" {
 		return runToken(args[2:], getenv, stdout, stderr)
+	}
+	if len(args) > 1 && args[1] == "repair" {
+		return runRepair(ctx, args[2:], getenv, stdout, stderr)
 	}
 	cfg, err := parseConfig(args[1:], getenv, stderr)
 	if err != nil {

@@ -117,6 +117,23 @@ func TestConfigFlagsAndEnvironment(t *testing.T) {
 		{"bad stream cap", []string{"--max-streams-per-app", "0"}, nil, nil, "--max-streams-per-app"},
 		{"lifetime under a minute", []string{"--max-subscription-lifetime", "30s"}, nil, nil, "--max-subscription-lifetime"},
 		{"bad validation timeout", []string{"--validation-timeout", "0s"}, nil, nil, "--validation-timeout"},
+		{"validation timeout beyond the write timeout", []string{"--validation-timeout", "31s"}, nil, nil, "exceeds the server's write timeout"},
+		{"validation timeout at the write timeout", []string{"--validation-timeout", "30s"}, nil, func(t *testing.T, c Config) {
+			if c.ValidationTimeout != writeTimeout {
+				t.Errorf("validation timeout %s", c.ValidationTimeout)
+			}
+		}, ""},
+		{"connections and metrics address", nil, map[string]string{"PRESENCED_MAX_CONNECTIONS": "7", "PRESENCED_METRICS_ADDR": "127.0.0.1:0"}, func(t *testing.T, c Config) {
+			if c.MaxConnections != 7 || c.MetricsAddr != "127.0.0.1:0" {
+				t.Errorf("%+v", c)
+			}
+		}, ""},
+		{"default connections", nil, nil, func(t *testing.T, c Config) {
+			if c.MaxConnections != defaultMaxConnections || c.MetricsAddr != "" {
+				t.Errorf("%+v", c)
+			}
+		}, ""},
+		{"bad connections", []string{"--max-connections", "0"}, nil, nil, "--max-connections"},
 		{"bad app subscriptions env", nil, map[string]string{"PRESENCED_ALLOW_APP_SUBSCRIPTIONS": "maybe"}, nil, "PRESENCED_ALLOW_APP_SUBSCRIPTIONS"},
 		{"bad rate", []string{"--rate-limit", "-1"}, nil, nil, "--rate-limit"},
 		{"bad store", []string{"--store", "bolt"}, nil, nil, "--store"},

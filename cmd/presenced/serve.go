@@ -31,7 +31,7 @@ import (
 // serve runs presenced until ctx is done, then shuts down gracefully: it
 // stops accepting, finishes in-flight requests and closes the store.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := slog.New(newLimitedHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
 
 	store, err := openStore(ctx, cfg, logger)
 	if err != nil {
@@ -122,10 +122,26 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			http.Error(w, "store not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		// A store that cannot write (a full disk) is not ready either.
+		if h, ok := store.(interface{ Healthy() error }); ok {
+			if err := h.Healthy(); err != nil {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "store cannot write: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ready\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	} else {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	jwks := signer.JWKS()
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -155,11 +171,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		defer stopPprof()
 	}
 
+	ln = newLimitListener(ln, cfg.MaxConnections)
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           guard(mux, api.WriteError),
+		MaxHeaderBytes:    hardHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -219,6 +237,9 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.S
 	}
 	s, err := filestore.Open(ctx, cfg.DataDir, filestore.Options{Logger: logger})
 	if err != nil {
+		if errors.Is(err, filestore.ErrCorrupt) {
+			return nil, fmt.Errorf("open store in %s: %w; stop here and run `presenced repair --data %s` to keep every valid record (README: Storage faults and recovery)", cfg.DataDir, err, cfg.DataDir)
+		}
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
 	return s, nil
@@ -239,6 +260,7 @@ func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stde
 	if err != nil {
 		return nil, fmt.Errorf("development issuer: %w", err)
 	}
+	warnIfDevKeyExposed(cfg.DevKeyFile, logger, stderr)
 	if len(acfg.Issuers) == 0 {
 		acfg.Issuers = []string{devIssuer}
 	}
@@ -287,6 +309,13 @@ func registerStoreMetrics(reg prometheus.Registerer, fs *filestore.Store) {
 			stat(func(s filestore.Stats) float64 { return float64(s.Compactions) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_store_users", Help: "Users held by the store."},
 			stat(func(s filestore.Stats) float64 { return float64(s.Users) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_store_write_failing", Help: "1 while the log cannot be written (a full disk): writes answer 503 and /readyz is not ready."},
+			stat(func(s filestore.Stats) float64 {
+				if s.WriteFailing {
+					return 1
+				}
+				return 0
+			})),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_scheduler_pending", Help: "Entries in the due index (pending fades and expiries, stale ones included)."},
 			stat(func(s filestore.Stats) float64 { return float64(s.DueIndexLen) })),
 	)
