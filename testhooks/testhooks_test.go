@@ -13,6 +13,7 @@ import (
 	presence "github.com/presenced/presenced"
 	"github.com/presenced/presenced/graphapi"
 	"github.com/presenced/presenced/memstore"
+	"github.com/presenced/presenced/testclock"
 	"github.com/presenced/presenced/testhooks"
 )
 
@@ -30,9 +31,9 @@ func (noAuth) Verify(context.Context, string) (presence.Principal, error) {
 
 // newHooks returns the hooks over a fresh in-memory service, answering
 // errors as the Graph surface does.
-func newHooks(t testing.TB) (http.Handler, *presence.TestClock) {
+func newHooks(t testing.TB) (http.Handler, *testclock.Clock) {
 	t.Helper()
-	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	clock := testclock.New(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
 	svc := presence.NewService(memstore.New(), clock, nil)
 	api, err := graphapi.NewServer(graphapi.Config{Service: svc, Auth: noAuth{}})
 	if err != nil {
@@ -54,10 +55,14 @@ func FuzzHooks(f *testing.F) {
 		"PUT /_test/tenants/" + tenant + "/users/" + user + "/calendarBusy",
 		"PUT /_test/tenants/" + tenant + "/users/" + user + "/presenceEnabled",
 		"PUT /_test/tenants/not-a-guid/users/" + user + "/calendarBusy",
+		"PUT /_test/clock",
+		"POST /_test/reset",
+		"GET /_test/tenants/" + tenant + "/state",
 	}
 	for i, body := range []string{`{"by":"PT5M"}`, `{"presencePer30s":5}`, `{"availability":"Busy","activity":"InACall","expirationDuration":"PT1H"}`,
 		``, `{"isOutOfOffice":true,"message":"away"}`, `{"active":true}`, `{"enabled":false}`, `{"active":1}`,
-		`{"by":"-PT5M"}`, `{"by":"P99999999D"}`, `{"availability":"Nope","activity":"x"}`, `[]`, `null`, `{"extra":1}`} {
+		`{"by":"-PT5M"}`, `{"by":"P99999999D"}`, `{"availability":"Nope","activity":"x"}`, `[]`, `null`, `{"extra":1}`,
+		`{"now":"2030-01-01T09:00:00Z"}`, `{"now":"2001-01-01T00:00:00Z"}`, `{"tenantId":"` + tenant + `"}`, `{}`, `{"tenantId":"x"}`} {
 		f.Add(uint8(i), []byte(body))
 	}
 	h, clock := newHooks(f)

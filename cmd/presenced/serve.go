@@ -25,6 +25,7 @@ import (
 	"github.com/presenced/presenced/graphapi"
 	"github.com/presenced/presenced/memstore"
 	"github.com/presenced/presenced/notify"
+	"github.com/presenced/presenced/testclock"
 	"github.com/presenced/presenced/testhooks"
 )
 
@@ -44,9 +45,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}()
 
 	var clock presence.Clock = presence.SystemClock{}
-	var testClock *presence.TestClock
+	var testClock *testclock.Clock
 	if cfg.TestHooks {
-		testClock = presence.NewTestClock(time.Now())
+		if testClock, err = openTestClock(cfg, logger); err != nil {
+			return err
+		}
 		clock = testClock
 		logger.Warn("TEST HOOKS ENABLED: /_test/ is mounted and the service clock moves only when advanced; never use this in production")
 	}
@@ -139,6 +142,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			SetThrottleWindow: api.SetThrottleWindow,
 			WriteError:        api.WriteError,
 			AfterAdvance:      notifier.Flush,
+			ResetSubscriptions: func(ctx context.Context, tenant string) error {
+				_, err := notifier.Reset(ctx, tenant)
+				return err
+			},
 		}))
 	}
 	con, err := mountConsole(mux, consoleDeps{cfg: cfg, svc: svc, store: store, verifier: verifier, notifier: notifier, gatherer: reg, writeError: api.WriteError, logger: logger})
@@ -210,6 +217,24 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// openTestClock returns the test clock: with the file store a durable one
+// in the data directory, which resumes where the last run left it;
+// otherwise one in memory starting at the real time.
+func openTestClock(cfg Config, logger *slog.Logger) (*testclock.Clock, error) {
+	if cfg.Store != "file" {
+		return testclock.New(time.Now()), nil
+	}
+	c, resumed, err := testclock.Open(cfg.DataDir, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if resumed {
+		logger.Info("test clock resumed from the data directory", "now", c.Now(), "real_time", time.Now().UTC(),
+			"file", filepath.Join(cfg.DataDir, testclock.FileName))
+	}
+	return c, nil
 }
 
 func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.Store, error) {
