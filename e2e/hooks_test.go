@@ -166,9 +166,9 @@ func TestHooksDurableClock(t *testing.T) {
 	t0 := nowOn(t, s1)
 	// Far from the real time, so a clock that restarted at the real time
 	// could not pass.
-	reached := advanceOn(t, s1, "P3D") // U1's session expired...
+	advanceOn(t, s1, "P3D") // U1's session expired...
 	f.mustSet(f.U1, "Available", "Available", "PT1H", "APPrw")
-	reached = advanceOn(t, s1, "PT5M") // ...and the new one faded
+	reached := advanceOn(t, s1, "PT5M") // ...and the new one faded
 	seq := f.wantPresence(f.U1, "Available", "AvailableInactive").str("sequenceNumber")
 	if err := s1.stop(); err != nil {
 		t.Fatalf("first server did not stop cleanly: %v", err)

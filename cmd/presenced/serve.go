@@ -125,6 +125,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			http.Error(w, "store not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		if err := verifier.Ready(); err != nil {
+			http.Error(w, "token keys not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ready\n")
 	})
@@ -163,7 +167,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           graphapi.CORS(cfg.CORSOrigins, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -192,7 +196,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		logger.Error("first scheduler pass", "err", err)
 	}
 
-	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks, "console", publicURL+"/presenced/console/")
+	bi := readBuildInfo()
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks,
+		"console", publicURL+"/presenced/console/", "version", bi.Version, "commit", bi.Commit, "modified", bi.Modified)
 	fmt.Fprintf(stdout, "presenced listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
 	go func() {
@@ -252,7 +258,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.S
 // newAuthenticator builds the token verifier: from the configured JWKS, or in
 // development mode from presenced's own signing key, said loudly.
 func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Writer) (*auth.Verifier, error) {
-	acfg := auth.Config{JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, Issuers: cfg.Issuers, Audiences: cfg.Audiences}
+	acfg := auth.Config{JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, Issuers: cfg.Issuers, Audiences: cfg.Audiences, Logger: logger}
 	if cfg.JWKSURL != "" || cfg.JWKSFile != "" {
 		v, err := auth.NewVerifier(ctx, acfg, logger)
 		if err != nil {
@@ -272,9 +278,26 @@ func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stde
 	}
 	fmt.Fprintln(stderr, "WARNING: DEVELOPMENT AUTH MODE. No --jwks-url or --jwks-file is set, so presenced accepts tokens")
 	fmt.Fprintln(stderr, "WARNING: signed by its own development key. Anyone who can read that key can act as any user.")
-	fmt.Fprintln(stderr, "WARNING: Mint a token with: go run ./cmd/presenced token --help")
+	fmt.Fprintln(stderr, "WARNING: Mint a token with: presenced token "+tokenDataArgs(cfg)+"  (from a checkout: go run ./cmd/presenced token …)")
 	logger.Warn("development auth mode: accepting tokens signed by presenced's own key", "key", cfg.DevKeyFile, "issuer", acfg.Issuers)
 	return dev.Verifier(acfg), nil
+}
+
+// tokenDataArgs are the flags `presenced token` needs to find this
+// server's development key: --data with the data directory as an absolute
+// path, so the hint works from any directory (or --dev-key when one was
+// given).
+func tokenDataArgs(cfg Config) string {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	if cfg.DevKeyFile != filepath.Join(cfg.DataDir, "dev-signing-key.pem") && cfg.DevKeyFile != cfg.DataDir+"/dev-signing-key.pem" {
+		return "--dev-key " + abs(cfg.DevKeyFile)
+	}
+	return "--data " + abs(cfg.DataDir)
 }
 
 func registerServiceMetrics(reg prometheus.Registerer, svc *presence.Service) {
