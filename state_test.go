@@ -3,6 +3,7 @@ package presence
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,7 +163,9 @@ func TestValidation(t *testing.T) {
 		code Code
 		msg  string
 	}{
-		{"busy/busy", set(appA, "Busy", "Busy", nil), CodeInvalidArgument, msgPairUnsupported},
+		{"busy/busy", set(appA, "Busy", "Busy", nil), CodeInvalidArgument, msgPairUnsupported + " setPresence accepts Available/Available, Busy/InACall, Busy/InAConferenceCall, Away/Away and DoNotDisturb/Presenting."},
+		{"preferred busy/incall names the pairs", &SetPreferred{Availability: "Busy", Activity: "InACall"}, CodeInvalidArgument,
+			msgPairUnsupported + " setUserPreferredPresence accepts Available/Available, Busy/Busy, DoNotDisturb/DoNotDisturb, BeRightBack/BeRightBack, Away/Away and Offline/OffWork."},
 		{"dnd/dnd", set(appA, "DoNotDisturb", "DoNotDisturb", nil), CodeInvalidArgument, ""},
 		{"offline/offwork", set(appA, "Offline", "OffWork", nil), CodeInvalidArgument, ""},
 		{"sleeping", set(appA, "Sleeping", "Available", nil), CodeInvalidArgument, ""},
@@ -394,5 +397,37 @@ func checkView(rt *rapid.T, st *State, v View, now time.Time, avail, act []strin
 	}
 	if !live && !st.PresenceDisabled && v.Availability != Offline {
 		rt.Fatalf("no live session but %v", v.Pair)
+	}
+}
+
+// A status message whose expiry is not after now is refused, naming the
+// instant and the service clock, and nothing is written; one in the future
+// is kept.
+func TestStatusMessagePastExpiry(t *testing.T) {
+	now := time.Date(2026, 12, 6, 15, 0, 0, 0, time.UTC)
+	env := &Env{Zones: NewTimeZones()}
+	for _, dt := range []string{"2026-12-01T17:00:00", "2026-12-06T07:00:00"} { // 07:00 PST = 15:00 UTC: now is not the future
+		c := &SetStatusMessage{Content: "In the lab", HasExpiry: true, ExpiryDateTime: dt, ExpiryTimeZone: "Pacific Standard Time"}
+		if err := c.Validate(env); err != nil {
+			t.Fatal(err)
+		}
+		var st State
+		err := c.Apply(&st, now)
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeInvalidArgument || !strings.Contains(e.Message, "not in the future") ||
+			!strings.Contains(e.Message, "2026-12-06T15:00:00Z") {
+			t.Errorf("expiry %s: %v, want InvalidArgument naming the clock", dt, err)
+		}
+		if st.Status != nil {
+			t.Errorf("expiry %s: a message was stored", dt)
+		}
+	}
+	c := &SetStatusMessage{Content: "x", HasExpiry: true, ExpiryDateTime: "2026-12-06T07:00:01", ExpiryTimeZone: "Pacific Standard Time"}
+	if err := c.Validate(env); err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := c.Apply(&st, now); err != nil || st.Status == nil {
+		t.Errorf("an expiry a second ahead: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -224,5 +225,44 @@ func TestSIGINTStopsCleanly(t *testing.T) {
 	}
 	if !strings.Contains(s.log.String(), "shutting down") {
 		t.Errorf("no shutdown logged:\n%s", tail(s.log.String(), 10))
+	}
+}
+
+// A notification URL that cannot be reached fails the create with Graph's
+// message followed by the cause: a name that did not resolve, a refused
+// connection.
+func TestHandshakeUnreachableSaysWhy(t *testing.T) {
+	f := newFixture(t)
+	t0 := nowOn(t, f.s)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for url, want := range map[string]string{
+		"https://receiver.invalid/hook":                     "did not resolve",
+		"https://127.0.0.1:" + strconv.Itoa(port) + "/hook": "was refused",
+	} {
+		r := f.subscribe("D1ra", subBody(userRes(f.U2), url, t0.Add(50*time.Minute)))
+		wantError(t, r, http.StatusBadRequest, "InvalidRequest", "")
+		msg := r.str("error", "message")
+		if !strings.HasPrefix(msg, "Subscription validation request failed. ") || !strings.Contains(msg, want) {
+			t.Errorf("%s: message %q, want Graph's start and %q", url, msg, want)
+		}
+	}
+}
+
+// The 400s for a pair an action does not take name the pairs it does.
+func TestPairErrorsNameValidPairs(t *testing.T) {
+	f := newFixture(t)
+	r := f.set(f.U1, "Busy", "Busy", "PT1H", "APPrw")
+	wantError(t, r, http.StatusBadRequest, "InvalidArgument", "")
+	if msg := r.str("error", "message"); !strings.HasPrefix(msg, "The provided [Availability/Activity] combination is not supported.") ||
+		!strings.Contains(msg, "Busy/InACall") || !strings.Contains(msg, "DoNotDisturb/Presenting") {
+		t.Errorf("setPresence Busy/Busy: %q", msg)
+	}
+	r = f.post(f.p("/users/%s/presence/setUserPreferredPresence", f.U1), "APPrw", map[string]any{"availability": "Busy", "activity": "InACall"})
+	wantError(t, r, http.StatusBadRequest, "InvalidArgument", "")
+	if msg := r.str("error", "message"); !strings.Contains(msg, "Offline/OffWork") || !strings.Contains(msg, "BeRightBack/BeRightBack") {
+		t.Errorf("setUserPreferredPresence Busy/InACall: %q", msg)
 	}
 }

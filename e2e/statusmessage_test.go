@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -151,14 +153,24 @@ func TestC8_ExpiryInNamedZones(t *testing.T) {
 	}
 }
 
-// A17: an expiry already past is accepted and hides the message at once.
+// An expiry already past (or equal to the service clock's now) is refused
+// with 400 naming the problem, and the message in place is kept: accepting
+// it would hide the message at once, silently (issue 13; this overrides
+// graph-presence.md A17, where Graph's docs are silent).
 func TestC8_ExpiryInThePast(t *testing.T) {
 	f := newFixture(t)
+	wantEmptyOK(t, f.post(f.p("/me/presence/setStatusMessage"), "D1rw", statusText("kept", nil)))
 	t0 := clockNow(t)
-	exp := map[string]any{"dateTime": localDateTime(t, t0.Add(-time.Hour), "Pacific Standard Time"), "timeZone": "Pacific Standard Time"}
-	wantEmptyOK(t, f.post(f.p("/me/presence/setStatusMessage"), "D1rw", statusText("stale", exp)))
-	if v, ok := f.getp(f.U1).get("statusMessage"); !ok || v != nil {
-		t.Errorf("statusMessage = %v, want null", v)
+	for _, at := range []time.Time{t0.Add(-time.Hour), t0} {
+		exp := map[string]any{"dateTime": localDateTime(t, at, "Pacific Standard Time"), "timeZone": "Pacific Standard Time"}
+		r := f.post(f.p("/me/presence/setStatusMessage"), "D1rw", statusText("stale", exp))
+		wantError(t, r, http.StatusBadRequest, "InvalidArgument", "")
+		if msg := r.str("error", "message"); !strings.Contains(msg, "not in the future") || !strings.Contains(msg, t0.UTC().Format(time.RFC3339)) {
+			t.Errorf("past expiry: message %q does not say it is not in the future and what the clock reads", msg)
+		}
+	}
+	if got := f.getp(f.U1).str("statusMessage", "message", "content"); got != "kept" {
+		t.Errorf("after a refused past expiry the message is %q, want kept", got)
 	}
 }
 
