@@ -176,3 +176,21 @@ func TestURLReadyOnceLoaded(t *testing.T) {
 		t.Fatalf("Verify once ready: %v", err)
 	}
 }
+
+// FuzzPeek reads the header and claims of arbitrary tokens for the log:
+// never a panic, and never more than the limit of each value.
+func FuzzPeek(f *testing.F) {
+	ks := authtest.NewKeySet(f)
+	f.Add(ks.Mint("RS256", appClaims()))
+	for _, seed := range []string{"", ".", "..", "a.b.c", "eyJraWQiOjF9.eyJpc3MiOltdfQ.x", "eyJraWQiOiJ4In0.%%%.x"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		kid, alg, iss := peek(raw)
+		for _, v := range []string{kid, alg, iss} {
+			if len(v) > 200+len("…") {
+				t.Fatalf("peek returned %d bytes", len(v))
+			}
+		}
+	})
+}

@@ -101,6 +101,13 @@
 //	                       headers, the $filter cap, Edm.Duration range)
 //	review_notify_test.go  cases found reviewing section 4 (validation order, get and list
 //	                       permissions, the handshake's query string, expiry)
+//	hooks_test.go          the emulator's controls: GET /_test/, PUT /_test/clock, reset, the
+//	                       state dump, and the durable test clock across restarts and kill -9
+//	newcomer_test.go       the command line (--help, version, token and its key), refused
+//	                       tokens in the log, an unreachable JWKS and /readyz, SIGINT, errors
+//	                       that say why (handshake causes, valid pairs)
+//	cors_test.go           --cors-origins: preflights, allowed and refused origins
+//	readme_test.go         the README's shell examples (docs/examples) run against a real server
 //
 // Run it with `go test ./e2e/` (and -race) from the module root; it takes a
 // few seconds once the binary is built.
