@@ -41,11 +41,12 @@ func Reason(err error) string {
 	switch {
 	case errors.Is(err, errKeysNotLoaded):
 		return ReasonKeysNotLoaded
-	case errors.Is(err, jwkset.ErrKeyNotFound), errors.Is(err, errUnknownKey):
+	case errors.Is(err, jwkset.ErrKeyNotFound), errors.Is(err, errUnknownKey), errors.Is(err, jwt.ErrTokenUnverifiable):
+		// Unverifiable: the key could not be found (keyfunc failed).
 		return ReasonUnknownKey
 	case errors.Is(err, errNotCompact), errors.Is(err, errTooLong), errors.Is(err, jwt.ErrTokenMalformed):
 		return ReasonMalformed
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return ReasonSignature
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return ReasonExpired
