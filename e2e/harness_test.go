@@ -1,6 +1,6 @@
 // Package e2e is the black-box, end-to-end test suite of presenced: it holds
-// the real binary to the contract of /work/shared/spec (conformance.md cases
-// C1-C12, and the rules of graph-presence.md they sample).
+// the real binary to the project's contract: the conformance cases C1-C12 and the
+// rules of the Graph presence specification they sample (see docs/ for the rules).
 //
 // # How the suite runs
 //
