@@ -115,7 +115,8 @@ type Verifier struct {
 	// ready is nil when keys are always there (a file, a dev key).
 	ready  func() error
 	logger *slog.Logger
-	// devKey names the development key file, for the log of refusals.
+	// devKey names the development key (file and kid), for the log of
+	// refusals; empty outside development auth mode.
 	devKey string
 	// logs limits the log lines of refused tokens; suppressed counts
 	// those left out since the last line.

@@ -241,9 +241,9 @@ func (d *DevIssuer) Verifier(cfg Config) *Verifier {
 			return pub, nil
 		}
 	}, nil)
-	v.devKey = d.file
-	if v.devKey == "" {
-		v.devKey = "its in-memory development key"
+	v.devKey = "its development key (kid " + d.kid + ")"
+	if d.file != "" {
+		v.devKey = d.file + " (kid " + d.kid + ")"
 	}
 	return v
 }

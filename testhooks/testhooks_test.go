@@ -161,3 +161,61 @@ func TestEndClientSession(t *testing.T) {
 		}
 	}
 }
+
+// TestReset: POST /_test/reset forgets the subscriptions (first) and the
+// users of one tenant, or of all with no body or {}, and nothing else.
+func TestReset(t *testing.T) {
+	clock := testclock.New(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	svc := presence.NewService(memstore.New(), clock, nil)
+	api, err := graphapi.NewServer(graphapi.Config{Service: svc, Auth: noAuth{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resets []string
+	h := testhooks.NewHandler(testhooks.Config{Service: svc, Clock: clock, SetRateLimit: func(int) {}, WriteError: api.WriteError,
+		ResetSubscriptions: func(_ context.Context, tenant string) error {
+			resets = append(resets, tenant)
+			return nil
+		}})
+	const other = "0d7b4a5e-9f7e-4c44-9a57-1b2f3c4d5e6f"
+	put := func(tid string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/_test/tenants/"+tid+"/users/"+user+"/calendarBusy", strings.NewReader(`{"active":true}`)))
+		if rec.Code != http.StatusNoContent {
+			t.Fatalf("calendarBusy: %d %s", rec.Code, rec.Body)
+		}
+	}
+	users := func(tid string) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/_test/tenants/"+tid+"/state", nil))
+		var doc struct {
+			Users map[string]json.RawMessage `json:"users"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("state: %d %s", rec.Code, rec.Body)
+		}
+		return len(doc.Users)
+	}
+	reset := func(body string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/_test/reset", strings.NewReader(body)))
+		if rec.Code != http.StatusNoContent {
+			t.Fatalf("reset %q: %d %s", body, rec.Code, rec.Body)
+		}
+	}
+	put(tenant)
+	put(other)
+	reset(`{"tenantId":"` + strings.ToUpper(tenant) + `"}`)
+	if users(tenant) != 0 || users(other) != 1 {
+		t.Errorf("after a reset of one tenant: %d and %d users, want 0 and 1", users(tenant), users(other))
+	}
+	put(tenant)
+	reset("")
+	if users(tenant) != 0 || users(other) != 0 {
+		t.Errorf("after a reset of all: %d and %d users", users(tenant), users(other))
+	}
+	reset("{}")
+	if strings.Join(resets, ",") != tenant+",," {
+		t.Errorf("subscriptions reset for %q, want the tenant, then all twice", resets)
+	}
+}
