@@ -27,7 +27,7 @@ func hookIndex() []hook {
 		{"GET", "/_test/clock", "", `the service clock: {"now":"<RFC 3339>"}`},
 		{"POST", "/_test/clock/advance", `{"by":"PT5M"}`, "move the clock forward by an ISO 8601 duration; what falls due fires before the answer"},
 		{"PUT", "/_test/clock", `{"now":"2030-01-01T09:00:00Z"}`, "move the clock forward to an instant (an earlier one is refused with 400)"},
-		{"PUT", "/_test/limits", `{"presencePer30s":5}`, "change the presence request budget per 30 s per (app, tenant)"},
+		{"PUT", "/_test/limits", `{"presencePer30s":5,"windowSeconds":30}`, "change the presence request budget per (app, tenant), and optionally the window (1-3600 s, default 30)"},
 		{"POST", "/_test/reset", `{"tenantId":"<tid>"}`, "forget every user, subscription and delivery of a tenant (no body or {}: of every tenant)"},
 		{"GET", "/_test/tenants/{tid}/state", "", "every user's stored state, visible presence and next change instant, keyed by user id"},
 		{"PUT", "/_test/tenants/{tid}/users/{uid}/clientSessions/{sid}", `{"availability":"Available","activity":"Available","expirationDuration":"P8D"}`, "create or refresh a simulated Teams-client session (no fade)"},
