@@ -39,9 +39,10 @@ func hookIndex() []hook {
 }
 
 // afterMove makes what the clock's move made due happen: the scheduler's
-// fades and expiries, then (AfterAdvance) deliveries and lifecycles.
+// fades and expiries, on every node's users (FireAll), then (AfterAdvance)
+// deliveries and lifecycles.
 func afterMove(ctx context.Context, cfg Config) error {
-	if _, err := cfg.Service.Fire(ctx); err != nil {
+	if _, err := cfg.Service.FireAll(ctx); err != nil {
 		return err
 	}
 	if cfg.AfterAdvance != nil {
