@@ -29,6 +29,28 @@ const (
 	msgSessionNotFound = "The presence session doesn't exist."
 )
 
+// pairError is the answer to a pair an action does not accept: Graph's
+// message, then the pairs the action accepts.
+func pairError(action string, allowed []Pair) error {
+	return Errorf(CodeInvalidArgument, "%s %s accepts %s.", msgPairUnsupported, action, pairList(allowed))
+}
+
+// pairList writes pairs as "A/B, C/D and E/F".
+func pairList(pairs []Pair) string {
+	var b strings.Builder
+	for i, p := range pairs {
+		switch {
+		case i == 0:
+		case i == len(pairs)-1:
+			b.WriteString(" and ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(p.Availability + "/" + p.Activity)
+	}
+	return b.String()
+}
+
 // SetPresence creates or refreshes the calling application's session.
 type SetPresence struct {
 	// CallerApp is the app id of the caller, which SessionID must equal.
@@ -48,7 +70,7 @@ func (c *SetPresence) Validate(*Env) error {
 	}
 	p, ok := canonicalPair(c.Availability, c.Activity, SessionPairs())
 	if !ok {
-		return Errorf(CodeInvalidArgument, msgPairUnsupported)
+		return pairError("setPresence", SessionPairs())
 	}
 	c.pair = p
 	if c.Expiration != nil && (*c.Expiration < MinSessionExpiry || *c.Expiration > MaxSessionExpiry) {
@@ -103,11 +125,11 @@ type SetPreferred struct {
 func (c *SetPreferred) Validate(*Env) error {
 	p, ok := canonicalPair(c.Availability, c.Activity, PreferredPairs())
 	if !ok {
-		return Errorf(CodeInvalidArgument, msgPairUnsupported)
+		return pairError("setUserPreferredPresence", PreferredPairs())
 	}
 	c.pair = p
 	if c.Expiration != nil && *c.Expiration <= 0 {
-		return Errorf(CodeInvalidArgument, msgDurationRange)
+		return Errorf(CodeInvalidArgument, "%s setUserPreferredPresence takes a positive duration such as PT8H (default P1D for Busy and DoNotDisturb, P7D otherwise).", msgDurationRange)
 	}
 	return nil
 }
@@ -165,11 +187,11 @@ func (c *SetStatusMessage) Validate(env *Env) error {
 	}
 	loc, ok := env.Zones.Load(c.ExpiryTimeZone)
 	if !ok {
-		return Errorf(CodeInvalidArgument, "The provided [TimeZone] '%s' is not a known time zone.", c.ExpiryTimeZone)
+		return Errorf(CodeInvalidArgument, "The provided [TimeZone] '%s' is not a known time zone: use a Windows name such as 'Pacific Standard Time' or an IANA name such as 'Europe/Berlin' or 'UTC'.", c.ExpiryTimeZone)
 	}
 	at, ok := ParseLocalDateTime(c.ExpiryDateTime, loc)
 	if !ok {
-		return Errorf(CodeInvalidArgument, "The provided [DateTime] '%s' is not a valid date and time without offset.", c.ExpiryDateTime)
+		return Errorf(CodeInvalidArgument, "The provided [DateTime] '%s' is not a valid date and time without offset, such as 2026-12-01T17:00:00.", c.ExpiryDateTime)
 	}
 	c.expiry = &Expiry{DateTime: c.ExpiryDateTime, TimeZone: c.ExpiryTimeZone, At: at.UTC()}
 	return nil
@@ -206,11 +228,11 @@ func (c *SetClientSession) Validate(*Env) error {
 	}
 	p, ok := canonicalPair(c.Availability, c.Activity, ClientPairs())
 	if !ok {
-		return Errorf(CodeInvalidArgument, msgPairUnsupported)
+		return pairError("A client session", ClientPairs())
 	}
 	c.pair = p
 	if c.Expiration <= 0 {
-		return Errorf(CodeInvalidArgument, msgDurationRange)
+		return Errorf(CodeInvalidArgument, "%s A client session takes a positive duration such as P8D.", msgDurationRange)
 	}
 	return nil
 }

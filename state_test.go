@@ -162,7 +162,9 @@ func TestValidation(t *testing.T) {
 		code Code
 		msg  string
 	}{
-		{"busy/busy", set(appA, "Busy", "Busy", nil), CodeInvalidArgument, msgPairUnsupported},
+		{"busy/busy", set(appA, "Busy", "Busy", nil), CodeInvalidArgument, msgPairUnsupported + " setPresence accepts Available/Available, Busy/InACall, Busy/InAConferenceCall, Away/Away and DoNotDisturb/Presenting."},
+		{"preferred busy/incall names the pairs", &SetPreferred{Availability: "Busy", Activity: "InACall"}, CodeInvalidArgument,
+			msgPairUnsupported + " setUserPreferredPresence accepts Available/Available, Busy/Busy, DoNotDisturb/DoNotDisturb, BeRightBack/BeRightBack, Away/Away and Offline/OffWork."},
 		{"dnd/dnd", set(appA, "DoNotDisturb", "DoNotDisturb", nil), CodeInvalidArgument, ""},
 		{"offline/offwork", set(appA, "Offline", "OffWork", nil), CodeInvalidArgument, ""},
 		{"sleeping", set(appA, "Sleeping", "Available", nil), CodeInvalidArgument, ""},
@@ -417,5 +419,28 @@ func checkView(rt *rapid.T, st *State, v View, now time.Time, avail, act []strin
 	}
 	if !live && !st.PresenceDisabled && v.Availability != Offline {
 		rt.Fatalf("no live session but %v", v.Pair)
+	}
+}
+
+// A status message whose expiry is not after now is accepted, as Graph
+// accepts it, and is hidden at once; one a second ahead is visible.
+func TestStatusMessagePastExpiry(t *testing.T) {
+	now := time.Date(2026, 12, 6, 15, 0, 0, 0, time.UTC)
+	env := &Env{Zones: NewTimeZones()}
+	for _, c := range []struct {
+		dt      string
+		visible bool
+	}{{"2026-12-01T17:00:00", false}, {"2026-12-06T07:00:00", false}, {"2026-12-06T07:00:01", true}} { // 07:00 PST = 15:00 UTC
+		cmd := &SetStatusMessage{Content: "In the lab", ContentType: "text", HasExpiry: true, ExpiryDateTime: c.dt, ExpiryTimeZone: "Pacific Standard Time"}
+		if err := cmd.Validate(env); err != nil {
+			t.Fatal(err)
+		}
+		var st State
+		if err := cmd.Apply(&st, now); err != nil {
+			t.Fatalf("expiry %s: %v", c.dt, err)
+		}
+		if got := st.ViewAt(now).Status != nil; got != c.visible {
+			t.Errorf("expiry %s: visible %v, want %v", c.dt, got, c.visible)
+		}
 	}
 }

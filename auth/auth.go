@@ -24,8 +24,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -93,6 +95,10 @@ type Config struct {
 	// CacheSize is the number of verified tokens kept; zero means
 	// DefaultCacheSize.
 	CacheSize int
+	// Logger receives a line at info for every refused token (its reason,
+	// kid and iss, never the token) and the key set's fetches; nil logs
+	// nothing. NewVerifier's logger argument, when not nil, wins.
+	Logger *slog.Logger
 }
 
 // Verifier checks bearer tokens and caches the Principals of the valid
@@ -106,6 +112,16 @@ type Verifier struct {
 	now       func() time.Time
 	cache     *cache
 	cancel    context.CancelFunc
+	// ready is nil when keys are always there (a file, a dev key).
+	ready  func() error
+	logger *slog.Logger
+	// devKey names the development key (file and kid), for the log of
+	// refusals; empty outside development auth mode.
+	devKey string
+	// logs limits the log lines of refused tokens; suppressed counts
+	// those left out since the last line.
+	logs       *rate.Limiter
+	suppressed atomic.Int64
 }
 
 // NewVerifier returns a Verifier for cfg, which must name a JWKSURL or a
@@ -116,8 +132,12 @@ type Verifier struct {
 // done or Close is called.
 func NewVerifier(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifier, error) {
 	if logger == nil {
+		logger = cfg.Logger
+	}
+	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Logger = logger
 	if cfg.JWKSURL == "" && cfg.JWKSFile == "" {
 		return nil, errors.New("auth: no JWKS URL or JWKS file configured")
 	}
@@ -131,9 +151,25 @@ func NewVerifier(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifie
 		given = s
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	storage := given
-	if cfg.JWKSURL != "" {
-		k, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
+	var givenKF jwt.Keyfunc
+	givenKeys := 0
+	if given != nil {
+		k, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: given, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		givenKF = k.KeyfuncCtx(ctx)
+		all, _ := given.KeyReadAll(ctx)
+		givenKeys = len(all)
+	}
+	if cfg.JWKSURL == "" {
+		return newVerifier(cfg, func(context.Context) jwt.Keyfunc { return givenKF }, cancel), nil
+	}
+	u := &urlKeys{
+		url: cfg.JWKSURL, given: givenKF, givenKeys: givenKeys, logger: logger,
+		onDemand: rate.NewLimiter(rate.Every(jwksUnknownKIDEvery), 1),
+		override: keyfunc.Override{
 			Client:           cfg.HTTPClient,
 			Given:            given,
 			HTTPTimeout:      jwksTimeout,
@@ -145,26 +181,20 @@ func NewVerifier(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifie
 			},
 			RefreshInterval:   jwksRefreshInterval,
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(jwksUnknownKIDEvery), 1),
-		})
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("auth: JWKS URL %q: %w", cfg.JWKSURL, err)
-		}
-		storage = k.Storage()
-		if all, err := storage.KeyReadAll(ctx); err == nil {
-			logger.Info("auth: fetched JWKS", "url", cfg.JWKSURL, "keys", len(all))
-		}
+		},
 	}
-	k, err := keyfunc.New(keyfunc.Options{
-		Ctx:          ctx,
-		Storage:      storage,
-		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
-	})
-	if err != nil {
+	if _, err := url.ParseRequestURI(cfg.JWKSURL); err != nil {
 		cancel()
-		return nil, fmt.Errorf("auth: %w", err)
+		return nil, fmt.Errorf("auth: JWKS URL %q: %w", cfg.JWKSURL, err)
 	}
-	return newVerifier(cfg, k.KeyfuncCtx, cancel), nil
+	if err := u.load(ctx); err != nil {
+		logger.Warn("auth: the JWKS could not be loaded; until it is, every token it signs is refused and /readyz answers 503; retrying in the background",
+			"url", cfg.JWKSURL, "err", err)
+		go u.retry(ctx)
+	}
+	v := newVerifier(cfg, u.keyfunc, func() { cancel(); u.close() })
+	v.ready = u.ready
+	return v, nil
 }
 
 // newVerifier returns a Verifier that finds keys with keys.
@@ -181,6 +211,11 @@ func newVerifier(cfg Config, keys func(context.Context) jwt.Keyfunc, cancel cont
 		now:       time.Now,
 		cache:     newCache(cfg.CacheSize),
 		cancel:    cancel,
+		logger:    slog.New(slog.DiscardHandler),
+		logs:      rate.NewLimiter(rate.Every(refusalLogEvery), refusalLogBurst),
+	}
+	if cfg.Logger != nil {
+		v.logger = cfg.Logger
 	}
 	v.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg()}),
@@ -223,6 +258,16 @@ func readJWKSFile(file string) (jwkset.Storage, int, error) {
 	return storage, n, nil
 }
 
+// Ready reports nil when the Verifier has keys to verify tokens with, and
+// otherwise why not: a JWKS URL that could not be fetched yet (it is
+// retried in the background). A readiness probe should fail meanwhile.
+func (v *Verifier) Ready() error {
+	if v.ready == nil {
+		return nil
+	}
+	return v.ready()
+}
+
 // Close stops the background refresh of the key set. It is safe to call
 // more than once, and Verify keeps working with the keys already fetched.
 func (v *Verifier) Close() {
@@ -239,6 +284,15 @@ func (v *Verifier) Close() {
 // Every error is a *TokenError: errors.As(err, new(*presence.Error)) gives
 // the code presence.CodeInvalidAuthenticationToken and a Graph-like message.
 func (v *Verifier) Verify(ctx context.Context, raw string) (presence.Principal, error) {
+	p, err := v.verifyCached(ctx, raw)
+	if err != nil && raw != "" {
+		v.logRefusal(ctx, raw, err)
+	}
+	return p, err
+}
+
+// verifyCached is Verify without the log of refusals.
+func (v *Verifier) verifyCached(ctx context.Context, raw string) (presence.Principal, error) {
 	if raw == "" {
 		return presence.Principal{}, tokenError(messageEmpty, nil)
 	}

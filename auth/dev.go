@@ -29,6 +29,7 @@ const DefaultDevTTL = time.Hour
 // P-256 key that it loads from a file, creates in a file, or keeps in memory
 // only. It is safe for concurrent use.
 type DevIssuer struct {
+	file string // where the key is kept; empty when in memory only
 	key  *ecdsa.PrivateKey
 	kid  string
 	jwks []byte
@@ -51,7 +52,28 @@ func NewDevIssuer(keyFile string) (*DevIssuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newDevIssuer(key)
+	d, err := newDevIssuer(key)
+	if err != nil {
+		return nil, err
+	}
+	d.file = keyFile
+	return d, nil
+}
+
+// LoadDevIssuer returns a DevIssuer whose key is in keyFile, which must
+// exist: unlike NewDevIssuer it never creates a key. A missing file is an
+// error wrapping fs.ErrNotExist.
+func LoadDevIssuer(keyFile string) (*DevIssuer, error) {
+	key, err := loadKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	d, err := newDevIssuer(key)
+	if err != nil {
+		return nil, err
+	}
+	d.file = keyFile
+	return d, nil
 }
 
 func newDevIssuer(key *ecdsa.PrivateKey) (*DevIssuer, error) {
@@ -77,10 +99,17 @@ func newDevIssuer(key *ecdsa.PrivateKey) (*DevIssuer, error) {
 
 // loadOrCreateKey reads the P-256 key in file, or creates one there.
 func loadOrCreateKey(file string) (*ecdsa.PrivateKey, error) {
-	data, err := os.ReadFile(file)
+	key, err := loadKey(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createKey(file)
 	}
+	return key, err
+}
+
+// loadKey reads the P-256 key in file; a missing file is an error wrapping
+// fs.ErrNotExist.
+func loadKey(file string) (*ecdsa.PrivateKey, error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("auth: reading dev key: %w", err)
 	}
@@ -204,12 +233,17 @@ func (d *DevIssuer) Mint(req TokenRequest) (string, error) {
 // ignored). It starts no goroutine; Close is still safe to call.
 func (d *DevIssuer) Verifier(cfg Config) *Verifier {
 	pub := &d.key.PublicKey
-	return newVerifier(cfg, func(context.Context) jwt.Keyfunc {
+	v := newVerifier(cfg, func(context.Context) jwt.Keyfunc {
 		return func(t *jwt.Token) (any, error) {
 			if kid, ok := t.Header["kid"]; ok && kid != d.kid {
-				return nil, fmt.Errorf("auth: unknown kid %v", kid)
+				return nil, fmt.Errorf("%w: kid %v is not the development key's (%s)", errUnknownKey, kid, d.kid)
 			}
 			return pub, nil
 		}
 	}, nil)
+	v.devKey = "its development key (kid " + d.kid + ")"
+	if d.file != "" {
+		v.devKey = d.file + " (kid " + d.kid + ")"
+	}
+	return v
 }

@@ -1,6 +1,6 @@
 // Package e2e is the black-box, end-to-end test suite of presenced: it holds
-// the real binary to the contract of /work/shared/spec (conformance.md cases
-// C1-C12, and the rules of graph-presence.md they sample).
+// the real binary to the project's contract: the conformance cases C1-C12 and the
+// rules of the Graph presence specification they sample (see docs/ for the rules).
 //
 // # How the suite runs
 //
@@ -105,6 +105,13 @@
 //	                       zone's midnight, plan segments, DST, the work plan API, kill -9
 //	metadata_walk_test.go  every presence and work-plan operation of Graph's metadata
 //	                       (testdata/graph-metadata-paths.txt), nullable parameters
+//	hooks_test.go          the emulator's controls: GET /_test/, PUT /_test/clock, reset, the
+//	                       state dump, and the durable test clock across restarts and kill -9
+//	newcomer_test.go       the command line (--help, version, token and its key), refused
+//	                       tokens in the log, an unreachable JWKS and /readyz, SIGINT, errors
+//	                       that say why (handshake causes, valid pairs)
+//	cors_test.go           --cors-origins: preflights, allowed and refused origins
+//	readme_test.go         the README's shell examples (docs/examples) run against a real server
 //
 // Run it with `go test ./e2e/` (and -race) from the module root; it takes a
 // few seconds once the binary is built.

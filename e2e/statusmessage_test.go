@@ -151,7 +151,8 @@ func TestC8_ExpiryInNamedZones(t *testing.T) {
 	}
 }
 
-// A17: an expiry already past is accepted and hides the message at once.
+// An expiry already past is accepted, as Graph accepts it, and the message
+// is hidden at once (graph-presence.md A17).
 func TestC8_ExpiryInThePast(t *testing.T) {
 	f := newFixture(t)
 	t0 := clockNow(t)

@@ -3,12 +3,17 @@ package notify
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"syscall"
 )
 
 // handshake validates a notification URL as Graph does: it POSTs
@@ -69,5 +74,35 @@ func (n *Notifier) handshakeFailed(ctx context.Context, target string, err error
 	}
 	n.m.Handshakes.WithLabelValues("failed").Inc()
 	n.logger.InfoContext(ctx, "validation request failed", "url", target, "err", err)
-	return invalid(msgValidation)
+	return invalid("%s %s", msgFailed, unreachable(target, err))
+}
+
+// msgFailed starts the answer to a validation request that got no answer
+// at all: Graph's words, followed by the cause.
+const msgFailed = "Subscription validation request failed."
+
+// unreachable says in a sentence why a validation request to target got no
+// answer, from the client's error: a name that did not resolve, a refused
+// connection, an untrusted certificate, or else that the request failed.
+func unreachable(target string, err error) string {
+	host := target
+	if u, perr := url.Parse(target); perr == nil && u.Host != "" {
+		host = u.Host
+	}
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalidCert x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &dns):
+		return fmt.Sprintf("The host name '%s' of the notification URL did not resolve.", dns.Name)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("The connection to '%s' was refused: nothing listens there.", host)
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalidCert), errors.As(err, &verify):
+		return fmt.Sprintf("The TLS certificate of '%s' is not trusted (a private CA is added with --webhook-ca-file).", host)
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Sprintf("The connection to '%s' closed before an answer.", host)
+	}
+	return fmt.Sprintf("The notification URL at '%s' could not be reached.", host)
 }

@@ -20,7 +20,8 @@ import (
 // Config is what the hooks control.
 type Config struct {
 	Service *presence.Service
-	Clock   *presence.TestClock
+	// Clock is the service clock the hooks move (the Service's own).
+	Clock Clock
 	// SetRateLimit changes the presence budget per 30 s per (app, tenant).
 	SetRateLimit func(n int)
 	// SetThrottleWindow, if set, changes the throttling window (30 s).
@@ -31,6 +32,19 @@ type Config struct {
 	AfterAdvance func(ctx context.Context) error
 	// WriteError answers an error in Graph's envelope.
 	WriteError func(w http.ResponseWriter, r *http.Request, err error)
+	// ResetSubscriptions, if set, forgets the subscriptions and deliveries
+	// of a tenant (of every tenant when it is empty); POST /_test/reset
+	// calls it before forgetting the users.
+	ResetSubscriptions func(ctx context.Context, tenant string) error
+}
+
+// Clock is the test clock: it moves only through the hooks, forward only.
+// Advance and Set return once the new instant is durable (when the clock
+// is), so a restart never resumes before an instant a caller was told.
+type Clock interface {
+	Now() time.Time
+	Advance(ctx context.Context, d time.Duration) (time.Time, error)
+	Set(ctx context.Context, t time.Time) (time.Time, error)
 }
 
 // NewHandler returns the /_test/ handler.
@@ -60,17 +74,16 @@ func NewHandler(cfg Config) http.Handler {
 		if err != nil {
 			return err
 		}
-		now := cfg.Clock.Advance(d)
-		if _, err := cfg.Service.Fire(r.Context()); err != nil {
+		now, err := cfg.Clock.Advance(r.Context(), d)
+		if err != nil {
 			return err
 		}
-		if cfg.AfterAdvance != nil {
-			if err := cfg.AfterAdvance(r.Context()); err != nil {
-				return err
-			}
+		if err := afterMove(r.Context(), cfg); err != nil {
+			return err
 		}
 		return writeNow(w, now)
 	}))
+	registerMore(mux, cfg, h)
 	mux.Handle("PUT /_test/limits", h(func(w http.ResponseWriter, r *http.Request) error {
 		var body struct {
 			PresencePer30s *int `json:"presencePer30s"`
@@ -171,6 +184,9 @@ func NewHandler(cfg Config) http.Handler {
 			return presence.Errorf(presence.CodeBadRequest, "The member 'enabled' is required.")
 		}
 		return do(w, r, presence.SetPresenceEnabled{Enabled: *body.Enabled})
+	}))
+	mux.Handle("GET /_test/{$}", h(func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, map[string]any{"hooks": hookIndex()})
 	}))
 	mux.Handle("/_test/", h(func(w http.ResponseWriter, r *http.Request) error {
 		return presence.Errorf(presence.CodeNotFound, "No test hook at %s %s.", r.Method, r.URL.Path)

@@ -13,6 +13,7 @@ import (
 	presence "github.com/presenced/presenced"
 	"github.com/presenced/presenced/graphapi"
 	"github.com/presenced/presenced/memstore"
+	"github.com/presenced/presenced/testclock"
 	"github.com/presenced/presenced/testhooks"
 )
 
@@ -30,9 +31,9 @@ func (noAuth) Verify(context.Context, string) (presence.Principal, error) {
 
 // newHooks returns the hooks over a fresh in-memory service, answering
 // errors as the Graph surface does.
-func newHooks(t testing.TB) (http.Handler, *presence.TestClock) {
+func newHooks(t testing.TB) (http.Handler, *testclock.Clock) {
 	t.Helper()
-	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	clock := testclock.New(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
 	svc := presence.NewService(memstore.New(), clock, nil)
 	api, err := graphapi.NewServer(graphapi.Config{Service: svc, Auth: noAuth{}})
 	if err != nil {
@@ -54,10 +55,14 @@ func FuzzHooks(f *testing.F) {
 		"PUT /_test/tenants/" + tenant + "/users/" + user + "/calendarBusy",
 		"PUT /_test/tenants/" + tenant + "/users/" + user + "/presenceEnabled",
 		"PUT /_test/tenants/not-a-guid/users/" + user + "/calendarBusy",
+		"PUT /_test/clock",
+		"POST /_test/reset",
+		"GET /_test/tenants/" + tenant + "/state",
 	}
 	for i, body := range []string{`{"by":"PT5M"}`, `{"presencePer30s":5}`, `{"availability":"Busy","activity":"InACall","expirationDuration":"PT1H"}`,
 		``, `{"isOutOfOffice":true,"message":"away"}`, `{"active":true}`, `{"enabled":false}`, `{"active":1}`,
-		`{"by":"-PT5M"}`, `{"by":"P99999999D"}`, `{"availability":"Nope","activity":"x"}`, `[]`, `null`, `{"extra":1}`} {
+		`{"by":"-PT5M"}`, `{"by":"P99999999D"}`, `{"availability":"Nope","activity":"x"}`, `[]`, `null`, `{"extra":1}`,
+		`{"now":"2030-01-01T09:00:00Z"}`, `{"now":"2001-01-01T00:00:00Z"}`, `{"tenantId":"` + tenant + `"}`, `{}`, `{"tenantId":"x"}`} {
 		f.Add(uint8(i), []byte(body))
 	}
 	h, clock := newHooks(f)
@@ -154,5 +159,63 @@ func TestEndClientSession(t *testing.T) {
 		if rec.Code != step.want {
 			t.Fatalf("%s %s: %d %s, want %d", step.method, path, rec.Code, rec.Body, step.want)
 		}
+	}
+}
+
+// TestReset: POST /_test/reset forgets the subscriptions (first) and the
+// users of one tenant, or of all with no body or {}, and nothing else.
+func TestReset(t *testing.T) {
+	clock := testclock.New(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	svc := presence.NewService(memstore.New(), clock, nil)
+	api, err := graphapi.NewServer(graphapi.Config{Service: svc, Auth: noAuth{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resets []string
+	h := testhooks.NewHandler(testhooks.Config{Service: svc, Clock: clock, SetRateLimit: func(int) {}, WriteError: api.WriteError,
+		ResetSubscriptions: func(_ context.Context, tenant string) error {
+			resets = append(resets, tenant)
+			return nil
+		}})
+	const other = "0d7b4a5e-9f7e-4c44-9a57-1b2f3c4d5e6f"
+	put := func(tid string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/_test/tenants/"+tid+"/users/"+user+"/calendarBusy", strings.NewReader(`{"active":true}`)))
+		if rec.Code != http.StatusNoContent {
+			t.Fatalf("calendarBusy: %d %s", rec.Code, rec.Body)
+		}
+	}
+	users := func(tid string) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/_test/tenants/"+tid+"/state", nil))
+		var doc struct {
+			Users map[string]json.RawMessage `json:"users"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("state: %d %s", rec.Code, rec.Body)
+		}
+		return len(doc.Users)
+	}
+	reset := func(body string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/_test/reset", strings.NewReader(body)))
+		if rec.Code != http.StatusNoContent {
+			t.Fatalf("reset %q: %d %s", body, rec.Code, rec.Body)
+		}
+	}
+	put(tenant)
+	put(other)
+	reset(`{"tenantId":"` + strings.ToUpper(tenant) + `"}`)
+	if users(tenant) != 0 || users(other) != 1 {
+		t.Errorf("after a reset of one tenant: %d and %d users, want 0 and 1", users(tenant), users(other))
+	}
+	put(tenant)
+	reset("")
+	if users(tenant) != 0 || users(other) != 0 {
+		t.Errorf("after a reset of all: %d and %d users", users(tenant), users(other))
+	}
+	reset("{}")
+	if strings.Join(resets, ",") != tenant+",," {
+		t.Errorf("subscriptions reset for %q, want the tenant, then all twice", resets)
 	}
 }

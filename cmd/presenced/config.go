@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,9 @@ type Config struct {
 	// MetricsAddr, when set, serves /metrics on its own listener instead
 	// of the API's.
 	MetricsAddr string
+	// CORSOrigins are the origins whose browser scripts may call presenced
+	// ("*": any); empty turns CORS off.
+	CORSOrigins []string
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -68,11 +72,36 @@ type envFlag struct {
 	target                *string
 }
 
+// usageHead is the start of `presenced --help`.
+const usageHead = `presenced serves the Microsoft Graph presence API (v1.0 and beta).
+
+Usage:
+  presenced [flags]          serve until SIGINT or SIGTERM
+  presenced token [flags]    print a bearer token for development auth mode (token --help)
+  presenced version          print the version and commit
+  presenced help             print this help
+
+Each flag also reads the environment variable shown; a flag given on the
+command line wins.
+
+Flags:
+`
+
 // parseConfig reads flags, falling back to the environment, then defaults.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// Usage goes to stdout when asked for (--help), to stderr after a mistake.
+func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile, maxStreams, maxStreamsPerApp, maxConns, metricsAddr string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile, maxStreams, maxStreamsPerApp, maxConns, metricsAddr, corsOrigins string
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(stdout)
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -96,6 +125,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		{"max-streams-per-app", "PRESENCED_MAX_STREAMS_PER_APP", "1000", "event streams one application may hold open in one tenant; more are refused with 429", &maxStreamsPerApp},
 		{"max-connections", "PRESENCED_MAX_CONNECTIONS", strconv.Itoa(defaultMaxConnections), "connections served at once; more wait to be accepted", &maxConns},
 		{"metrics-addr", "PRESENCED_METRICS_ADDR", "", "serve /metrics on this separate address instead of the API's (empty: on the API's)", &metricsAddr},
+		{"cors-origins", "PRESENCED_CORS_ORIGINS", "", "origins whose browser scripts may call presenced, comma-separated, * for any (off when empty)", &corsOrigins},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -135,7 +165,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	cfg := Config{Addr: addr, DataDir: data, Store: store, PublicURL: strings.TrimSuffix(publicURL, "/"), JWKSURL: jwksURL,
 		JWKSFile: jwksFile, Issuers: splitList(issuer), Audiences: splitList(audience), WebhookCAFile: caFile, DevKeyFile: devKey,
-		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr, AllowAppSubscriptions: appSubs}
+		TestHooks: testHooks, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, PprofAddr: pprofAddr, AllowAppSubscriptions: appSubs,
+		CORSOrigins: splitList(corsOrigins)}
 	cfg.ConsoleOperatorTokenFile = operatorFile
 	cfg.WebhookAllowPrivate = testHooks
 	if allowPrivate.set {
@@ -173,6 +204,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if cfg.Store != "file" && cfg.Store != "memory" {
 		return Config{}, fmt.Errorf("--store: want file or memory, got %q", cfg.Store)
 	}
+	for _, o := range cfg.CORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			return Config{}, fmt.Errorf("--cors-origins: %w", err)
+		}
+	}
 	if cfg.DevKeyFile == "" {
 		cfg.DevKeyFile = data + "/dev-signing-key.pem"
 	}
@@ -200,6 +236,18 @@ func (b *optBool) Set(s string) error {
 
 // IsBoolFlag lets the flag be given without a value.
 func (b *optBool) IsBoolFlag() bool { return true }
+
+// checkOrigin accepts "*" or an origin: scheme://host[:port], nothing more.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("want * or origins such as https://app.example.com, got %q", o)
+	}
+	return nil
+}
 
 func parseBool(s string) (bool, error) {
 	switch strings.ToLower(s) {

@@ -139,10 +139,21 @@ func TestConfigFlagsAndEnvironment(t *testing.T) {
 		{"bad store", []string{"--store", "bolt"}, nil, nil, "--store"},
 		{"bad hooks env", nil, map[string]string{"PRESENCED_TEST_HOOKS": "maybe"}, nil, "PRESENCED_TEST_HOOKS"},
 		{"stray argument", []string{"serve"}, nil, nil, "unexpected argument"},
+		{"cors origins", nil, map[string]string{"PRESENCED_CORS_ORIGINS": "https://a.example, http://localhost:5173"}, func(t *testing.T, c Config) {
+			if strings.Join(c.CORSOrigins, "|") != "https://a.example|http://localhost:5173" {
+				t.Errorf("cors: %q", c.CORSOrigins)
+			}
+		}, ""},
+		{"cors off by default", nil, nil, func(t *testing.T, c Config) {
+			if len(c.CORSOrigins) != 0 {
+				t.Errorf("cors: %q", c.CORSOrigins)
+			}
+		}, ""},
+		{"bad cors origin", []string{"--cors-origins", "app.example/path"}, nil, nil, "--cors-origins"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseConfig(tt.args, env(tt.env), io.Discard)
+			c, err := parseConfig(tt.args, env(tt.env), io.Discard, io.Discard)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("got %v, want error containing %q", err, tt.err)

@@ -25,6 +25,7 @@ import (
 	"github.com/presenced/presenced/graphapi"
 	"github.com/presenced/presenced/memstore"
 	"github.com/presenced/presenced/notify"
+	"github.com/presenced/presenced/testclock"
 	"github.com/presenced/presenced/testhooks"
 )
 
@@ -44,9 +45,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}()
 
 	var clock presence.Clock = presence.SystemClock{}
-	var testClock *presence.TestClock
+	var testClock *testclock.Clock
 	if cfg.TestHooks {
-		testClock = presence.NewTestClock(time.Now())
+		if testClock, err = openTestClock(cfg, logger); err != nil {
+			return err
+		}
 		clock = testClock
 		logger.Warn("TEST HOOKS ENABLED: /_test/ is mounted and the service clock moves only when advanced; never use this in production")
 	}
@@ -130,6 +133,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 				return
 			}
 		}
+		if err := verifier.Ready(); err != nil {
+			http.Error(w, "token keys not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ready\n")
 	})
@@ -155,6 +162,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			SetThrottleWindow: api.SetThrottleWindow,
 			WriteError:        api.WriteError,
 			AfterAdvance:      notifier.Flush,
+			ResetSubscriptions: func(ctx context.Context, tenant string) error {
+				_, err := notifier.Reset(ctx, tenant)
+				return err
+			},
 		}))
 	}
 	con, err := mountConsole(mux, consoleDeps{cfg: cfg, svc: svc, store: store, verifier: verifier, notifier: notifier, gatherer: reg, writeError: api.WriteError, logger: logger})
@@ -173,7 +184,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 
 	ln = newLimitListener(ln, cfg.MaxConnections)
 	srv := &http.Server{
-		Handler:           guard(mux, api.WriteError),
+		Handler:           guard(graphapi.CORS(cfg.CORSOrigins, mux), api.WriteError),
 		MaxHeaderBytes:    hardHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -203,7 +214,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		logger.Error("first scheduler pass", "err", err)
 	}
 
-	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks, "console", publicURL+"/presenced/console/")
+	bi := readBuildInfo()
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks,
+		"console", publicURL+"/presenced/console/", "version", bi.Version, "commit", bi.Commit, "modified", bi.Modified)
 	fmt.Fprintf(stdout, "presenced listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
 	go func() {
@@ -230,6 +243,24 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// openTestClock returns the test clock: with the file store a durable one
+// in the data directory, which resumes where the last run left it;
+// otherwise one in memory starting at the real time.
+func openTestClock(cfg Config, logger *slog.Logger) (*testclock.Clock, error) {
+	if cfg.Store != "file" {
+		return testclock.New(time.Now()), nil
+	}
+	c, resumed, err := testclock.Open(cfg.DataDir, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if resumed {
+		logger.Info("test clock resumed from the data directory", "now", c.Now(), "real_time", time.Now().UTC(),
+			"file", filepath.Join(cfg.DataDir, testclock.FileName))
+	}
+	return c, nil
+}
+
 func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.Store, error) {
 	if cfg.Store == "memory" {
 		logger.Warn("memory store: every write is lost when presenced stops")
@@ -248,7 +279,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.S
 // newAuthenticator builds the token verifier: from the configured JWKS, or in
 // development mode from presenced's own signing key, said loudly.
 func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Writer) (*auth.Verifier, error) {
-	acfg := auth.Config{JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, Issuers: cfg.Issuers, Audiences: cfg.Audiences}
+	acfg := auth.Config{JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, Issuers: cfg.Issuers, Audiences: cfg.Audiences, Logger: logger}
 	if cfg.JWKSURL != "" || cfg.JWKSFile != "" {
 		v, err := auth.NewVerifier(ctx, acfg, logger)
 		if err != nil {
@@ -269,9 +300,26 @@ func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stde
 	}
 	fmt.Fprintln(stderr, "WARNING: DEVELOPMENT AUTH MODE. No --jwks-url or --jwks-file is set, so presenced accepts tokens")
 	fmt.Fprintln(stderr, "WARNING: signed by its own development key. Anyone who can read that key can act as any user.")
-	fmt.Fprintln(stderr, "WARNING: Mint a token with: go run ./cmd/presenced token --help")
+	fmt.Fprintln(stderr, "WARNING: Mint a token with: presenced token "+tokenDataArgs(cfg)+"  (from a checkout: go run ./cmd/presenced token …)")
 	logger.Warn("development auth mode: accepting tokens signed by presenced's own key", "key", cfg.DevKeyFile, "issuer", acfg.Issuers)
 	return dev.Verifier(acfg), nil
+}
+
+// tokenDataArgs are the flags `presenced token` needs to find this
+// server's development key: --data with the data directory as an absolute
+// path, so the hint works from any directory (or --dev-key when one was
+// given).
+func tokenDataArgs(cfg Config) string {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	if cfg.DevKeyFile != filepath.Join(cfg.DataDir, "dev-signing-key.pem") && cfg.DevKeyFile != cfg.DataDir+"/dev-signing-key.pem" {
+		return "--dev-key " + abs(cfg.DevKeyFile)
+	}
+	return "--data " + abs(cfg.DataDir)
 }
 
 func registerServiceMetrics(reg prometheus.Registerer, svc *presence.Service) {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,10 +15,18 @@ import (
 )
 
 // runToken prints a bearer token signed by the development key, which a
-// presenced in development auth mode with the same --data accepts.
+// presenced in development auth mode with the same --data accepts. It
+// never creates a key: a key it made up would sign tokens no running
+// presenced accepts, so a data directory without one is an error that says
+// where it looked. It says on stderr which key it signed with.
 func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("presenced token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(stdout)
+		}
+	}
 	data := getenv("PRESENCED_DATA")
 	if data == "" {
 		data = "./presenced-data"
@@ -34,7 +45,11 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	fs.StringVar(&data, "data", data, "data directory holding the development key ($PRESENCED_DATA)")
 	fs.StringVar(&devKey, "dev-key", devKey, "development signing key (default: <data>/dev-signing-key.pem) ($PRESENCED_DEV_KEY)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: presenced token [flags]\n\nPrints a bearer token for a presenced running in development auth mode.")
+		fmt.Fprintln(fs.Output(), "usage: presenced token [flags]\n\n"+
+			"Prints a bearer token for a presenced running in development auth mode, signed\n"+
+			"with the development key in that server's data directory (--data, default\n"+
+			"./presenced-data relative to the current directory). Start the server first:\n"+
+			"it creates the key.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -58,10 +73,18 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	} else {
 		req.Roles = strings.Fields(strings.ReplaceAll(*roles, ",", " "))
 	}
-	dev, err := auth.NewDevIssuer(devKey)
+	if abs, err := filepath.Abs(devKey); err == nil {
+		devKey = abs
+	}
+	dev, err := auth.LoadDevIssuer(devKey)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("no development key at %s: start presenced in development auth mode with this data directory first "+
+			"(it creates the key), or name the running server's directory with --data (or $PRESENCED_DATA) or its key with --dev-key", devKey)
+	}
 	if err != nil {
 		return fmt.Errorf("development key: %w", err)
 	}
+	fmt.Fprintln(stderr, "presenced token: signed with the development key", devKey)
 	tok, err := dev.Mint(req)
 	if err != nil {
 		return fmt.Errorf("mint: %w", err)
