@@ -252,3 +252,33 @@ func (c *Clock) Set(ctx context.Context, t time.Time) (time.Time, error) {
 	}
 	return c.do(ctx, "=", t.UnixNano())
 }
+
+// SetSetting records a setting every node reads with Settings, such as the
+// request budget a test hook sets on one node for all of them.
+func (s *Store) SetSetting(ctx context.Context, name, value string) error {
+	cli, err := s.client()
+	if err != nil {
+		return err
+	}
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	err = cli.Do(octx, cli.B().Hset().Key(s.settingsKey()).FieldValue().FieldValue(name, value).Build()).Error()
+	return wrap(ctx, "set setting "+name, err)
+}
+
+// Settings returns every setting recorded with SetSetting.
+func (s *Store) Settings(ctx context.Context) (map[string]string, error) {
+	cli, err := s.client()
+	if err != nil {
+		return nil, err
+	}
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	m, err := cli.Do(octx, cli.B().Hgetall().Key(s.settingsKey()).Build()).AsStrMap()
+	if err != nil {
+		return nil, wrap(ctx, "settings", err)
+	}
+	return m, nil
+}
+
+func (s *Store) settingsKey() string { return s.opts.Prefix + ":{m}:settings" }

@@ -141,3 +141,22 @@ func TestClock(t *testing.T) {
 		t.Errorf("after a redis restart Now = %v, want %v", got, later)
 	}
 }
+
+// A setting made through one node is read by every other.
+func TestSettings(t *testing.T) {
+	url := redistest.Start(t).URL()
+	prefix := "settings" + presence.NewGUID()[:8]
+	a := open(t, url, Options{Prefix: prefix, NodeID: "a"})
+	b := open(t, url, Options{Prefix: prefix, NodeID: "b"})
+	ctx := context.Background()
+	if m, err := b.Settings(ctx); err != nil || len(m) != 0 {
+		t.Fatalf("settings before any: %v, %v", m, err)
+	}
+	if err := a.SetSetting(ctx, "presencePer30s", "5"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Settings(ctx)
+	if err != nil || m["presencePer30s"] != "5" {
+		t.Fatalf("node b reads %v (%v), want presencePer30s=5", m, err)
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +55,15 @@ type Config struct {
 	// MetricsAddr, when set, serves /metrics on its own listener instead
 	// of the API's.
 	MetricsAddr string
+	// RedisURL is where the Redis store is (--store redis): a redis://,
+	// rediss:// or unix:// URL, or a comma-separated list of a Redis
+	// Cluster's seed addresses.
+	RedisURL string
+	// NodeID names this node in logs, metrics and the store's leases.
+	NodeID string
+	// RedisWaitReplicas makes each write wait until that many replicas
+	// have it.
+	RedisWaitReplicas int
 	// CORSOrigins are the origins whose browser scripts may call presenced
 	// ("*": any); empty turns CORS off.
 	CORSOrigins []string
@@ -92,7 +103,7 @@ Flags:
 func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile, maxStreams, maxStreamsPerApp, maxConns, metricsAddr, corsOrigins string
+	var addr, data, store, publicURL, jwksURL, jwksFile, issuer, audience, caFile, rate, logLevel, devKey, tlsCert, tlsKey, pprofAddr, maxLife, validation, operatorFile, maxStreams, maxStreamsPerApp, maxConns, metricsAddr, corsOrigins, redisURL, nodeID, waitReplicas string
 	for _, a := range args {
 		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
 			fs.SetOutput(stdout)
@@ -105,7 +116,10 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
-		{"store", "PRESENCED_STORE", "file", "store engine: file (durable, default) or memory (lost at exit)", &store},
+		{"store", "PRESENCED_STORE", "file", "store engine: file (durable, default), memory (lost at exit) or redis (several nodes, --redis-url)", &store},
+		{"redis-url", "PRESENCED_REDIS_URL", "", "with --store redis: redis://[user:password@]host:port/db, rediss://…, unix:///path, or a comma-separated list of Redis Cluster seeds", &redisURL},
+		{"node-id", "PRESENCED_NODE_ID", "", "this node's name in logs, metrics and the Redis store's leases (default: host name and port)", &nodeID},
+		{"redis-wait-replicas", "PRESENCED_REDIS_WAIT_REPLICAS", "0", "with --store redis: each write waits until this many replicas have it (0: none)", &waitReplicas},
 		{"public-url", "PRESENCED_PUBLIC_URL", "", "base URL used in @odata.context (default: derived from each request)", &publicURL},
 		{"jwks-url", "PRESENCED_JWKS_URL", "", "URL of the JSON Web Key Set that signs accepted access tokens", &jwksURL},
 		{"jwks-file", "PRESENCED_JWKS_FILE", "", "file holding the JSON Web Key Set that signs accepted access tokens", &jwksFile},
@@ -201,8 +215,23 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return Config{}, fmt.Errorf("--log-level: %w", err)
 	}
-	if cfg.Store != "file" && cfg.Store != "memory" {
-		return Config{}, fmt.Errorf("--store: want file or memory, got %q", cfg.Store)
+	switch cfg.Store {
+	case "file", "memory":
+	case "redis":
+		if redisURL == "" {
+			return Config{}, errors.New("--store redis needs --redis-url (or PRESENCED_REDIS_URL)")
+		}
+	default:
+		return Config{}, fmt.Errorf("--store: want file, memory or redis, got %q", cfg.Store)
+	}
+	cfg.RedisURL, cfg.NodeID = redisURL, nodeID
+	if cfg.NodeID == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(cfg.Addr)
+		cfg.NodeID = host + ":" + port
+	}
+	if cfg.RedisWaitReplicas, err = strconv.Atoi(waitReplicas); err != nil || cfg.RedisWaitReplicas < 0 {
+		return Config{}, fmt.Errorf("--redis-wait-replicas: want a number of replicas, 0 or more, got %q", waitReplicas)
 	}
 	for _, o := range cfg.CORSOrigins {
 		if err := checkOrigin(o); err != nil {

@@ -34,8 +34,20 @@ import (
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	logger := slog.New(newLimitedHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
 
-	store, err := openStore(ctx, cfg, logger)
-	if err != nil {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// With --store redis every node shares the store, the test clock, the
+	// budgets, the keys and the subscriptions through Redis.
+	var rnode *redisNode
+	var store presence.Store
+	var err error
+	if cfg.Store == "redis" {
+		if rnode, err = openRedisNode(ctx, cfg, logger, reg); err != nil {
+			return err
+		}
+		store = rnode.store
+	} else if store, err = openStore(ctx, cfg, logger); err != nil {
 		return err
 	}
 	defer func() {
@@ -45,16 +57,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}()
 
 	var clock presence.Clock = presence.SystemClock{}
-	var testClock *testclock.Clock
+	var testClock testhooks.Clock
 	if cfg.TestHooks {
-		if testClock, err = openTestClock(cfg, logger); err != nil {
+		if rnode != nil {
+			testClock = rnode.store.Clock()
+		} else if testClock, err = openTestClock(cfg, logger); err != nil {
 			return err
 		}
 		clock = testClock
 		logger.Warn("TEST HOOKS ENABLED: /_test/ is mounted and the service clock moves only when advanced; never use this in production")
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	writes := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "presenced_store_write_seconds",
 		Help:    "Latency of one user's read-modify-write, until durable.",
@@ -63,7 +75,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	reg.MustRegister(writes)
 	svc := presence.NewService(timedStore{Store: store, writes: writes}, clock, logger)
 
-	verifier, err := newAuthenticator(ctx, cfg, logger, stderr)
+	verifier, err := newAuthenticator(ctx, cfg, rnode, logger, stderr)
 	if err != nil {
 		return err
 	}
@@ -87,12 +99,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if publicURL == "" {
 		publicURL = scheme + "://" + ln.Addr().String()
 	}
-	notifier, signer, err := newNotifier(cfg, svc, publicURL, logger, reg)
+	notifier, signer, err := newNotifier(ctx, cfg, rnode, svc, publicURL, logger, reg)
 	if err != nil {
 		return err
 	}
 	defer notifier.Close()
 
+	var limiter graphapi.Limiter // in memory, unless the nodes share one
+	if rnode != nil {
+		limiter = rnode.limiter()
+	}
 	api, err := graphapi.NewServer(graphapi.Config{
 		Service:       svc,
 		Subscriptions: notifier,
@@ -104,11 +120,22 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		ThrottleRealTime: cfg.TestHooks,
 		MaxStreams:       cfg.MaxStreams,
 		MaxStreamsPerApp: cfg.MaxStreamsPerApp,
+		Limiter:          limiter,
 		Logger:           logger,
 		Registerer:       reg,
 	})
 	if err != nil {
 		return err
+	}
+
+	// The test hooks' budget: on Redis, set for every node.
+	setRateLimit, setThrottleWindow := api.SetRateLimit, api.SetThrottleWindow
+	if rnode != nil {
+		setRateLimit = func(n int) { api.SetRateLimit(n); rnode.setSetting(settingLimit, n) }
+		setThrottleWindow = func(d time.Duration) {
+			api.SetThrottleWindow(d)
+			rnode.setSetting(settingWindow, int(d/time.Second))
+		}
 	}
 
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_streams_open", Help: "Event streams open now."},
@@ -158,8 +185,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		mux.Handle("/_test/", testhooks.NewHandler(testhooks.Config{
 			Service:           svc,
 			Clock:             testClock,
-			SetRateLimit:      api.SetRateLimit,
-			SetThrottleWindow: api.SetThrottleWindow,
+			SetRateLimit:      setRateLimit,
+			SetThrottleWindow: setThrottleWindow,
 			WriteError:        api.WriteError,
 			AfterAdvance:      notifier.Flush,
 			ResetSubscriptions: func(ctx context.Context, tenant string) error {
@@ -197,14 +224,21 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	srv.RegisterOnShutdown(con.Close)
 
 	// Before anything writes: count the stored sessions and queue the
-	// notifications a crash left in outboxes.
-	if err := svc.Recover(ctx, func(k presence.Key, _ []presence.Notice) { notifier.Pending(k) }); err != nil {
-		return err
+	// notifications a crash left in outboxes. On Redis no node scans every
+	// user: each finds the undelivered notices of the partitions it owns
+	// (redisNode.attach), and the sessions gauge counts this node's writes.
+	if rnode == nil {
+		if err := svc.Recover(ctx, func(k presence.Key, _ []presence.Notice) { notifier.Pending(k) }); err != nil {
+			return err
+		}
 	}
 	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.RunScheduler(schedCtx, 100*time.Millisecond) })
 	wg.Go(func() { notifier.Run(schedCtx) })
+	if rnode != nil {
+		wg.Go(func() { rnode.run(schedCtx, svc) })
+	}
 	defer func() {
 		stopSched()
 		wg.Wait()
@@ -278,7 +312,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.S
 
 // newAuthenticator builds the token verifier: from the configured JWKS, or in
 // development mode from presenced's own signing key, said loudly.
-func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Writer) (*auth.Verifier, error) {
+func newAuthenticator(ctx context.Context, cfg Config, rnode *redisNode, logger *slog.Logger, stderr io.Writer) (*auth.Verifier, error) {
 	acfg := auth.Config{JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, Issuers: cfg.Issuers, Audiences: cfg.Audiences, Logger: logger}
 	if cfg.JWKSURL != "" || cfg.JWKSFile != "" {
 		v, err := auth.NewVerifier(ctx, acfg, logger)
@@ -287,7 +321,13 @@ func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, stde
 		}
 		return v, nil
 	}
-	dev, err := auth.NewDevIssuer(cfg.DevKeyFile)
+	var dev *auth.DevIssuer
+	var err error
+	if rnode != nil {
+		dev, err = rnode.devIssuer(ctx, cfg.DevKeyFile)
+	} else {
+		dev, err = auth.NewDevIssuer(cfg.DevKeyFile)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("development issuer: %w", err)
 	}
@@ -376,6 +416,15 @@ type timedStore struct {
 	writes prometheus.Histogram
 }
 
+// DueAll passes presence.AllDue through, so that Service.FireAll reaches
+// every node's users on a shared store.
+func (t timedStore) DueAll(ctx context.Context, now time.Time, limit int) ([]presence.Key, error) {
+	if a, ok := t.Store.(presence.AllDue); ok {
+		return a.DueAll(ctx, now, limit)
+	}
+	return t.Store.Due(ctx, now, limit)
+}
+
 func (t timedStore) Update(ctx context.Context, key presence.Key, fn func(*presence.State) error) (presence.State, presence.State, error) {
 	start := time.Now()
 	before, after, err := t.Store.Update(ctx, key, fn)
@@ -386,7 +435,7 @@ func (t timedStore) Update(ctx context.Context, key presence.Key, fn func(*prese
 // newNotifier builds the change-notification service: the webhook client
 // (trusting --webhook-ca-file too), presenced's signing key for validation
 // tokens, and the subscription store beside the presence store.
-func newNotifier(cfg Config, svc *presence.Service, publicURL string, logger *slog.Logger, reg prometheus.Registerer) (*notify.Notifier, *notify.Signer, error) {
+func newNotifier(ctx context.Context, cfg Config, rnode *redisNode, svc *presence.Service, publicURL string, logger *slog.Logger, reg prometheus.Registerer) (*notify.Notifier, *notify.Signer, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
@@ -413,11 +462,16 @@ func newNotifier(cfg Config, svc *presence.Service, publicURL string, logger *sl
 		keyFile = filepath.Join(cfg.DataDir, "notify-signing-key.pem")
 		dir = filepath.Join(cfg.DataDir, "notify")
 	}
-	signer, err := notify.NewSigner(keyFile)
+	var signer *notify.Signer
+	if rnode != nil {
+		signer, err = rnode.signer(ctx)
+	} else {
+		signer, err = notify.NewSigner(keyFile)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("notification signing key: %w", err)
 	}
-	n, err := notify.New(notify.Config{
+	ncfg := notify.Config{
 		Service:               svc,
 		Dir:                   dir,
 		Client:                client,
@@ -428,9 +482,20 @@ func newNotifier(cfg Config, svc *presence.Service, publicURL string, logger *sl
 		ValidationTimeout:     cfg.ValidationTimeout,
 		Logger:                logger,
 		Metrics:               notify.NewMetrics(reg),
-	})
+	}
+	if rnode != nil {
+		// The subscriptions live in Redis; one node (a partition's owner)
+		// delivers each user's notices, one (the leader) runs the lifecycle.
+		ncfg.Subscriptions = rnode.store.Subscriptions()
+		ncfg.Owns = rnode.store.Owns
+		ncfg.Leader = rnode.store.Leader
+	}
+	n, err := notify.New(ncfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("change notifications: %w", err)
+	}
+	if rnode != nil {
+		rnode.attach(n)
 	}
 	return n, signer, nil
 }

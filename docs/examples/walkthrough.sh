@@ -11,7 +11,8 @@ curl -s --fail-with-body -X POST $G/users/$U/presence/setPresence -H "Authorizat
 curl -s --fail-with-body $G/users/$U/presence -H "Authorization: Bearer $APP"; echo
 # {"@odata.context":"http://127.0.0.1:8080/v1.0/$metadata#users('fa8b…')/presence/$entity",
 #  "id":"fa8b…","availability":"Busy","activity":"InACall","statusMessage":null,
-#  "outOfOfficeSettings":{"message":null,"isOutOfOffice":false},"sequenceNumber":"A0000000001",…}
+#  "outOfOfficeSettings":{"message":null,"isOutOfOffice":false},"sequenceNumber":"A06…",
+#  "workLocation":{"workLocationType":"unspecified","source":"none","placeId":null}}
 
 # The user prefers Do Not Disturb: it overrides every session while one is live.
 curl -s --fail-with-body -X POST $G/me/presence/setUserPreferredPresence -H "Authorization: Bearer $ME" -H "$J" \
