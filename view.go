@@ -198,9 +198,9 @@ func (s *State) visible(now time.Time) View {
 }
 
 // effective is the session's pair at now, after the idle fade of an Available
-// app session.
+// app session or idle connection session.
 func (se *Session) effective(now time.Time) Pair {
-	if se.Kind != AppSession || se.Pair != (Pair{Available, Available}) {
+	if !se.Kind.fades() || se.Pair != (Pair{Available, Available}) {
 		return se.Pair
 	}
 	idle := now.Sub(se.RefreshedAt)
@@ -246,7 +246,7 @@ func (s *State) NextChange(now time.Time) (time.Time, bool) {
 	for i := range s.Sessions {
 		se := &s.Sessions[i]
 		consider(se.ExpiresAt)
-		if se.Kind == AppSession && se.Pair == (Pair{Available, Available}) {
+		if se.Kind.fades() && se.Pair == (Pair{Available, Available}) {
 			consider(se.RefreshedAt.Add(IdleTimeout))
 			consider(se.RefreshedAt.Add(2 * IdleTimeout))
 		}

@@ -1,0 +1,293 @@
+package presence
+
+import (
+	"slices"
+	"time"
+)
+
+// The kinds of session a client connection holds (/presenced/connect). A
+// connection's session aggregates exactly as a Teams client's; whether the
+// person is idle is part of its kind, so that the stored encoding (kind,
+// id, pair, refreshed, expires) needs nothing new.
+const (
+	// ConnectionSession is held by a connected device whose person is
+	// active: its pair shows as requested.
+	ConnectionSession SessionKind = iota + 2
+	// IdleConnectionSession is held by a connected device whose person went
+	// idle at RefreshedAt: an Available one fades as Teams does, to
+	// Available/AvailableInactive after IdleTimeout and to Away/Away after
+	// twice that.
+	IdleConnectionSession
+)
+
+// String names the kind, for metrics and logs.
+func (k SessionKind) String() string {
+	switch k {
+	case AppSession:
+		return "app"
+	case ClientSession:
+		return "client"
+	case ConnectionSession:
+		return "connection"
+	case IdleConnectionSession:
+		return "connection_idle"
+	default:
+		return "unknown"
+	}
+}
+
+// fades reports whether an Available session of kind k fades with the time
+// since its RefreshedAt.
+func (k SessionKind) fades() bool { return k == AppSession || k == IdleConnectionSession }
+
+// IsConnection reports whether k is held by a client connection.
+func (k SessionKind) IsConnection() bool {
+	return k == ConnectionSession || k == IdleConnectionSession
+}
+
+// MaxDeviceIDLength bounds a device id, the id of a connection's session.
+const MaxDeviceIDLength = 64
+
+// ValidDeviceID reports whether id may name a device: 1 to 64 characters
+// from A-Z, a-z, 0-9 and "._:-".
+func ValidDeviceID(id string) bool {
+	if id == "" || len(id) > MaxDeviceIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ConnectionPairs are the pairs a connected client may show: the pairs a
+// Teams client shows.
+func ConnectionPairs() []Pair { return ClientPairs() }
+
+// CanonicalConnectionPair matches availability and activity
+// case-insensitively against ConnectionPairs.
+func CanonicalConnectionPair(availability, activity string) (Pair, bool) {
+	return canonicalPair(availability, activity, ConnectionPairs())
+}
+
+// errNoConnection is the error of a command on a device whose session is
+// gone (its lease ran out).
+func errNoConnection(device string) error {
+	return Errorf(CodeNotFound, "The connection session '%s' doesn't exist.", device)
+}
+
+func validDevice(device string) error {
+	if !ValidDeviceID(device) {
+		return Errorf(CodeInvalidArgument, "A device id of 1 to %d characters from A-Z, a-z, 0-9 and '._:-' is required.", MaxDeviceIDLength)
+	}
+	return nil
+}
+
+func validLease(lease time.Duration) error {
+	if lease <= 0 {
+		return Errorf(CodeInvalidArgument, msgDurationRange)
+	}
+	return nil
+}
+
+// connection returns the index of device's live connection session, or -1.
+func (s *State) connection(device string, now time.Time) int {
+	for _, k := range [...]SessionKind{ConnectionSession, IdleConnectionSession} {
+		i, found := slices.BinarySearchFunc(s.Sessions, Session{Kind: k, ID: device}, compareSession)
+		if found && now.Before(s.Sessions[i].ExpiresAt) {
+			return i
+		}
+	}
+	return -1
+}
+
+// replaceConnection stores se in place of the session at i (-1 for none),
+// keeping the (Kind, ID) order when the kind changed.
+func (s *State) replaceConnection(i int, se Session) {
+	if i >= 0 {
+		if s.Sessions[i].Kind == se.Kind {
+			s.Sessions[i] = se
+			return
+		}
+		s.Sessions = slices.Delete(s.Sessions, i, i+1)
+	}
+	s.putSession(se)
+}
+
+// HoldConnection opens or resumes a device's connection session: it takes
+// the lease (ExpiresAt = now + Lease). A session the device still has (its
+// connection closed less than a grace window ago, or is being replaced)
+// is resumed as it is, so that nothing visible changes; Pair, when set,
+// is then applied as SetConnectionState would. A new session shows Pair,
+// or Available/Available.
+type HoldConnection struct {
+	Device string
+	// Pair is the state the client announced, nil for none.
+	Pair  *Pair
+	Lease time.Duration
+	pair  Pair
+}
+
+// Validate implements Command.
+func (c *HoldConnection) Validate(*Env) error {
+	if err := validDevice(c.Device); err != nil {
+		return err
+	}
+	c.pair = Pair{Available, Available}
+	if c.Pair != nil {
+		p, ok := CanonicalConnectionPair(c.Pair.Availability, c.Pair.Activity)
+		if !ok {
+			return Errorf(CodeInvalidArgument, msgPairUnsupported)
+		}
+		c.pair = p
+	}
+	return validLease(c.Lease)
+}
+
+// Apply implements Command.
+func (c *HoldConnection) Apply(s *State, now time.Time) error {
+	i := s.connection(c.Device, now)
+	if i < 0 {
+		s.putSession(Session{ID: c.Device, Kind: ConnectionSession, Pair: c.pair, RefreshedAt: now, ExpiresAt: addClamped(now, c.Lease)})
+		return nil
+	}
+	se := s.Sessions[i]
+	if c.Pair != nil && se.Pair != c.pair {
+		se.Pair, se.RefreshedAt = c.pair, now
+	}
+	se.ExpiresAt = addClamped(now, c.Lease)
+	s.replaceConnection(i, se)
+	return nil
+}
+
+// SetConnectionState changes the pair a device's session shows; the
+// session keeps being idle or active. It also renews the lease.
+type SetConnectionState struct {
+	Device       string
+	Availability string
+	Activity     string
+	Lease        time.Duration
+	pair         Pair
+}
+
+// Validate implements Command.
+func (c *SetConnectionState) Validate(*Env) error {
+	if err := validDevice(c.Device); err != nil {
+		return err
+	}
+	p, ok := CanonicalConnectionPair(c.Availability, c.Activity)
+	if !ok {
+		return Errorf(CodeInvalidArgument, msgPairUnsupported)
+	}
+	c.pair = p
+	return validLease(c.Lease)
+}
+
+// Apply implements Command.
+func (c *SetConnectionState) Apply(s *State, now time.Time) error {
+	i := s.connection(c.Device, now)
+	if i < 0 {
+		return errNoConnection(c.Device)
+	}
+	se := s.Sessions[i]
+	if se.Pair != c.pair {
+		se.Pair, se.RefreshedAt = c.pair, now
+	}
+	se.ExpiresAt = addClamped(now, c.Lease)
+	s.replaceConnection(i, se)
+	return nil
+}
+
+// SetConnectionIdle says the device's person went idle (Idle) or came back
+// (!Idle). Going idle starts the fade at now; saying it again keeps the
+// first instant. Coming back shows the session's pair again at once. It
+// also renews the lease.
+type SetConnectionIdle struct {
+	Device string
+	Idle   bool
+	Lease  time.Duration
+}
+
+// Validate implements Command.
+func (c *SetConnectionIdle) Validate(*Env) error {
+	if err := validDevice(c.Device); err != nil {
+		return err
+	}
+	return validLease(c.Lease)
+}
+
+// Apply implements Command.
+func (c *SetConnectionIdle) Apply(s *State, now time.Time) error {
+	i := s.connection(c.Device, now)
+	if i < 0 {
+		return errNoConnection(c.Device)
+	}
+	se := s.Sessions[i]
+	kind := ConnectionSession
+	if c.Idle {
+		kind = IdleConnectionSession
+	}
+	if se.Kind != kind {
+		se.Kind, se.RefreshedAt = kind, now
+	}
+	se.ExpiresAt = addClamped(now, c.Lease)
+	s.replaceConnection(i, se)
+	return nil
+}
+
+// RenewConnection extends the lease of a device's session to Until, never
+// shortening it; nothing visible changes. A session already gone is
+// NotFound: the holder must hold it anew.
+type RenewConnection struct {
+	Device string
+	Until  time.Time
+}
+
+// Validate implements Command.
+func (c *RenewConnection) Validate(*Env) error { return validDevice(c.Device) }
+
+// Apply implements Command.
+func (c *RenewConnection) Apply(s *State, now time.Time) error {
+	i := s.connection(c.Device, now)
+	if i < 0 {
+		return errNoConnection(c.Device)
+	}
+	if c.Until.After(s.Sessions[i].ExpiresAt) {
+		s.Sessions[i].ExpiresAt = c.Until
+	}
+	return nil
+}
+
+// ReleaseConnection says the device's connection closed or died: its
+// session stays for Grace, then ends unless a connection of the device
+// holds it again. Releasing a session already gone is no error.
+type ReleaseConnection struct {
+	Device string
+	Grace  time.Duration
+}
+
+// Validate implements Command.
+func (c *ReleaseConnection) Validate(*Env) error {
+	if err := validDevice(c.Device); err != nil {
+		return err
+	}
+	if c.Grace < 0 {
+		return Errorf(CodeInvalidArgument, msgDurationRange)
+	}
+	return nil
+}
+
+// Apply implements Command.
+func (c *ReleaseConnection) Apply(s *State, now time.Time) error {
+	i := s.connection(c.Device, now)
+	if i < 0 {
+		return nil
+	}
+	s.Sessions[i].ExpiresAt = now.Add(c.Grace)
+	return nil
+}
