@@ -130,7 +130,10 @@ type HoldConnection struct {
 	// Pair is the state the client announced, nil for none.
 	Pair  *Pair
 	Lease time.Duration
-	pair  Pair
+	// Resumed is set by Apply: whether the device's session was still
+	// there (the result of the run the store kept).
+	Resumed bool
+	pair    Pair
 }
 
 // Validate implements Command.
@@ -152,6 +155,7 @@ func (c *HoldConnection) Validate(*Env) error {
 // Apply implements Command.
 func (c *HoldConnection) Apply(s *State, now time.Time) error {
 	i := s.connection(c.Device, now)
+	c.Resumed = i >= 0
 	if i < 0 {
 		s.putSession(Session{ID: c.Device, Kind: ConnectionSession, Pair: c.pair, RefreshedAt: now, ExpiresAt: addClamped(now, c.Lease)})
 		return nil

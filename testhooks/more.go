@@ -68,6 +68,11 @@ func registerMore(mux *http.ServeMux, cfg Config, h func(func(http.ResponseWrite
 		if err != nil {
 			return presence.Errorf(presence.CodeBadRequest, "The member 'now' must be an RFC 3339 instant such as 2030-01-01T09:00:00Z, got '%s'.", *body.Now)
 		}
+		if cfg.BeforeAdvance != nil && t.After(cfg.Clock.Now()) {
+			if err := cfg.BeforeAdvance(r.Context(), t); err != nil {
+				return err
+			}
+		}
 		now, err := cfg.Clock.Set(r.Context(), t)
 		if err != nil {
 			return err

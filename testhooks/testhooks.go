@@ -30,6 +30,10 @@ type Config struct {
 	// fired, so that what the clock made due elsewhere (webhook retries,
 	// subscription lifetimes) happens before the answer too.
 	AfterAdvance func(ctx context.Context) error
+	// BeforeAdvance, if set, runs before the clock moves to until, so that
+	// what is renewed while time passes (the leases of open client
+	// connections) is renewed past it.
+	BeforeAdvance func(ctx context.Context, until time.Time) error
 	// WriteError answers an error in Graph's envelope.
 	WriteError func(w http.ResponseWriter, r *http.Request, err error)
 	// ResetSubscriptions, if set, forgets the subscriptions and deliveries
@@ -73,6 +77,11 @@ func NewHandler(cfg Config) http.Handler {
 		d, err := presence.ParseDuration(*body.By)
 		if err != nil {
 			return err
+		}
+		if cfg.BeforeAdvance != nil && d > 0 {
+			if err := cfg.BeforeAdvance(r.Context(), cfg.Clock.Now().Add(d)); err != nil {
+				return err
+			}
 		}
 		now, err := cfg.Clock.Advance(r.Context(), d)
 		if err != nil {

@@ -67,6 +67,8 @@ type Config struct {
 	// CORSOrigins are the origins whose browser scripts may call presenced
 	// ("*": any); empty turns CORS off.
 	CORSOrigins []string
+	// Connections are the client connections' timings (connect.go).
+	Connections ConnectionConfig
 }
 
 // Development-mode token defaults, shared by the server and `presenced token`.
@@ -113,6 +115,7 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
 	}
+	var connGrace, connHeartbeat, connTimeout string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -140,6 +143,9 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		{"max-connections", "PRESENCED_MAX_CONNECTIONS", strconv.Itoa(defaultMaxConnections), "connections served at once; more wait to be accepted", &maxConns},
 		{"metrics-addr", "PRESENCED_METRICS_ADDR", "", "serve /metrics on this separate address instead of the API's (empty: on the API's)", &metricsAddr},
 		{"cors-origins", "PRESENCED_CORS_ORIGINS", "", "origins whose browser scripts may call presenced, comma-separated, * for any (off when empty)", &corsOrigins},
+		{"connection-grace", "PRESENCED_CONNECTION_GRACE", "30s", "how long a client connection's session outlives the connection, for a reconnect to resume it", &connGrace},
+		{"connection-heartbeat", "PRESENCED_CONNECTION_HEARTBEAT", "15s", "how often presenced pings each client connection", &connHeartbeat},
+		{"connection-timeout", "PRESENCED_CONNECTION_TIMEOUT", "45s", "how long a client connection may stay silent (no message, no pong) before it is dead", &connTimeout},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -200,6 +206,9 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return Config{}, fmt.Errorf("--max-connections: want a number of connections, 1 or more, got %q", maxConns)
 	}
 	cfg.MetricsAddr = metricsAddr
+	if cfg.Connections, err = parseConnectionConfig(connGrace, connHeartbeat, connTimeout); err != nil {
+		return Config{}, err
+	}
 	if (tlsCert == "") != (tlsKey == "") {
 		return Config{}, errors.New("--tls-cert and --tls-key go together")
 	}

@@ -142,6 +142,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		func() float64 { return float64(api.OpenStreams()) }))
 
 	mux := http.NewServeMux()
+	conns, err := newConnections(cfg, svc, verifier, api, logger, reg, mux)
+	if err != nil {
+		return err
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -193,6 +197,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 				_, err := notifier.Reset(ctx, tenant)
 				return err
 			},
+			// Open connections renew their leases as the clock jumps.
+			BeforeAdvance: extendLeases(conns),
 		}))
 	}
 	con, err := mountConsole(mux, consoleDeps{cfg: cfg, svc: svc, store: store, verifier: verifier, notifier: notifier, gatherer: reg, writeError: api.WriteError, logger: logger})
@@ -239,6 +245,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if rnode != nil {
 		wg.Go(func() { rnode.run(schedCtx, svc) })
 	}
+	wg.Go(func() { conns.Run(schedCtx) })
 	defer func() {
 		stopSched()
 		wg.Wait()
@@ -266,6 +273,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
+	// Client connections are hijacked: Shutdown does not wait for them.
+	conns.Close()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/connect"
+	"github.com/presenced/presenced/graphapi"
+	"github.com/presenced/presenced/ticket"
+)
+
+// ConnectionConfig holds the timings of client connections.
+type ConnectionConfig struct {
+	Grace, Heartbeat, Timeout time.Duration
+}
+
+func parseConnectionConfig(grace, heartbeat, timeout string) (ConnectionConfig, error) {
+	var c ConnectionConfig
+	for _, f := range []struct {
+		name, v string
+		d       *time.Duration
+	}{{"--connection-grace", grace, &c.Grace}, {"--connection-heartbeat", heartbeat, &c.Heartbeat}, {"--connection-timeout", timeout, &c.Timeout}} {
+		d, err := time.ParseDuration(f.v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("%s: want a positive duration such as 30s, got %q", f.name, f.v)
+		}
+		*f.d = d
+	}
+	if c.Timeout <= c.Heartbeat {
+		return c, fmt.Errorf("--connection-timeout (%v) must be longer than --connection-heartbeat (%v)", c.Timeout, c.Heartbeat)
+	}
+	return c, nil
+}
+
+// newConnections builds the client-connection endpoint (/presenced/connect
+// and /presenced/tickets) and mounts it on mux.
+func newConnections(cfg Config, svc *presence.Service, verifier ticket.Authenticator, api *graphapi.Server, logger *slog.Logger, reg prometheus.Registerer, mux *http.ServeMux) (*connect.Server, error) {
+	conns, err := connect.New(connect.Config{
+		Service:    svc,
+		Auth:       verifier,
+		Tickets:    &ticket.Issuer{Store: ticket.NewMemory(0), Clock: svc.Clock()},
+		WriteError: api.WriteError,
+		Grace:      cfg.Connections.Grace,
+		Heartbeat:  cfg.Connections.Heartbeat,
+		Timeout:    cfg.Connections.Timeout,
+		Logger:     logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client connections: %w", err)
+	}
+	conns.Routes(mux)
+	return conns, nil
+}
+
+// extendLeases is the test clock's hook: before the clock jumps to until,
+// the sessions held by open connections are renewed past it.
+func extendLeases(conns *connect.Server) func(ctx context.Context, until time.Time) error {
+	return func(ctx context.Context, until time.Time) error { return conns.ExtendLeases(ctx, until) }
+}

@@ -1,0 +1,453 @@
+package connect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	presence "github.com/presenced/presenced"
+)
+
+// writeTimeout bounds one message to a client.
+const writeTimeout = 10 * time.Second
+
+// conn is one client connection.
+type conn struct {
+	s   *Server
+	ws  *websocket.Conn
+	p   presence.Principal
+	key presence.Key
+	// device is the session's id, set by hello.
+	device string
+
+	heard   atomic.Int64 // real-clock Unix nanoseconds of the last frame heard
+	pinging atomic.Bool
+	idle    atomic.Bool
+
+	// mu guards what the reader and the lease renewals share.
+	mu   sync.Mutex
+	pair *presence.Pair // the state the client announced, nil for none
+	name string
+
+	// watching is the set of users watched; the Server's mu guards it.
+	watching map[presence.Key]struct{}
+
+	// The watch pump: started by the first watch.
+	pumpOnce sync.Once
+	ctl      chan []string // users whose snapshot is wanted
+	events   chan presence.Event
+	slow     atomic.Bool
+
+	endOnce  sync.Once
+	ended    chan struct{}
+	finished chan struct{}
+}
+
+func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
+	p, err := s.cfg.Tickets.Authenticate(r, s.cfg.Auth)
+	if err != nil {
+		s.cfg.WriteError(w, r, err)
+		return
+	}
+	if err := p.CanWrite(p.User); err != nil || !p.Delegated {
+		if err == nil {
+			err = presence.Errorf(presence.CodeForbidden, "A connection holds a signed-in user's presence: it needs a delegated token with Presence.ReadWrite.")
+		}
+		s.cfg.WriteError(w, r, err)
+		return
+	}
+	// Tickets and tokens authenticate every connection, never cookies, so
+	// a page of another origin gains nothing by opening one: the origin
+	// is not checked.
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return // Accept answered the request
+	}
+	ws.SetReadLimit(MaxMessageBytes)
+	c := &conn{
+		s: s, ws: ws, p: p,
+		key:      presence.Key{Tenant: p.Tenant, User: p.User},
+		watching: make(map[presence.Key]struct{}),
+		ended:    make(chan struct{}),
+		finished: make(chan struct{}),
+	}
+	c.heard.Store(time.Now().UnixNano())
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.m.opened.Inc()
+	defer close(c.finished)
+	if p.ExpiresAt > 0 {
+		t := time.AfterFunc(time.Until(time.Unix(p.ExpiresAt, 0)), func() {
+			c.fail(&protocolError{Code: presence.CodeInvalidAuthenticationToken, Message: "The access token has expired."}, CloseUnauthorized, "token expired")
+		})
+		defer t.Stop()
+	}
+	c.run()
+}
+
+// run reads the client's messages until the connection ends, then
+// releases the session for the grace window.
+func (c *conn) run() {
+	ctx := context.Background()
+	helloBy := time.AfterFunc(c.s.cfg.Timeout, func() {
+		if c.device == "" {
+			c.end(CloseTimeout, "no hello")
+		}
+	})
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			break
+		}
+		c.heard.Store(time.Now().UnixNano())
+		if typ != websocket.MessageText {
+			c.fail(badMessage("Messages are JSON text, not binary."), CloseBadMessage, "binary message")
+			break
+		}
+		msg, err := parseMessage(data)
+		c.s.m.in.WithLabelValues(msgLabel(msg.Type, err)).Inc()
+		if err == nil {
+			err = c.handle(ctx, msg)
+		}
+		if err != nil {
+			var pe *protocolError
+			if errors.As(err, &pe) && !pe.Fatal {
+				c.send(errorMessage{Type: "error", Code: string(pe.Code), Message: pe.Message, Ref: msg.Type})
+				continue
+			}
+			var de *presence.Error
+			if errors.As(err, &de) && !pe.isFatal() {
+				c.send(errorMessage{Type: "error", Code: string(de.Code), Message: de.Message, Ref: msg.Type})
+				continue
+			}
+			if pe != nil {
+				c.fail(pe, CloseBadMessage, "bad message")
+			} else {
+				c.s.logger.Error("connection: serving a message", "user", c.key.String(), "err", err)
+				c.fail(&protocolError{Code: presence.CodeInternal, Message: "The message could not be served."}, websocket.StatusInternalError, "internal error")
+			}
+			break
+		}
+	}
+	helloBy.Stop()
+	c.end(websocket.StatusNormalClosure, "")
+	if c.s.unhold(c) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.s.svc.Do(ctx, c.key, &presence.ReleaseConnection{Device: c.device, Grace: c.s.cfg.Grace})
+		cancel()
+		if err != nil {
+			c.s.logger.Warn("connection: releasing a session", "user", c.key.String(), "err", err)
+		} else {
+			c.s.released(c.key, c.device)
+		}
+	}
+	// Counted open until its session is released, so that what follows a
+	// close sees the release.
+	c.s.forget(c)
+}
+
+func (pe *protocolError) isFatal() bool { return pe != nil && pe.Fatal }
+
+// handle serves one valid message.
+func (c *conn) handle(ctx context.Context, m clientMessage) error {
+	if c.device == "" && m.Type != typeHello {
+		return badMessage("The first message must be a hello.")
+	}
+	lease := c.s.cfg.Grace
+	switch m.Type {
+	case typeHello:
+		if c.device != "" {
+			return badMessage("A connection says hello once.")
+		}
+		return c.hello(ctx, m)
+	case typeState:
+		_, err := c.do(ctx, &presence.SetConnectionState{Device: c.device, Availability: *m.Availability, Activity: *m.Activity, Lease: lease})
+		if err == nil {
+			p, _ := presence.CanonicalConnectionPair(*m.Availability, *m.Activity)
+			c.mu.Lock()
+			c.pair = &p
+			c.mu.Unlock()
+		}
+		return err
+	case typeIdle, typeActive:
+		idle := m.Type == typeIdle
+		_, err := c.do(ctx, &presence.SetConnectionIdle{Device: c.device, Idle: idle, Lease: lease})
+		if err == nil {
+			c.idle.Store(idle)
+		}
+		return err
+	case typeName:
+		c.mu.Lock()
+		c.name = *m.Name
+		c.mu.Unlock()
+		return nil
+	case typeWatch:
+		return c.watch(m.IDs)
+	case typeUnwatch:
+		keys := make([]presence.Key, len(m.IDs))
+		for i, id := range m.IDs {
+			keys[i] = presence.Key{Tenant: c.key.Tenant, User: id}
+		}
+		c.s.unwatch(c, keys)
+		return nil
+	case typePing:
+		c.send(pongMessage{Type: "pong", ID: m.ID})
+		return nil
+	}
+	return badMessage("Unknown message type.")
+}
+
+// do applies a command to the connection's session; a session whose lease
+// ran out (the store was unreachable for a grace window) is held anew
+// first.
+func (c *conn) do(ctx context.Context, cmd presence.Command) (presence.Change, error) {
+	ch, err := c.s.svc.Do(ctx, c.key, cmd)
+	if errors.Is(err, &presence.Error{Code: presence.CodeNotFound}) {
+		if _, err := c.s.svc.Do(ctx, c.key, c.holdCommand()); err != nil {
+			return ch, err
+		}
+		ch, err = c.s.svc.Do(ctx, c.key, cmd)
+	}
+	return ch, err
+}
+
+func (c *conn) holdCommand() *presence.HoldConnection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &presence.HoldConnection{Device: c.device, Pair: c.pair, Lease: c.s.cfg.Grace}
+}
+
+func (c *conn) hello(ctx context.Context, m clientMessage) error {
+	c.device = m.Device
+	hold := &presence.HoldConnection{Device: m.Device, Lease: c.s.cfg.Grace}
+	if m.Availability != nil {
+		p, ok := presence.CanonicalConnectionPair(*m.Availability, *m.Activity)
+		if !ok {
+			return badMessage("The provided [Availability/Activity] combination is not supported.")
+		}
+		hold.Pair = &p
+		c.pair = &p
+	}
+	if m.Name != nil {
+		c.name = *m.Name
+	}
+	if old := c.s.hold(c); old != nil {
+		c.s.m.replaced.Inc()
+		old.end(CloseReplaced, "another connection of this device took over")
+	}
+	if _, err := c.s.svc.Do(ctx, c.key, hold); err != nil {
+		return err
+	}
+	resumed := hold.Resumed
+	if c.s.resumed(c.key, c.device) || resumed {
+		c.s.m.resumes.Inc()
+	}
+	if m.Idle != nil && *m.Idle {
+		if _, err := c.do(ctx, &presence.SetConnectionIdle{Device: c.device, Idle: true, Lease: c.s.cfg.Grace}); err != nil {
+			return err
+		}
+		c.idle.Store(true)
+	}
+	c.send(readyMessage{
+		Type: "ready", User: c.key.User, Device: c.device, Resumed: resumed,
+		Heartbeat: c.s.cfg.Heartbeat.Seconds(), Timeout: c.s.cfg.Timeout.Seconds(),
+	})
+	return nil
+}
+
+// renew extends the lease of the connection's session to until, holding
+// it anew if it ran out.
+func (c *conn) renew(ctx context.Context, until time.Time) error {
+	_, err := c.s.svc.Do(ctx, c.key, &presence.RenewConnection{Device: c.device, Until: until})
+	if errors.Is(err, &presence.Error{Code: presence.CodeNotFound}) {
+		_, err = c.s.svc.Do(ctx, c.key, c.holdCommand())
+	}
+	return err
+}
+
+// watch adds users to the watched set and has the pump send their
+// snapshot.
+func (c *conn) watch(ids []string) error {
+	for _, id := range ids {
+		if err := c.p.CanRead(id); err != nil {
+			var de *presence.Error
+			if errors.As(err, &de) {
+				return invalid("%s (user %s)", de.Message, id)
+			}
+			return err
+		}
+	}
+	keys := make([]presence.Key, 0, len(ids))
+	c.s.mu.Lock()
+	n := len(c.watching)
+	for _, id := range ids {
+		k := presence.Key{Tenant: c.key.Tenant, User: id}
+		if _, ok := c.watching[k]; !ok {
+			n++
+		}
+		keys = append(keys, k)
+	}
+	if n > MaxWatch {
+		c.s.mu.Unlock()
+		return invalid("A connection watches at most %d users.", MaxWatch)
+	}
+	for _, k := range keys {
+		c.watching[k] = struct{}{}
+	}
+	c.s.mu.Unlock()
+	c.pumpOnce.Do(func() {
+		c.ctl = make(chan []string, 4)
+		c.events = make(chan presence.Event, c.s.cfg.Queue)
+		go c.pump()
+	})
+	// Registered before the snapshot is read, so no change falls between.
+	c.s.watch(c, keys)
+	select {
+	case c.ctl <- ids:
+	case <-c.ended:
+	}
+	return nil
+}
+
+// deliver queues a change for the pump; a full queue makes the client a
+// slow consumer, told and dropped. The Server's mu is held.
+func (c *conn) deliver(ev presence.Event) {
+	select {
+	case c.events <- ev:
+	default:
+		if c.slow.CompareAndSwap(false, true) {
+			c.s.m.slow.Inc()
+			go func() {
+				c.send(noticeMessage{Type: "slow", Message: "Changes arrived faster than this connection took them; it is closed. Reconnect and watch again."})
+				c.end(CloseSlow, "slow consumer")
+			}()
+		}
+	}
+}
+
+// pump sends snapshots and changes, in sequenceNumber order per user.
+func (c *conn) pump() {
+	ctx := context.Background()
+	last := make(map[string]uint64)
+	for {
+		select {
+		case <-c.ended:
+			return
+		case ids := <-c.ctl:
+			views, err := c.s.svc.Read(ctx, c.key.Tenant, ids)
+			if err != nil {
+				c.send(errorMessage{Type: "error", Code: string(presence.CodeUnavailable), Message: "The presence of the watched users could not be read.", Ref: typeWatch})
+				continue
+			}
+			snap := snapshotMessage{Type: "snapshot", Presences: make([]presenceEntry, len(ids))}
+			for i, id := range ids {
+				snap.Presences[i] = entry(id, views[i])
+				if views[i].Seq > last[id] {
+					last[id] = views[i].Seq
+				}
+			}
+			c.send(snap)
+		case ev := <-c.events:
+			if c.slow.Load() {
+				continue
+			}
+			if ev.After.Seq <= last[ev.Key.User] {
+				continue
+			}
+			last[ev.Key.User] = ev.After.Seq
+			c.send(changeMessage{Type: "change", presenceEntry: entry(ev.Key.User, ev.After)})
+		}
+	}
+}
+
+// send writes one message; a connection that cannot take it is ended.
+func (c *conn) send(v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
+		c.end(websocket.StatusGoingAway, "")
+		return
+	}
+	c.s.m.out.WithLabelValues(outLabel(v)).Inc()
+}
+
+// fail tells the client what went wrong and ends the connection with code.
+func (c *conn) fail(pe *protocolError, code websocket.StatusCode, reason string) {
+	c.send(errorMessage{Type: "error", Code: string(pe.Code), Message: pe.Message})
+	c.end(code, reason)
+}
+
+// end closes the connection with code, once; the reader then finishes.
+func (c *conn) end(code websocket.StatusCode, reason string) {
+	c.endOnce.Do(func() {
+		close(c.ended)
+		if code == CloseTimeout {
+			c.s.m.timeouts.Inc()
+			// A dead peer would not answer the close handshake either.
+			go func() { _ = c.ws.CloseNow() }()
+			return
+		}
+		go func() { _ = c.ws.Close(code, reason) }()
+	})
+}
+
+// ping sends a WebSocket ping and waits for its pong; a connection silent
+// for longer than timeout is ended.
+func (c *conn) ping(timeout time.Duration) {
+	defer c.pinging.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err == nil {
+		c.heard.Store(time.Now().UnixNano())
+		return
+	}
+	if time.Since(time.Unix(0, c.heard.Load())) > timeout {
+		c.end(CloseTimeout, "no heartbeat")
+	}
+}
+
+func msgLabel(typ string, err error) string {
+	var pe *protocolError
+	if errors.As(err, &pe) && pe.Fatal {
+		return "invalid"
+	}
+	switch typ {
+	case typeHello, typeState, typeIdle, typeActive, typeName, typeWatch, typeUnwatch, typePing:
+		return typ
+	}
+	return "invalid"
+}
+
+func outLabel(v any) string {
+	switch m := v.(type) {
+	case readyMessage:
+		return m.Type
+	case snapshotMessage:
+		return m.Type
+	case changeMessage:
+		return m.Type
+	case pongMessage:
+		return m.Type
+	case errorMessage:
+		return m.Type
+	case noticeMessage:
+		return m.Type
+	}
+	return "other"
+}

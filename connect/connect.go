@@ -1,0 +1,403 @@
+// Package connect serves client connections: GET /presenced/connect, a
+// WebSocket over which one device of a signed-in user holds that user's
+// presence session (a session of kind presence.ConnectionSession, which
+// aggregates as a Teams client's), says what its person is doing, and
+// watches other users' presence.
+//
+// Liveness: the server pings every heartbeat; a connection from which
+// nothing was heard (no message, no pong) for longer than the timeout is
+// dead. A session whose connection closed or died stays for the grace
+// window, on the service clock, and ends then unless a connection of the
+// same device holds it again. The sessions are leases in the store: while
+// this process holds one it renews it every third of the grace window, so
+// when the process dies (kill -9) the ordinary scheduler, here after a
+// restart or on another node sharing the store, ends it within the grace
+// window.
+package connect
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/ticket"
+)
+
+// Defaults of Config.
+const (
+	DefaultGrace     = 30 * time.Second
+	DefaultHeartbeat = 15 * time.Second
+	DefaultTimeout   = 45 * time.Second
+	// DefaultQueue is how many changes may wait for a slow watcher.
+	DefaultQueue = 256
+)
+
+// The close codes the server ends a connection with (besides 1000, 1001
+// going away, 1009 message too big and 1011 internal error).
+const (
+	// CloseBadMessage: a message that is not one, or not allowed then.
+	CloseBadMessage websocket.StatusCode = 4400
+	// CloseUnauthorized: the token expired.
+	CloseUnauthorized websocket.StatusCode = 4401
+	// CloseForbidden: the token may not hold a session.
+	CloseForbidden websocket.StatusCode = 4403
+	// CloseTimeout: nothing heard for longer than the timeout, or no hello
+	// in time.
+	CloseTimeout websocket.StatusCode = 4408
+	// CloseReplaced: another connection of the same device took over.
+	CloseReplaced websocket.StatusCode = 4409
+	// CloseSlow: the client did not take changes fast enough.
+	CloseSlow websocket.StatusCode = 4429
+)
+
+// Feed is the stream of presence changes the connections' watches are fed
+// from; presence.Service.Subscribe is one.
+type Feed interface {
+	Subscribe(buffer int) (events <-chan presence.Event, cancel func())
+}
+
+// Config is what the connection endpoint needs.
+type Config struct {
+	Service *presence.Service
+	// Feed gives the changes watchers receive (Service when nil).
+	Feed    Feed
+	Auth    ticket.Authenticator
+	Tickets *ticket.Issuer
+	// WriteError answers an error before the upgrade, in Graph's envelope.
+	WriteError func(http.ResponseWriter, *http.Request, error)
+	// Grace is how long a session outlives its connection.
+	Grace time.Duration
+	// Heartbeat is how often the server pings; Timeout how long a silent
+	// connection lives.
+	Heartbeat time.Duration
+	Timeout   time.Duration
+	// Queue bounds the changes waiting for one watcher.
+	Queue      int
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Server is the connection endpoint and the registry of the sessions this
+// process holds.
+type Server struct {
+	cfg    Config
+	svc    *presence.Service
+	clock  presence.Clock
+	logger *slog.Logger
+	m      *metrics
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	// held are the connections holding a session, by user and device.
+	held map[presence.Key]map[string]*conn
+	// watchers are the connections watching each user.
+	watchers map[presence.Key]map[*conn]struct{}
+	closing  bool
+	graces   graces
+
+	lastRenew atomic.Int64 // service-clock Unix nanoseconds
+	stop      context.CancelFunc
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// New returns the connection endpoint; Run starts its background work.
+func New(cfg Config) (*Server, error) {
+	if cfg.Service == nil || cfg.Auth == nil || cfg.Tickets == nil || cfg.WriteError == nil {
+		return nil, errors.New("connect: a Service, an Authenticator, a ticket Issuer and WriteError are required")
+	}
+	if cfg.Feed == nil {
+		cfg.Feed = cfg.Service
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = DefaultQueue
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		svc:      cfg.Service,
+		clock:    cfg.Service.Clock(),
+		logger:   cfg.Logger,
+		conns:    make(map[*conn]struct{}),
+		held:     make(map[presence.Key]map[string]*conn),
+		watchers: make(map[presence.Key]map[*conn]struct{}),
+		done:     make(chan struct{}),
+	}
+	m, err := newMetrics(cfg.Registerer, s)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	s.lastRenew.Store(s.clock.Now().UnixNano())
+	return s, nil
+}
+
+// Run feeds watchers, pings connections and renews leases until ctx is
+// done or Close is called.
+func (s *Server) Run(ctx context.Context) {
+	ctx, s.stop = context.WithCancel(ctx)
+	events, cancel := s.cfg.Feed.Subscribe(1 << 16)
+	defer cancel()
+	s.wg.Go(func() { s.heartbeats(ctx) })
+	s.wg.Go(func() { s.renewals(ctx) })
+	defer s.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-events:
+			s.dispatch(ev)
+		}
+	}
+}
+
+// Close ends every connection (1001 going away) and releases its session
+// for the grace window, so that clients reconnecting to another node or
+// to this one restarted resume them.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closing = true
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.end(websocket.StatusGoingAway, "server shutting down")
+	}
+	for _, c := range all {
+		<-c.finished
+	}
+	if s.stop != nil {
+		s.stop()
+	}
+}
+
+// Routes mounts POST /presenced/tickets and GET /presenced/connect on mux.
+func (s *Server) Routes(mux *http.ServeMux) {
+	mux.Handle("POST /presenced/tickets", ticket.Handler(s.cfg.Tickets, s.cfg.Auth, s.cfg.WriteError))
+	mux.Handle("GET /presenced/connect", http.HandlerFunc(s.serveConnect))
+}
+
+// ExtendLeases renews every session this process holds to last a grace
+// window past until. The test clock's advance calls it before the clock
+// jumps, as the renewals would have done had the time passed.
+func (s *Server) ExtendLeases(ctx context.Context, until time.Time) error {
+	return s.renewAll(ctx, until.Add(s.cfg.Grace))
+}
+
+// dispatch hands a change to the connections watching its user.
+func (s *Server) dispatch(ev presence.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.watchers[ev.Key] {
+		c.deliver(ev)
+	}
+}
+
+// heartbeats pings every connection each heartbeat, and ends those from
+// which nothing was heard for longer than the timeout.
+func (s *Server) heartbeats(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		all := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			all = append(all, c)
+		}
+		s.mu.Unlock()
+		now := time.Now()
+		for _, c := range all {
+			if now.Sub(time.Unix(0, c.heard.Load())) > s.cfg.Timeout {
+				c.end(CloseTimeout, "no heartbeat")
+				continue
+			}
+			if c.pinging.CompareAndSwap(false, true) {
+				go c.ping(s.cfg.Timeout)
+			}
+		}
+	}
+}
+
+// renewals renews the held leases every third of the grace window, on the
+// service clock.
+func (s *Server) renewals(ctx context.Context) {
+	every := s.cfg.Grace / 3
+	tick := min(every, time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.clock.Now()
+		s.sweepGraces(now)
+		if now.Sub(time.Unix(0, s.lastRenew.Load())) < every {
+			continue
+		}
+		if err := s.renewAll(ctx, now.Add(s.cfg.Grace)); err != nil && ctx.Err() == nil {
+			s.logger.Warn("renewing connection leases", "err", err)
+		}
+	}
+}
+
+// renewWorkers is how many leases are renewed at once, so that the writes
+// share the store's group commit.
+const renewWorkers = 32
+
+func (s *Server) renewAll(ctx context.Context, until time.Time) error {
+	s.lastRenew.Store(s.clock.Now().UnixNano())
+	s.mu.Lock()
+	var all []*conn
+	for _, devs := range s.held {
+		for _, c := range devs {
+			all = append(all, c)
+		}
+	}
+	s.mu.Unlock()
+	var (
+		wg    sync.WaitGroup
+		next  atomic.Int64
+		errMu sync.Mutex
+		first error
+	)
+	for range min(renewWorkers, len(all)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(all) || ctx.Err() != nil {
+					return
+				}
+				if err := all[i].renew(ctx, until); err != nil {
+					errMu.Lock()
+					first = cmpErr(first, err)
+					errMu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// hold records that c holds its device's session, and returns the
+// connection it took the device over from.
+func (s *Server) hold(c *conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	devs := s.held[c.key]
+	if devs == nil {
+		devs = make(map[string]*conn)
+		s.held[c.key] = devs
+	}
+	old := devs[c.device]
+	devs[c.device] = c
+	return old
+}
+
+// unhold removes c from the holders and watchers and reports whether it
+// still held its device's session (it did not when another connection took
+// it over).
+func (s *Server) unhold(c *conn) (held bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if devs := s.held[c.key]; devs != nil && c.device != "" && devs[c.device] == c {
+		held = true
+		delete(devs, c.device)
+		if len(devs) == 0 {
+			delete(s.held, c.key)
+		}
+	}
+	for u := range c.watching {
+		s.unwatchLocked(c, u)
+	}
+	return held
+}
+
+// forget removes c from the open connections.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+}
+
+func (s *Server) watch(c *conn, keys []presence.Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		w := s.watchers[k]
+		if w == nil {
+			w = make(map[*conn]struct{})
+			s.watchers[k] = w
+		}
+		w[c] = struct{}{}
+	}
+}
+
+func (s *Server) unwatch(c *conn, keys []presence.Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		s.unwatchLocked(c, k)
+	}
+}
+
+func (s *Server) unwatchLocked(c *conn, k presence.Key) {
+	delete(c.watching, k)
+	if w := s.watchers[k]; w != nil {
+		delete(w, c)
+		if len(w) == 0 {
+			delete(s.watchers, k)
+		}
+	}
+}
+
+// counts returns the open connections and the held sessions by kind.
+func (s *Server) counts() (open int, active, idle int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, devs := range s.held {
+		for _, c := range devs {
+			if c.idle.Load() {
+				idle++
+			} else {
+				active++
+			}
+		}
+	}
+	return len(s.conns), active, idle
+}

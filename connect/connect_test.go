@@ -1,0 +1,132 @@
+package connect
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/memstore"
+	"github.com/presenced/presenced/ticket"
+)
+
+const (
+	tenant = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+	userA  = "5c7f0bb9-3a0e-4d4f-9d39-3f0f7d1b6a10"
+)
+
+// fakeAuth takes a token "user" as a delegated Presence.ReadWrite token of
+// that user.
+type fakeAuth struct{}
+
+func (fakeAuth) Verify(_ context.Context, raw string) (presence.Principal, error) {
+	if raw == "" || strings.Contains(raw, " ") {
+		return presence.Principal{}, presence.Errorf(presence.CodeInvalidAuthenticationToken, "bad token")
+	}
+	return presence.Principal{Tenant: tenant, User: raw, Delegated: true, Scopes: []string{"Presence.ReadWrite", "Presence.Read.All"}}, nil
+}
+
+type harness struct {
+	svc   *presence.Service
+	clock *presence.TestClock
+	srv   *Server
+	url   string
+}
+
+func newHarness(t *testing.T, heartbeat, timeout time.Duration) *harness {
+	t.Helper()
+	clock := presence.NewTestClock(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
+	svc := presence.NewService(memstore.New(), clock, nil)
+	s, err := New(Config{
+		Service: svc, Auth: fakeAuth{},
+		Tickets:    &ticket.Issuer{Store: ticket.NewMemory(0), Clock: clock},
+		WriteError: func(w http.ResponseWriter, _ *http.Request, err error) { http.Error(w, err.Error(), http.StatusUnauthorized) },
+		Heartbeat:  heartbeat, Timeout: timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	mux := http.NewServeMux()
+	s.Routes(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		s.Close()
+		cancel()
+		<-done
+		hs.Close()
+	})
+	return &harness{svc: svc, clock: clock, srv: s, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/presenced/connect"}
+}
+
+func (h *harness) dial(t *testing.T, user string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.Dial(context.Background(), h.url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + user}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return ws
+}
+
+func write(t *testing.T, ws *websocket.Conn, v any) {
+	t.Helper()
+	b, _ := json.Marshal(v)
+	if err := ws.Write(context.Background(), websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) pair(t *testing.T, user string) presence.Pair {
+	t.Helper()
+	v, err := h.svc.Read(context.Background(), tenant, []string{user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v[0].Pair
+}
+
+func TestHeartbeatKeepsReaderDropsSilent(t *testing.T) {
+	h := newHarness(t, 50*time.Millisecond, 300*time.Millisecond)
+	live := h.dial(t, userA)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := live.Read(context.Background()); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	write(t, live, map[string]any{"type": "hello", "device": "d"})
+	silent := h.dial(t, "11111111-1111-1111-1111-111111111111")
+	write(t, silent, map[string]any{"type": "hello", "device": "d"})
+	deadline := time.Now().Add(10 * time.Second)
+	for h.srv.m.timeouts != nil {
+		if open, _, _ := h.srv.counts(); open == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the silent connection was not dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The live one stays through many heartbeats.
+	time.Sleep(time.Second)
+	select {
+	case err := <-readErr:
+		t.Fatalf("the live connection ended: %v", err)
+	default:
+	}
+	if open, _, _ := h.srv.counts(); open != 1 {
+		t.Fatalf("%d open", open)
+	}
+}
