@@ -85,15 +85,6 @@ func write(t *testing.T, ws *websocket.Conn, v any) {
 	}
 }
 
-func (h *harness) pair(t *testing.T, user string) presence.Pair {
-	t.Helper()
-	v, err := h.svc.Read(context.Background(), tenant, []string{user})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v[0].Pair
-}
-
 func TestHeartbeatKeepsReaderDropsSilent(t *testing.T) {
 	h := newHarness(t, 50*time.Millisecond, 300*time.Millisecond)
 	live := h.dial(t, userA)
