@@ -45,9 +45,11 @@ func newHarness(t *testing.T, heartbeat, timeout time.Duration) *harness {
 	svc := presence.NewService(memstore.New(), clock, nil)
 	s, err := New(Config{
 		Service: svc, Auth: fakeAuth{},
-		Tickets:    &ticket.Issuer{Store: ticket.NewMemory(0), Clock: clock},
-		WriteError: func(w http.ResponseWriter, _ *http.Request, err error) { http.Error(w, err.Error(), http.StatusUnauthorized) },
-		Heartbeat:  heartbeat, Timeout: timeout,
+		Tickets: &ticket.Issuer{Store: ticket.NewMemory(0), Clock: clock},
+		WriteError: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+		},
+		Heartbeat: heartbeat, Timeout: timeout,
 	})
 	if err != nil {
 		t.Fatal(err)
