@@ -66,8 +66,16 @@ func ValidDeviceID(id string) bool {
 }
 
 // ConnectionPairs are the pairs a connected client may show: the pairs a
-// Teams client shows.
-func ConnectionPairs() []Pair { return ClientPairs() }
+// Teams client shows (PresenceUnknown is not one a device can claim).
+func ConnectionPairs() []Pair {
+	var out []Pair
+	for _, p := range ClientPairs() {
+		if p.Availability != PresenceUnknown {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // CanonicalConnectionPair matches availability and activity
 // case-insensitively against ConnectionPairs.
