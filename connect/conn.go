@@ -1,9 +1,13 @@
 package connect
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -13,9 +17,6 @@ import (
 
 	presence "github.com/presenced/presenced"
 )
-
-// writeTimeout bounds one message to a client.
-const writeTimeout = 10 * time.Second
 
 // conn is one client connection.
 type conn struct {
@@ -41,7 +42,7 @@ type conn struct {
 	// The watch pump: started by the first watch.
 	pumpOnce sync.Once
 	ctl      chan []string // users whose snapshot is wanted
-	events   chan presence.Event
+	events   chan *encodedChange
 	slow     atomic.Bool
 
 	endOnce  sync.Once
@@ -65,7 +66,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	// Tickets and tokens authenticate every connection, never cookies, so
 	// a page of another origin gains nothing by opening one: the origin
 	// is not checked.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return // Accept answered the request
 	}
@@ -87,14 +88,19 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.m.opened.Inc()
-	defer close(c.finished)
-	if p.ExpiresAt > 0 {
-		t := time.AfterFunc(time.Until(time.Unix(p.ExpiresAt, 0)), func() {
-			c.fail(&protocolError{Code: presence.CodeInvalidAuthenticationToken, Message: "The access token has expired."}, CloseUnauthorized, "token expired")
-		})
-		defer t.Stop()
-	}
-	c.run()
+	// The connection lives on a goroutine of its own, so that the
+	// request, its response writer and the handler's deep stack are
+	// released now: an idle connection costs one shallow goroutine.
+	go func() {
+		defer close(c.finished)
+		if p.ExpiresAt > 0 {
+			t := time.AfterFunc(time.Until(time.Unix(p.ExpiresAt, 0)), func() {
+				c.fail(&protocolError{Code: presence.CodeInvalidAuthenticationToken, Message: "The access token has expired."}, CloseUnauthorized, "token expired")
+			})
+			defer t.Stop()
+		}
+		c.run()
+	}()
 }
 
 // run reads the client's messages until the connection ends, then
@@ -116,11 +122,7 @@ func (c *conn) run() {
 			c.fail(badMessage("Messages are JSON text, not binary."), CloseBadMessage, "binary message")
 			break
 		}
-		msg, err := parseMessage(data)
-		c.s.m.in.WithLabelValues(msgLabel(msg.Type, err)).Inc()
-		if err == nil {
-			err = c.handle(ctx, msg)
-		}
+		msg, err := c.serve(ctx, data)
 		if err != nil {
 			var pe *protocolError
 			if errors.As(err, &pe) && !pe.Fatal {
@@ -156,6 +158,26 @@ func (c *conn) run() {
 	// Counted open until its session is released, so that what follows a
 	// close sees the release.
 	c.s.forget(c)
+}
+
+// serve parses and handles one message on a goroutine of its own, which
+// ends with it, so that the reader's long-lived stack stays shallow.
+func (c *conn) serve(ctx context.Context, data []byte) (clientMessage, error) {
+	type result struct {
+		msg clientMessage
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msg, err := parseMessage(data)
+		c.s.m.in.WithLabelValues(msgLabel(msg.Type, err)).Inc()
+		if err == nil {
+			err = c.handle(ctx, msg)
+		}
+		done <- result{msg, err}
+	}()
+	r := <-done
+	return r.msg, r.err
 }
 
 func (pe *protocolError) isFatal() bool { return pe != nil && pe.Fatal }
@@ -309,7 +331,7 @@ func (c *conn) watch(ids []string) error {
 	c.s.mu.Unlock()
 	c.pumpOnce.Do(func() {
 		c.ctl = make(chan []string, 4)
-		c.events = make(chan presence.Event, c.s.cfg.Queue)
+		c.events = make(chan *encodedChange, c.s.cfg.Queue)
 		go c.pump()
 	})
 	// Registered before the snapshot is read, so no change falls between.
@@ -323,7 +345,7 @@ func (c *conn) watch(ids []string) error {
 
 // deliver queues a change for the pump; a full queue makes the client a
 // slow consumer, told and dropped. The Server's mu is held.
-func (c *conn) deliver(ev presence.Event) {
+func (c *conn) deliver(ev *encodedChange) {
 	select {
 	case c.events <- ev:
 	default:
@@ -363,11 +385,11 @@ func (c *conn) pump() {
 			if c.slow.Load() {
 				continue
 			}
-			if ev.After.Seq <= last[ev.Key.User] {
+			if ev.seq <= last[ev.user] {
 				continue
 			}
-			last[ev.Key.User] = ev.After.Seq
-			c.send(changeMessage{Type: "change", presenceEntry: entry(ev.Key.User, ev.After)})
+			last[ev.user] = ev.seq
+			c.write(ev.data, "change")
 		}
 	}
 }
@@ -378,13 +400,26 @@ func (c *conn) send(v any) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
+	c.write(data, outLabel(v))
+}
+
+// write writes one encoded message. It has no deadline of its own: a peer
+// that stops reading stops answering pings too, and the heartbeat then
+// closes the connection, which ends the write.
+func (c *conn) write(data []byte, label string) {
+	if err := c.ws.Write(context.Background(), websocket.MessageText, data); err != nil {
 		c.end(websocket.StatusGoingAway, "")
 		return
 	}
-	c.s.m.out.WithLabelValues(outLabel(v)).Inc()
+	c.s.m.outCounter(label).Inc()
+}
+
+// encodedChange is one change of a watched user, encoded once for every
+// connection watching the user.
+type encodedChange struct {
+	user string
+	seq  uint64
+	data []byte
 }
 
 // fail tells the client what went wrong and ends the connection with code.
@@ -450,4 +485,41 @@ func outLabel(v any) string {
 		return m.Type
 	}
 	return "other"
+}
+
+// The buffers an idle connection keeps: net/http's are 4 KiB each way,
+// which would be most of what a connection costs. Messages are small, and
+// a larger one is simply read and written in several pieces.
+const (
+	readBuffer  = 1024
+	writeBuffer = 1024
+)
+
+// smallBuffers is the upgrade's ResponseWriter: its Hijack hands the
+// WebSocket smaller buffers than net/http's, carrying over whatever the
+// client already sent.
+type smallBuffers struct{ http.ResponseWriter }
+
+// Hijack implements http.Hijacker.
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := s.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connect: the response writer cannot be hijacked")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// What the client sent already must be in the new reader's buffer:
+	// the WebSocket takes over only the bytes buffered there.
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	early = bytes.Clone(early)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), nc), max(readBuffer, len(early)))
+	if len(early) > 0 {
+		if _, err := br.Peek(len(early)); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, writeBuffer)), nil
 }

@@ -17,6 +17,7 @@ package connect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -209,8 +210,17 @@ func (s *Server) ExtendLeases(ctx context.Context, until time.Time) error {
 func (s *Server) dispatch(ev presence.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c := range s.watchers[ev.Key] {
-		c.deliver(ev)
+	watching := s.watchers[ev.Key]
+	if len(watching) == 0 {
+		return
+	}
+	data, err := json.Marshal(changeMessage{Type: "change", presenceEntry: entry(ev.Key.User, ev.After)})
+	if err != nil {
+		return
+	}
+	enc := &encodedChange{user: ev.Key.User, seq: ev.After.Seq, data: data}
+	for c := range watching {
+		c.deliver(enc)
 	}
 }
 

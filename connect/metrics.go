@@ -13,6 +13,16 @@ import (
 type metrics struct {
 	opened, resumes, graceExpiries, timeouts, replaced, slow prometheus.Counter
 	in, out                                                  *prometheus.CounterVec
+	// outChange is out's "change" counter, looked up once: changes are the
+	// messages sent most.
+	outChange prometheus.Counter
+}
+
+func (m *metrics) outCounter(label string) prometheus.Counter {
+	if label == "change" {
+		return m.outChange
+	}
+	return m.out.WithLabelValues(label)
 }
 
 func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
@@ -26,6 +36,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		in:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_connection_messages_in_total", Help: "Messages received from clients, by type (invalid for those refused)."}, []string{"type"}),
 		out:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_connection_messages_out_total", Help: "Messages sent to clients, by type."}, []string{"type"}),
 	}
+	m.outChange = m.out.WithLabelValues("change")
 	if reg == nil {
 		return m, nil
 	}

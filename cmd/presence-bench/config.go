@@ -75,6 +75,9 @@ func (c Config) usersFor(scenario string) int {
 	if scenario == "webhook" {
 		return defaultWebhookUsers
 	}
+	if scenario == "connections" {
+		return defaultConnections
+	}
 	if isOptIn(scenario) {
 		return defaultScaleUsers
 	}

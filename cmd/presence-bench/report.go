@@ -17,6 +17,8 @@ type Report struct {
 	Scale    *ScaleResult    `json:"scale,omitempty"`
 	Timers   *TimersResult   `json:"timers,omitempty"`
 	Webhook  *WebhookResult  `json:"webhook,omitempty"`
+	// Connections is the connections scenario's.
+	Connections *ConnectionsResult `json:"connections,omitempty"`
 	Goals    []Goal          `json:"goals"`
 	// RepeatedRounds counts load rounds run again because other processes
 	// used the CPU meanwhile.

@@ -47,6 +47,8 @@ func scenarios() []scenario {
 			run: runTimers},
 		{name: "webhook", optIn: true, about: "change-notification latency: setPresence at --rate changes/s to subscribed users, a local receiver timestamps each notification",
 			run: runWebhook},
+		{name: "connections", optIn: true, about: "hold --users idle client connections (default 50,000, as the file-descriptor limit allows) with heartbeats: memory per connection, connect rate, change to arrival at 650 watchers",
+			run: runConnections},
 	}
 }
 

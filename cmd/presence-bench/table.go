@@ -93,6 +93,7 @@ func writeTable(w io.Writer, r *Report) error {
 	writeScale(w, r.Scale)
 	writeTimers(w, r.Timers)
 	writeWebhook(w, r.Webhook)
+	writeConnections(w, r.Connections)
 	return writeGoals(w, r.Goals, r.Error)
 }
 

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/presenced/presenced/auth"
+)
+
+// The connections scenario holds many idle client connections
+// (/presenced/connect) to a fresh presenced, with its default heartbeats,
+// and measures its resident memory per connection, the connect rate, and
+// the time from a change to its arrival at 650 connections watching the
+// changed users.
+
+// Parameters of the connections scenario.
+const (
+	// defaultConnections is --users of the scenario: the goal's 50,000
+	// connections, one user each.
+	defaultConnections = 50000
+	// connectWorkers dial side by side.
+	connectWorkers = 256
+	// sourceAddrs is how many loopback source addresses (127.0.0.1 …)
+	// the connections come from, each with its own ephemeral ports.
+	sourceAddrs = 4
+	// holdFor is how long the connections are held idle before the memory
+	// is read: more than presenced's default heartbeat of 15 s, so every
+	// connection is pinged and answers meanwhile.
+	holdFor = 20 * time.Second
+	// watchers is how many connections watch the changed users.
+	watchers = 650
+	// changedUsers are watched by every watcher and change in turn, each
+	// through its own connection, changeRate times a second in all, for
+	// changeFor.
+	changedUsers = 10
+	changeRate   = 20
+	changeFor    = 10 * time.Second
+	// fdMargin is kept free of the file-descriptor limit, which bounds how
+	// many connections each side can hold.
+	fdMargin = 500
+	// devIssuer is the iss of presenced's development tokens.
+	devIssuer = "https://presenced.invalid/dev"
+)
+
+// ConnectionsResult is what the connections scenario measured.
+type ConnectionsResult struct {
+	// Asked is --users (or 50,000); Held the connections held, fewer when
+	// the file-descriptor limit (FDLimit, of this process and of the
+	// presenced it starts) does not allow as many.
+	Asked   int    `json:"asked"`
+	Held    int    `json:"held"`
+	FDLimit uint64 `json:"fd_limit"`
+	// ConnectSeconds is from the first dial to the last "ready"; Rate is
+	// connections per second over it.
+	ConnectSeconds float64 `json:"connect_seconds"`
+	ConnectRate    float64 `json:"connect_rate"`
+	ConnectErrors  int     `json:"connect_errors"`
+	FirstError     string  `json:"first_error,omitempty"`
+	// Memory before connecting and after holding the connections idle for
+	// HoldSeconds; BytesPerConnection is the growth over Held.
+	MemoryBefore       memory  `json:"memory_before"`
+	MemoryAfter        memory  `json:"memory_after"`
+	HoldSeconds        float64 `json:"hold_seconds"`
+	BytesPerConnection float64 `json:"bytes_per_connection"`
+	// The server's Go memory (heap and goroutine stacks in use) and
+	// goroutines, before and after, from its /metrics.
+	HeapBefore       float64 `json:"go_heap_inuse_bytes_before"`
+	HeapAfter        float64 `json:"go_heap_inuse_bytes_after"`
+	StackBefore      float64 `json:"go_stack_inuse_bytes_before"`
+	StackAfter       float64 `json:"go_stack_inuse_bytes_after"`
+	GoroutinesBefore float64 `json:"goroutines_before"`
+	GoroutinesAfter  float64 `json:"goroutines_after"`
+	// Dropped connections ended while held.
+	Dropped int64 `json:"dropped"`
+	// Watchers watch ChangedUsers; Changes were made, Arrivals of them
+	// received (Changes × Watchers when none is missing).
+	Watchers     int     `json:"watchers"`
+	ChangedUsers int     `json:"changed_users"`
+	Changes      int     `json:"changes"`
+	Arrivals     uint64  `json:"arrivals"`
+	Missing      int64   `json:"missing"`
+	P50ms        float64 `json:"p50_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	MaxMs        float64 `json:"max_ms"`
+}
+
+// benchConn is one of the tool's client connections.
+type benchConn struct {
+	ws   *websocket.Conn
+	user string
+}
+
+// changeSent is the instant a changed user's latest change was sent, and
+// the availability it set.
+type changeSent struct {
+	at           time.Time
+	availability string
+}
+
+func runConnections(ctx context.Context, b *bench) error {
+	limit, err := fdLimit()
+	if err != nil {
+		return err
+	}
+	res := &ConnectionsResult{Asked: b.cfg.usersFor("connections"), FDLimit: limit}
+	b.report.Connections = res
+	n := res.Asked
+	if max := int(limit) - fdMargin; n > max {
+		b.log.Warn("fewer connections than asked: the file-descriptor limit allows one per descriptor on each side", "asked", n, "held", max, "limit", limit)
+		n = max
+	}
+	if n < watchers+changedUsers {
+		return fmt.Errorf("connections: %d connections are too few to watch with %d", n, watchers)
+	}
+	profile := b.cfg.ProfileDir != ""
+	t, dataDir, err := b.spawn(ctx, "connections", profile)
+	if err != nil {
+		return err
+	}
+	issuer, err := auth.NewDevIssuer(filepath.Join(dataDir, "dev-signing-key.pem"))
+	if err != nil {
+		return err
+	}
+	users := userIDs(b.cfg.Seed, n)
+	tokens := make([]string, n)
+	app := b.apps[0]
+	if err := parallel(ctx, 4, n, func(i int) error {
+		var err error
+		tokens[i], err = issuer.Mint(auth.TokenRequest{Tenant: devTenant, User: users[i], AppID: app,
+			Scopes: []string{"Presence.ReadWrite", "Presence.Read.All"}, Issuer: devIssuer, TTL: tokenTTL})
+		return err
+	}); err != nil {
+		return err
+	}
+	if res.MemoryBefore, err = settledMemory(ctx, t); err != nil {
+		return err
+	}
+	if m, err := scrape(ctx, t.client, t.base); err == nil {
+		res.HeapBefore, res.StackBefore, res.GoroutinesBefore = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]
+	}
+
+	wsURL := "ws" + t.base[len("http"):] + "/presenced/connect"
+	clients := make([]*http.Client, sourceAddrs)
+	for i := range clients {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
+		d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+		clients[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: -1}}
+	}
+	conns := make([]*benchConn, n)
+	var dropped atomic.Int64
+	var held sync.WaitGroup
+	// onChange, once set, takes the change messages of the watchers.
+	var onChange atomic.Pointer[func(user, availability string, at time.Time)]
+	var errMu sync.Mutex
+	b.log.Info("connecting", "connections", n, "workers", connectWorkers)
+	if profile {
+		go func() {
+			if err := t.profile(ctx, filepath.Join(b.cfg.ProfileDir, "connections-connect.pprof"), 5); err != nil {
+				b.log.Warn("profile", "err", err)
+			}
+		}()
+	}
+	start := time.Now()
+	_ = parallel(ctx, connectWorkers, n, func(i int) error {
+		c, err := benchDial(ctx, clients[i%sourceAddrs], wsURL, tokens[i], fmt.Sprintf("bench-%d", i))
+		if err != nil {
+			errMu.Lock()
+			res.ConnectErrors++
+			if res.FirstError == "" {
+				res.FirstError = err.Error()
+			}
+			errMu.Unlock()
+			return nil
+		}
+		c.user = users[i]
+		conns[i] = c
+		held.Add(1)
+		go func() {
+			defer held.Done()
+			for {
+				_, data, err := c.ws.Read(context.Background())
+				if err != nil {
+					if ctx.Err() == nil {
+						dropped.Add(1)
+					}
+					return
+				}
+				if f := onChange.Load(); f != nil {
+					at := time.Now()
+					var m struct{ Type, ID, Availability string }
+					if json.Unmarshal(data, &m) == nil && m.Type == "change" {
+						(*f)(m.ID, m.Availability, at)
+					}
+				}
+			}
+		}()
+		return nil
+	})
+	res.ConnectSeconds = time.Since(start).Seconds()
+	res.Held = n - res.ConnectErrors
+	res.ConnectRate = float64(res.Held) / res.ConnectSeconds
+	b.log.Info("connected", "held", res.Held, "seconds", res.ConnectSeconds, "rate", res.ConnectRate, "errors", res.ConnectErrors)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.ws.CloseNow()
+			}
+		}
+		held.Wait()
+	}()
+	if res.ConnectErrors > 0 {
+		return fmt.Errorf("connections: %d of %d failed, the first: %s", res.ConnectErrors, n, res.FirstError)
+	}
+
+	holdStart := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(holdFor):
+	}
+	if res.MemoryAfter, err = settledMemory(ctx, t); err != nil {
+		return err
+	}
+	if profile {
+		if err := fetchHeapProfile(ctx, t, filepath.Join(b.cfg.ProfileDir, "connections-heap.pprof")); err != nil {
+			b.log.Warn("heap profile", "err", err)
+		}
+	}
+	if m, err := scrape(ctx, t.client, t.base); err == nil {
+		res.HeapAfter, res.StackAfter, res.GoroutinesAfter = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]
+	}
+	res.HoldSeconds = time.Since(holdStart).Seconds()
+	res.Dropped = dropped.Load()
+	res.BytesPerConnection = float64(res.MemoryAfter.RSS-res.MemoryBefore.RSS) / float64(res.Held)
+	b.log.Info("held", "rss", mib(res.MemoryAfter.RSS), "bytes_per_connection", res.BytesPerConnection, "dropped", res.Dropped)
+
+	// Change to arrival at 650 watchers.
+	res.Watchers, res.ChangedUsers = watchers, changedUsers
+	changers := conns[watchers : watchers+changedUsers]
+	ids := make([]string, changedUsers)
+	for i, c := range changers {
+		ids[i] = c.user
+	}
+	var mu sync.Mutex
+	sent := make(map[string]changeSent, changedUsers)
+	var hist Histogram
+	var arrivals atomic.Uint64
+	f := func(user, availability string, at time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		s, ok := sent[user]
+		if !ok || s.availability != availability {
+			return
+		}
+		hist.Record(at.Sub(s.at))
+		arrivals.Add(1)
+	}
+	onChange.Store(&f)
+	watch, _ := json.Marshal(map[string]any{"type": "watch", "ids": ids})
+	for _, c := range conns[:watchers] {
+		if err := c.ws.Write(ctx, websocket.MessageText, watch); err != nil {
+			return fmt.Errorf("connections: watch: %w", err)
+		}
+	}
+	time.Sleep(time.Second) // the snapshots
+	states := [2][]byte{
+		[]byte(`{"type":"state","availability":"Busy","activity":"InACall"}`),
+		[]byte(`{"type":"state","availability":"Available","activity":"Available"}`),
+	}
+	availability := [2]string{"Busy", "Available"}
+	tick := time.NewTicker(time.Second / changeRate)
+	defer tick.Stop()
+	end := time.Now().Add(changeFor)
+	for i := 0; time.Now().Before(end); i++ {
+		<-tick.C
+		k := i % changedUsers
+		round := (i / changedUsers) % 2
+		mu.Lock()
+		sent[ids[k]] = changeSent{at: time.Now(), availability: availability[round]}
+		mu.Unlock()
+		if err := changers[k].ws.Write(ctx, websocket.MessageText, states[round]); err != nil {
+			return fmt.Errorf("connections: state: %w", err)
+		}
+		res.Changes++
+	}
+	time.Sleep(2 * time.Second) // the last arrivals
+	onChange.Store(nil)
+	mu.Lock()
+	res.Arrivals = arrivals.Load()
+	res.Missing = int64(res.Changes*watchers) - int64(res.Arrivals)
+	res.P50ms = ms(hist.Quantile(0.50))
+	res.P99ms = ms(hist.Quantile(0.99))
+	res.MaxMs = ms(hist.Max())
+	mu.Unlock()
+	b.log.Info("watched", "changes", res.Changes, "arrivals", res.Arrivals, "p99_ms", res.P99ms)
+	return nil
+}
+
+
+// benchDial opens one connection and says hello.
+func benchDial(ctx context.Context, client *http.Client, url, token, device string) (*benchConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: client,
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
+	if err != nil {
+		return nil, err
+	}
+	hello, _ := json.Marshal(map[string]string{"type": "hello", "device": device})
+	if err := ws.Write(ctx, websocket.MessageText, hello); err != nil {
+		_ = ws.CloseNow()
+		return nil, err
+	}
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		_ = ws.CloseNow()
+		return nil, err
+	}
+	var m struct{ Type string }
+	if err := json.Unmarshal(data, &m); err != nil || m.Type != "ready" {
+		_ = ws.CloseNow()
+		return nil, fmt.Errorf("hello answered %s", data)
+	}
+	return &benchConn{ws: ws}, nil
+}
+
+// parallel runs fn(0..n-1) on workers goroutines; it returns the first
+// error, after which no new call starts.
+func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+
+// writeConnections prints the connections scenario's figures.
+func writeConnections(w io.Writer, c *ConnectionsResult) {
+	if c == nil || c.Held == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nconnections: %d held of %d asked (file-descriptor limit %d), from %d loopback source addresses\n", c.Held, c.Asked, c.FDLimit, sourceAddrs)
+	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors)\n", c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors)
+	fmt.Fprintf(w, "  presenced resident memory: %s before, %s after holding them %.0f s idle with heartbeats: %.0f bytes (%.1f KiB) per connection; %d dropped\n",
+		mib(c.MemoryBefore.RSS), mib(c.MemoryAfter.RSS), c.HoldSeconds, c.BytesPerConnection, c.BytesPerConnection/1024, c.Dropped)
+	if c.GoroutinesAfter > 0 {
+		per := func(after, before float64) float64 { return (after - before) / float64(c.Held) }
+		fmt.Fprintf(w, "  of which, per connection: Go heap %.0f bytes, goroutine stacks %.0f bytes, %.2f goroutines\n",
+			per(c.HeapAfter, c.HeapBefore), per(c.StackAfter, c.StackBefore), per(c.GoroutinesAfter, c.GoroutinesBefore))
+	}
+	if c.Changes > 0 {
+		fmt.Fprintf(w, "  change to arrival at %d watchers of %d users: %d changes, %d arrivals (%d missing): p50 %.2f ms, p99 %.2f ms, max %.1f ms\n",
+			c.Watchers, c.ChangedUsers, c.Changes, c.Arrivals, c.Missing, c.P50ms, c.P99ms, c.MaxMs)
+	}
+}
+
+// fetchHeapProfile saves the server's heap profile to file.
+func fetchHeapProfile(ctx context.Context, t *target, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.pprofAddr+"/debug/pprof/heap", nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o644)
+}
