@@ -307,7 +307,6 @@ func runConnections(ctx context.Context, b *bench) error {
 	return nil
 }
 
-
 // benchDial opens one connection and says hello.
 func benchDial(ctx context.Context, client *http.Client, url, token, device string) (*benchConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -363,7 +362,6 @@ func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
 	}
 	return first
 }
-
 
 // writeConnections prints the connections scenario's figures.
 func writeConnections(w io.Writer, c *ConnectionsResult) {

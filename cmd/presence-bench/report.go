@@ -19,7 +19,7 @@ type Report struct {
 	Webhook  *WebhookResult  `json:"webhook,omitempty"`
 	// Connections is the connections scenario's.
 	Connections *ConnectionsResult `json:"connections,omitempty"`
-	Goals    []Goal          `json:"goals"`
+	Goals       []Goal             `json:"goals"`
 	// RepeatedRounds counts load rounds run again because other processes
 	// used the CPU meanwhile.
 	RepeatedRounds int `json:"repeated_rounds,omitempty"`
