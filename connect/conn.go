@@ -28,6 +28,7 @@ type conn struct {
 	device string
 
 	heard   atomic.Int64 // real-clock Unix nanoseconds of the last frame heard
+	greeted atomic.Bool  // hello was served
 	pinging atomic.Bool
 	idle    atomic.Bool
 
@@ -74,7 +75,6 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		s: s, ws: ws, p: p,
 		key:      presence.Key{Tenant: p.Tenant, User: p.User},
-		watching: make(map[presence.Key]struct{}),
 		ended:    make(chan struct{}),
 		finished: make(chan struct{}),
 	}
@@ -108,7 +108,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 func (c *conn) run() {
 	ctx := context.Background()
 	helloBy := time.AfterFunc(c.s.cfg.Timeout, func() {
-		if c.device == "" {
+		if !c.greeted.Load() {
 			c.end(CloseTimeout, "no hello")
 		}
 	})
@@ -123,6 +123,9 @@ func (c *conn) run() {
 			break
 		}
 		msg, err := c.serve(ctx, data)
+		if c.greeted.Load() {
+			helloBy.Stop()
+		}
 		if err != nil {
 			var pe *protocolError
 			if errors.As(err, &pe) && !pe.Fatal {
@@ -282,6 +285,7 @@ func (c *conn) hello(ctx context.Context, m clientMessage) error {
 		}
 		c.idle.Store(true)
 	}
+	c.greeted.Store(true)
 	c.send(readyMessage{
 		Type: "ready", User: c.key.User, Device: c.device, Resumed: resumed,
 		Heartbeat: c.s.cfg.Heartbeat.Seconds(), Timeout: c.s.cfg.Timeout.Seconds(),
@@ -324,6 +328,9 @@ func (c *conn) watch(ids []string) error {
 	if n > MaxWatch {
 		c.s.mu.Unlock()
 		return invalid("A connection watches at most %d users.", MaxWatch)
+	}
+	if c.watching == nil {
+		c.watching = make(map[presence.Key]struct{}, len(keys))
 	}
 	for _, k := range keys {
 		c.watching[k] = struct{}{}

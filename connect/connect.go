@@ -98,7 +98,7 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	// held are the connections holding a session, by user and device.
-	held map[presence.Key]map[string]*conn
+	held map[graceKey]*conn
 	// watchers are the connections watching each user.
 	watchers map[presence.Key]map[*conn]struct{}
 	closing  bool
@@ -139,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 		clock:    cfg.Service.Clock(),
 		logger:   cfg.Logger,
 		conns:    make(map[*conn]struct{}),
-		held:     make(map[presence.Key]map[string]*conn),
+		held:     make(map[graceKey]*conn),
 		watchers: make(map[presence.Key]map[*conn]struct{}),
 		done:     make(chan struct{}),
 	}
@@ -286,10 +286,8 @@ func (s *Server) renewAll(ctx context.Context, until time.Time) error {
 	s.lastRenew.Store(s.clock.Now().UnixNano())
 	s.mu.Lock()
 	var all []*conn
-	for _, devs := range s.held {
-		for _, c := range devs {
-			all = append(all, c)
-		}
+	for _, c := range s.held {
+		all = append(all, c)
 	}
 	s.mu.Unlock()
 	var (
@@ -329,13 +327,9 @@ func cmpErr(first, err error) error {
 func (s *Server) hold(c *conn) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	devs := s.held[c.key]
-	if devs == nil {
-		devs = make(map[string]*conn)
-		s.held[c.key] = devs
-	}
-	old := devs[c.device]
-	devs[c.device] = c
+	k := graceKey{c.key, c.device}
+	old := s.held[k]
+	s.held[k] = c
 	return old
 }
 
@@ -345,12 +339,9 @@ func (s *Server) hold(c *conn) *conn {
 func (s *Server) unhold(c *conn) (held bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if devs := s.held[c.key]; devs != nil && c.device != "" && devs[c.device] == c {
+	if k := (graceKey{c.key, c.device}); c.device != "" && s.held[k] == c {
 		held = true
-		delete(devs, c.device)
-		if len(devs) == 0 {
-			delete(s.held, c.key)
-		}
+		delete(s.held, k)
 	}
 	for u := range c.watching {
 		s.unwatchLocked(c, u)
@@ -400,13 +391,11 @@ func (s *Server) unwatchLocked(c *conn, k presence.Key) {
 func (s *Server) counts() (open int, active, idle int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, devs := range s.held {
-		for _, c := range devs {
-			if c.idle.Load() {
-				idle++
-			} else {
-				active++
-			}
+	for _, c := range s.held {
+		if c.idle.Load() {
+			idle++
+		} else {
+			active++
 		}
 	}
 	return len(s.conns), active, idle

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,12 @@ type ConnectionsResult struct {
 	ConnectSeconds float64 `json:"connect_seconds"`
 	ConnectRate    float64 `json:"connect_rate"`
 	ConnectErrors  int     `json:"connect_errors"`
-	FirstError     string  `json:"first_error,omitempty"`
+	// ServerCPUPerConnectMs is presenced's CPU time per connection made
+	// (upgrade, token, hello and its durable write); LoadAverage is the
+	// machine's one-minute load average as the connecting ended.
+	ServerCPUPerConnectMs float64 `json:"server_cpu_ms_per_connect"`
+	LoadAverage           string  `json:"load_average"`
+	FirstError            string  `json:"first_error,omitempty"`
 	// Memory before connecting and after holding the connections idle for
 	// HoldSeconds; BytesPerConnection is the growth over Held.
 	MemoryBefore       memory  `json:"memory_before"`
@@ -166,11 +172,12 @@ func runConnections(ctx context.Context, b *bench) error {
 	b.log.Info("connecting", "connections", n, "workers", connectWorkers)
 	if profile {
 		go func() {
-			if err := t.profile(ctx, filepath.Join(b.cfg.ProfileDir, "connections-connect.pprof"), 5); err != nil {
+			if err := t.profile(ctx, filepath.Join(b.cfg.ProfileDir, "connections-connect.pprof"), 10); err != nil {
 				b.log.Warn("profile", "err", err)
 			}
 		}()
 	}
+	cpuBefore, _ := processCPU(t.proc.pid())
 	start := time.Now()
 	_ = parallel(ctx, connectWorkers, n, func(i int) error {
 		c, err := benchDial(ctx, clients[i%sourceAddrs], wsURL, tokens[i], fmt.Sprintf("bench-%d", i))
@@ -210,6 +217,12 @@ func runConnections(ctx context.Context, b *bench) error {
 	res.ConnectSeconds = time.Since(start).Seconds()
 	res.Held = n - res.ConnectErrors
 	res.ConnectRate = float64(res.Held) / res.ConnectSeconds
+	if cpuAfter, err := processCPU(t.proc.pid()); err == nil && res.Held > 0 {
+		res.ServerCPUPerConnectMs = ms(cpuAfter-cpuBefore) / float64(res.Held)
+	}
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.LoadAverage = strings.Join(strings.Fields(string(data))[:3], " ")
+	}
 	b.log.Info("connected", "held", res.Held, "seconds", res.ConnectSeconds, "rate", res.ConnectRate, "errors", res.ConnectErrors)
 	defer func() {
 		for _, c := range conns {
@@ -224,6 +237,13 @@ func runConnections(ctx context.Context, b *bench) error {
 	}
 
 	holdStart := time.Now()
+	if profile {
+		go func() {
+			if err := t.profile(ctx, filepath.Join(b.cfg.ProfileDir, "connections-hold.pprof"), 15); err != nil {
+				b.log.Warn("profile", "err", err)
+			}
+		}()
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -369,7 +389,8 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 		return
 	}
 	fmt.Fprintf(w, "\nconnections: %d held of %d asked (file-descriptor limit %d), from %d loopback source addresses\n", c.Held, c.Asked, c.FDLimit, sourceAddrs)
-	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors)\n", c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors)
+	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors); presenced CPU %.2f ms per connection; load average %s\n",
+		c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors, c.ServerCPUPerConnectMs, c.LoadAverage)
 	fmt.Fprintf(w, "  presenced resident memory: %s before, %s after holding them %.0f s idle with heartbeats: %.0f bytes (%.1f KiB) per connection; %d dropped\n",
 		mib(c.MemoryBefore.RSS), mib(c.MemoryAfter.RSS), c.HoldSeconds, c.BytesPerConnection, c.BytesPerConnection/1024, c.Dropped)
 	if c.GoroutinesAfter > 0 {
