@@ -105,9 +105,10 @@ type Server struct {
 	graces   graces
 
 	lastRenew atomic.Int64 // service-clock Unix nanoseconds
-	stop      context.CancelFunc
-	done      chan struct{}
-	wg        sync.WaitGroup
+	// stopped is done once Close was called; it ends Run.
+	stopped context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // New returns the connection endpoint; Run starts its background work.
@@ -141,8 +142,8 @@ func New(cfg Config) (*Server, error) {
 		conns:    make(map[*conn]struct{}),
 		held:     make(map[graceKey]*conn),
 		watchers: make(map[presence.Key]map[*conn]struct{}),
-		done:     make(chan struct{}),
 	}
+	s.stopped, s.stop = context.WithCancel(context.Background())
 	m, err := newMetrics(cfg.Registerer, s)
 	if err != nil {
 		return nil, err
@@ -155,7 +156,9 @@ func New(cfg Config) (*Server, error) {
 // Run feeds watchers, pings connections and renews leases until ctx is
 // done or Close is called.
 func (s *Server) Run(ctx context.Context) {
-	ctx, s.stop = context.WithCancel(ctx)
+	ctx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	defer context.AfterFunc(s.stopped, cancelRun)()
 	events, cancel := s.cfg.Feed.Subscribe(1 << 16)
 	defer cancel()
 	s.wg.Go(func() { s.heartbeats(ctx) })
@@ -188,9 +191,7 @@ func (s *Server) Close() {
 	for _, c := range all {
 		<-c.finished
 	}
-	if s.stop != nil {
-		s.stop()
-	}
+	s.stop()
 }
 
 // Routes mounts POST /presenced/tickets and GET /presenced/connect on mux.
