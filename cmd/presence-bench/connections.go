@@ -91,14 +91,20 @@ type ConnectionsResult struct {
 	Dropped int64 `json:"dropped"`
 	// Watchers watch ChangedUsers; Changes were made, Arrivals of them
 	// received (Changes × Watchers when none is missing).
-	Watchers     int     `json:"watchers"`
-	ChangedUsers int     `json:"changed_users"`
-	Changes      int     `json:"changes"`
-	Arrivals     uint64  `json:"arrivals"`
-	Missing      int64   `json:"missing"`
-	P50ms        float64 `json:"p50_ms"`
-	P99ms        float64 `json:"p99_ms"`
-	MaxMs        float64 `json:"max_ms"`
+	Watchers     int    `json:"watchers"`
+	ChangedUsers int    `json:"changed_users"`
+	Changes      int    `json:"changes"`
+	Arrivals     uint64 `json:"arrivals"`
+	Missing      int64  `json:"missing"`
+	// StoreWriteMeanMs is presenced's mean durable write (group commit
+	// included) while the changes were made: a change is published once
+	// its write is durable.
+	StoreWriteMeanMs float64 `json:"store_write_mean_ms"`
+	// Unexpected changes arrived that were not sent (none should).
+	Unexpected uint64  `json:"unexpected"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	MaxMs      float64 `json:"max_ms"`
 }
 
 // benchConn is one of the tool's client connections.
@@ -107,11 +113,12 @@ type benchConn struct {
 	user string
 }
 
-// changeSent is the instant a changed user's latest change was sent, and
-// the availability it set.
-type changeSent struct {
-	at           time.Time
-	availability string
+// watchState is what one watcher received.
+type watchState struct {
+	mu         sync.Mutex
+	counts     [changedUsers]int
+	hist       Histogram
+	unexpected uint64
 }
 
 func runConnections(ctx context.Context, b *bench) error {
@@ -167,7 +174,9 @@ func runConnections(ctx context.Context, b *bench) error {
 	var dropped atomic.Int64
 	var held sync.WaitGroup
 	// onChange, once set, takes the change messages of the watchers.
-	var onChange atomic.Pointer[func(user, availability string, at time.Time)]
+	var onChange atomic.Pointer[func(w *watchState, user string, at time.Time)]
+	var watchMu sync.Mutex
+	var watchStates []*watchState
 	var errMu sync.Mutex
 	b.log.Info("connecting", "connections", n, "workers", connectWorkers)
 	if profile {
@@ -195,6 +204,7 @@ func runConnections(ctx context.Context, b *bench) error {
 		held.Add(1)
 		go func() {
 			defer held.Done()
+			var w *watchState // of a watcher, once a change came
 			for {
 				_, data, err := c.ws.Read(context.Background())
 				if err != nil {
@@ -205,9 +215,15 @@ func runConnections(ctx context.Context, b *bench) error {
 				}
 				if f := onChange.Load(); f != nil {
 					at := time.Now()
-					var m struct{ Type, ID, Availability string }
+					var m struct{ Type, ID string }
 					if json.Unmarshal(data, &m) == nil && m.Type == "change" {
-						(*f)(m.ID, m.Availability, at)
+						if w == nil {
+							w = &watchState{}
+							watchMu.Lock()
+							watchStates = append(watchStates, w)
+							watchMu.Unlock()
+						}
+						(*f)(w, m.ID, at)
 					}
 				}
 			}
@@ -272,19 +288,34 @@ func runConnections(ctx context.Context, b *bench) error {
 	for i, c := range changers {
 		ids[i] = c.user
 	}
-	var mu sync.Mutex
-	sent := make(map[string]changeSent, changedUsers)
-	var hist Histogram
-	var arrivals atomic.Uint64
-	f := func(user, availability string, at time.Time) {
-		mu.Lock()
-		defer mu.Unlock()
-		s, ok := sent[user]
-		if !ok || s.availability != availability {
+	// Every watcher receives every change of a user, in order: its n-th
+	// change of a user is the user's n-th change sent.
+	index := make(map[string]int, changedUsers)
+	for i, id := range ids {
+		index[id] = i
+	}
+	var sentMu sync.RWMutex
+	sent := make([][]time.Time, changedUsers)
+	f := func(w *watchState, user string, at time.Time) {
+		k, ok := index[user]
+		if !ok {
 			return
 		}
-		hist.Record(at.Sub(s.at))
-		arrivals.Add(1)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		n := w.counts[k]
+		w.counts[k]++
+		sentMu.RLock()
+		var from time.Time
+		if n < len(sent[k]) {
+			from = sent[k][n]
+		}
+		sentMu.RUnlock()
+		if from.IsZero() {
+			w.unexpected++
+			return
+		}
+		w.hist.Record(at.Sub(from))
 	}
 	onChange.Store(&f)
 	watch, _ := json.Marshal(map[string]any{"type": "watch", "ids": ids})
@@ -294,11 +325,11 @@ func runConnections(ctx context.Context, b *bench) error {
 		}
 	}
 	time.Sleep(time.Second) // the snapshots
+	writesBefore, _ := scrape(ctx, t.client, t.base)
 	states := [2][]byte{
 		[]byte(`{"type":"state","availability":"Busy","activity":"InACall"}`),
 		[]byte(`{"type":"state","availability":"Available","activity":"Available"}`),
 	}
-	availability := [2]string{"Busy", "Available"}
 	tick := time.NewTicker(time.Second / changeRate)
 	defer tick.Stop()
 	end := time.Now().Add(changeFor)
@@ -306,23 +337,35 @@ func runConnections(ctx context.Context, b *bench) error {
 		<-tick.C
 		k := i % changedUsers
 		round := (i / changedUsers) % 2
-		mu.Lock()
-		sent[ids[k]] = changeSent{at: time.Now(), availability: availability[round]}
-		mu.Unlock()
+		sentMu.Lock()
+		sent[k] = append(sent[k], time.Now())
+		sentMu.Unlock()
 		if err := changers[k].ws.Write(ctx, websocket.MessageText, states[round]); err != nil {
 			return fmt.Errorf("connections: state: %w", err)
 		}
 		res.Changes++
 	}
-	time.Sleep(2 * time.Second) // the last arrivals
+	time.Sleep(5 * time.Second) // the last arrivals
 	onChange.Store(nil)
-	mu.Lock()
-	res.Arrivals = arrivals.Load()
+	if after, err := scrape(ctx, t.client, t.base); err == nil && writesBefore != nil {
+		if n := after["presenced_store_write_seconds_count"] - writesBefore["presenced_store_write_seconds_count"]; n > 0 {
+			res.StoreWriteMeanMs = 1000 * (after["presenced_store_write_seconds_sum"] - writesBefore["presenced_store_write_seconds_sum"]) / n
+		}
+	}
+	var hist Histogram
+	watchMu.Lock()
+	for _, w := range watchStates {
+		w.mu.Lock()
+		hist.Merge(&w.hist)
+		res.Unexpected += w.unexpected
+		w.mu.Unlock()
+	}
+	watchMu.Unlock()
+	res.Arrivals = hist.Count()
 	res.Missing = int64(res.Changes*watchers) - int64(res.Arrivals)
 	res.P50ms = ms(hist.Quantile(0.50))
 	res.P99ms = ms(hist.Quantile(0.99))
 	res.MaxMs = ms(hist.Max())
-	mu.Unlock()
 	b.log.Info("watched", "changes", res.Changes, "arrivals", res.Arrivals, "p99_ms", res.P99ms)
 	return nil
 }
@@ -399,8 +442,8 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 			per(c.HeapAfter, c.HeapBefore), per(c.StackAfter, c.StackBefore), per(c.GoroutinesAfter, c.GoroutinesBefore))
 	}
 	if c.Changes > 0 {
-		fmt.Fprintf(w, "  change to arrival at %d watchers of %d users: %d changes, %d arrivals (%d missing): p50 %.2f ms, p99 %.2f ms, max %.1f ms\n",
-			c.Watchers, c.ChangedUsers, c.Changes, c.Arrivals, c.Missing, c.P50ms, c.P99ms, c.MaxMs)
+		fmt.Fprintf(w, "  change to arrival at %d watchers of %d users: %d changes, %d arrivals (%d missing, %d unexpected): p50 %.2f ms, p99 %.2f ms, max %.1f ms; presenced's mean durable write meanwhile %.1f ms\n",
+			c.Watchers, c.ChangedUsers, c.Changes, c.Arrivals, c.Missing, c.Unexpected, c.P50ms, c.P99ms, c.MaxMs, c.StoreWriteMeanMs)
 	}
 }
 
