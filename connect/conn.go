@@ -29,6 +29,10 @@ type conn struct {
 
 	heard   atomic.Int64 // real-clock Unix nanoseconds of the last frame heard
 	greeted atomic.Bool  // hello was served
+	pinged  atomic.Int64 // real-clock Unix nanoseconds of the last ping sent
+	// renewed is when the lease was last taken or renewed, service-clock
+	// Unix nanoseconds.
+	renewed atomic.Int64
 	pinging atomic.Bool
 	idle    atomic.Bool
 
@@ -79,6 +83,8 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		finished: make(chan struct{}),
 	}
 	c.heard.Store(time.Now().UnixNano())
+	c.pinged.Store(time.Now().UnixNano())
+	c.renewed.Store(s.clock.Now().UnixNano()) // its hello takes the lease
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -275,6 +281,7 @@ func (c *conn) hello(ctx context.Context, m clientMessage) error {
 	if _, err := c.s.svc.Do(ctx, c.key, hold); err != nil {
 		return err
 	}
+	c.renewed.Store(c.s.clock.Now().UnixNano())
 	resumed := hold.Resumed
 	if c.s.resumed(c.key, c.device) || resumed {
 		c.s.m.resumes.Inc()
@@ -296,9 +303,13 @@ func (c *conn) hello(ctx context.Context, m clientMessage) error {
 // renew extends the lease of the connection's session to until, holding
 // it anew if it ran out.
 func (c *conn) renew(ctx context.Context, until time.Time) error {
+	now := c.s.clock.Now()
 	_, err := c.s.svc.Do(ctx, c.key, &presence.RenewConnection{Device: c.device, Until: until})
 	if errors.Is(err, &presence.Error{Code: presence.CodeNotFound}) {
 		_, err = c.s.svc.Do(ctx, c.key, c.holdCommand())
+	}
+	if err == nil {
+		c.renewed.Store(now.UnixNano())
 	}
 	return err
 }

@@ -104,7 +104,6 @@ type Server struct {
 	closing  bool
 	graces   graces
 
-	lastRenew atomic.Int64 // service-clock Unix nanoseconds
 	// stopped is done once Close was called; it ends Run.
 	stopped context.Context
 	stop    context.CancelFunc
@@ -149,7 +148,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.m = m
-	s.lastRenew.Store(s.clock.Now().UnixNano())
 	return s, nil
 }
 
@@ -204,7 +202,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 // window past until. The test clock's advance calls it before the clock
 // jumps, as the renewals would have done had the time passed.
 func (s *Server) ExtendLeases(ctx context.Context, until time.Time) error {
-	return s.renewAll(ctx, until.Add(s.cfg.Grace))
+	return s.renew(ctx, until.Add(s.cfg.Grace), func(*conn) bool { return true })
 }
 
 // dispatch hands a change to the connections watching its user.
@@ -228,7 +226,10 @@ func (s *Server) dispatch(ev presence.Event) {
 // heartbeats pings every connection each heartbeat, and ends those from
 // which nothing was heard for longer than the timeout.
 func (s *Server) heartbeats(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Heartbeat)
+	// Each connection is pinged a heartbeat after its last ping: the
+	// loop looks sixteen times a heartbeat, so the pings are spread over
+	// it instead of all going out at once.
+	t := time.NewTicker(max(s.cfg.Heartbeat/16, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -248,19 +249,20 @@ func (s *Server) heartbeats(ctx context.Context) {
 				c.end(CloseTimeout, "no heartbeat")
 				continue
 			}
-			if c.pinging.CompareAndSwap(false, true) {
+			if now.Sub(time.Unix(0, c.pinged.Load())) >= s.cfg.Heartbeat && c.pinging.CompareAndSwap(false, true) {
+				c.pinged.Store(now.UnixNano())
 				go c.ping(s.cfg.Timeout)
 			}
 		}
 	}
 }
 
-// renewals renews the held leases every third of the grace window, on the
-// service clock.
+// renewals renews each held lease a third of the grace window after it was
+// last renewed, on the service clock. Leases taken at different instants
+// are renewed at different instants, so the writes are spread.
 func (s *Server) renewals(ctx context.Context) {
 	every := s.cfg.Grace / 3
-	tick := min(every, time.Second)
-	t := time.NewTicker(tick)
+	t := time.NewTicker(max(min(every/8, time.Second), time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -270,10 +272,8 @@ func (s *Server) renewals(ctx context.Context) {
 		}
 		now := s.clock.Now()
 		s.sweepGraces(now)
-		if now.Sub(time.Unix(0, s.lastRenew.Load())) < every {
-			continue
-		}
-		if err := s.renewAll(ctx, now.Add(s.cfg.Grace)); err != nil && ctx.Err() == nil {
+		due := func(c *conn) bool { return now.Sub(time.Unix(0, c.renewed.Load())) >= every }
+		if err := s.renew(ctx, now.Add(s.cfg.Grace), due); err != nil && ctx.Err() == nil {
 			s.logger.Warn("renewing connection leases", "err", err)
 		}
 	}
@@ -283,12 +283,14 @@ func (s *Server) renewals(ctx context.Context) {
 // share the store's group commit.
 const renewWorkers = 32
 
-func (s *Server) renewAll(ctx context.Context, until time.Time) error {
-	s.lastRenew.Store(s.clock.Now().UnixNano())
+// renew renews the held leases that due selects to last until until.
+func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) bool) error {
 	s.mu.Lock()
 	var all []*conn
 	for _, c := range s.held {
-		all = append(all, c)
+		if due(c) {
+			all = append(all, c)
+		}
 	}
 	s.mu.Unlock()
 	var (

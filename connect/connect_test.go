@@ -33,6 +33,7 @@ func (fakeAuth) Verify(_ context.Context, raw string) (presence.Principal, error
 }
 
 type harness struct {
+	store *memstore.Store
 	svc   *presence.Service
 	clock *presence.TestClock
 	srv   *Server
@@ -42,7 +43,8 @@ type harness struct {
 func newHarness(t *testing.T, heartbeat, timeout time.Duration) *harness {
 	t.Helper()
 	clock := presence.NewTestClock(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
-	svc := presence.NewService(memstore.New(), clock, nil)
+	store := memstore.New()
+	svc := presence.NewService(store, clock, nil)
 	s, err := New(Config{
 		Service: svc, Auth: fakeAuth{},
 		Tickets: &ticket.Issuer{Store: ticket.NewMemory(0), Clock: clock},
@@ -66,7 +68,7 @@ func newHarness(t *testing.T, heartbeat, timeout time.Duration) *harness {
 		<-done
 		hs.Close()
 	})
-	return &harness{svc: svc, clock: clock, srv: s, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/presenced/connect"}
+	return &harness{store: store, svc: svc, clock: clock, srv: s, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/presenced/connect"}
 }
 
 func (h *harness) dial(t *testing.T, user string) *websocket.Conn {
@@ -121,5 +123,48 @@ func TestHeartbeatKeepsReaderDropsSilent(t *testing.T) {
 	}
 	if open, _, _ := h.srv.counts(); open != 1 {
 		t.Fatalf("%d open", open)
+	}
+}
+
+// The renewals extend a held lease a third of the grace window after it
+// was taken, on the service clock, so the session outlives many grace
+// windows while its connection lives (e2e tests the end after a close).
+func TestLeaseRenewedOnTheServiceClock(t *testing.T) {
+	h := newHarness(t, time.Second, 5*time.Second)
+	ws := h.dial(t, userA)
+	write(t, ws, map[string]any{"type": "hello", "device": "d"})
+	if _, _, err := ws.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			if _, _, err := ws.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	expires := func() time.Time {
+		st, err := h.store.Get(context.Background(), tenant, []string{userA})
+		if err != nil || len(st[0].Sessions) != 1 {
+			return time.Time{}
+		}
+		return st[0].Sessions[0].ExpiresAt
+	}
+	for range 5 {
+		h.clock.Advance(DefaultGrace / 3)
+		want := h.clock.Now().Add(DefaultGrace)
+		deadline := time.Now().Add(10 * time.Second)
+		for !expires().Equal(want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("lease expires at %v, want it renewed to %v", expires(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if _, err := h.svc.Fire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := h.svc.Read(context.Background(), tenant, []string{userA}); v[0].Availability != presence.Available {
+		t.Fatalf("after five renewals: %v", v[0].Pair)
 	}
 }
