@@ -8,9 +8,10 @@ func (se *Session) EffectiveAt(now time.Time) Pair { return se.effective(now) }
 
 // NextFadeAt returns the next instant after now at which the session's
 // effective pair fades (Available to AvailableInactive, then to Away), and
-// false when it will not fade again. Client sessions never fade.
+// false when it will not fade again. Client sessions, and connection
+// sessions whose person is active, never fade.
 func (se *Session) NextFadeAt(now time.Time) (time.Time, bool) {
-	if se.Kind != AppSession || se.Pair != (Pair{Available, Available}) {
+	if !se.Kind.fades() || se.Pair != (Pair{Available, Available}) {
 		return time.Time{}, false
 	}
 	for _, t := range []time.Time{se.RefreshedAt.Add(IdleTimeout), se.RefreshedAt.Add(2 * IdleTimeout)} {

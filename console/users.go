@@ -213,7 +213,7 @@ type statusRecord struct {
 }
 
 type sessionRecord struct {
-	Kind string `json:"kind"` // application or client
+	Kind string `json:"kind"` // application, client, connection or connection_idle
 	// ID is the application's id for an application session, the client's
 	// id for a client session.
 	ID                    string     `json:"id"`
@@ -260,8 +260,8 @@ func newUserRecord(id string, st *presence.State, now time.Time, private bool) u
 		eff := se.EffectiveAt(now)
 		sr := sessionRecord{Kind: "application", ID: se.ID, Availability: se.Pair.Availability, Activity: se.Pair.Activity,
 			EffectiveAvailability: eff.Availability, EffectiveActivity: eff.Activity, RefreshedAt: se.RefreshedAt, ExpiresAt: se.ExpiresAt}
-		if se.Kind == presence.ClientSession {
-			sr.Kind = "client"
+		if se.Kind != presence.AppSession {
+			sr.Kind = se.Kind.String() // client, connection or connection_idle
 		}
 		if t, ok := se.NextFadeAt(now); ok {
 			sr.NextFadeAt = &t
