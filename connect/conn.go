@@ -367,13 +367,18 @@ func (c *conn) deliver(ev *encodedChange) {
 	select {
 	case c.events <- ev:
 	default:
-		if c.slow.CompareAndSwap(false, true) {
-			c.s.m.slow.Inc()
-			go func() {
-				c.send(noticeMessage{Type: "slow", Message: "Changes arrived faster than this connection took them; it is closed. Reconnect and watch again."})
-				c.end(CloseSlow, "slow consumer")
-			}()
-		}
+		c.deliverSlow()
+	}
+}
+
+// deliverSlow tells the client it is a slow consumer and closes it.
+func (c *conn) deliverSlow() {
+	if c.slow.CompareAndSwap(false, true) {
+		c.s.m.slow.Inc()
+		go func() {
+			c.send(noticeMessage{Type: "slow", Message: "Changes arrived faster than this connection took them; it is closed. Reconnect and watch again."})
+			c.end(CloseSlow, "slow consumer")
+		}()
 	}
 }
 

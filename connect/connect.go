@@ -60,15 +60,15 @@ const (
 )
 
 // Feed is the stream of presence changes the connections' watches are fed
-// from; presence.Service.Subscribe is one.
+// from; presence.Service.Feed() is one.
 type Feed interface {
-	Subscribe(buffer int) (events <-chan presence.Event, cancel func())
+	WatchAll(buffer int) *presence.Watch
 }
 
 // Config is what the connection endpoint needs.
 type Config struct {
 	Service *presence.Service
-	// Feed gives the changes watchers receive (Service when nil).
+	// Feed gives the changes watchers receive (Service.Feed() when nil).
 	Feed    Feed
 	Auth    ticket.Authenticator
 	Tickets *ticket.Issuer
@@ -116,7 +116,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("connect: a Service, an Authenticator, a ticket Issuer and WriteError are required")
 	}
 	if cfg.Feed == nil {
-		cfg.Feed = cfg.Service
+		cfg.Feed = cfg.Service.Feed()
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
@@ -157,8 +157,8 @@ func (s *Server) Run(ctx context.Context) {
 	ctx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	defer context.AfterFunc(s.stopped, cancelRun)()
-	events, cancel := s.cfg.Feed.Subscribe(1 << 16)
-	defer cancel()
+	w := s.cfg.Feed.WatchAll(feedBuffer)
+	defer func() { w.Close() }()
 	s.wg.Go(func() { s.heartbeats(ctx) })
 	s.wg.Go(func() { s.renewals(ctx) })
 	defer s.wg.Wait()
@@ -166,8 +166,44 @@ func (s *Server) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-events:
+		case ev := <-w.Events():
 			s.dispatch(ev)
+		case <-w.Overflowed():
+			// Changes were missed: watch afresh, then send every watcher
+			// a new snapshot of its users (changes already sent are not
+			// sent twice, their sequenceNumbers being no newer).
+			s.logger.Warn("connections: the change feed overflowed; watchers get a new snapshot")
+			w.Close()
+			w = s.cfg.Feed.WatchAll(feedBuffer)
+			s.resnapshot()
+		}
+	}
+}
+
+// feedBuffer is how many changes may wait for the dispatcher.
+const feedBuffer = 1 << 16
+
+// resnapshot has every watching connection send a new snapshot of the
+// users it watches.
+func (s *Server) resnapshot() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := make(map[*conn]bool)
+	for _, w := range s.watchers {
+		for c := range w {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			ids := make([]string, 0, len(c.watching))
+			for k := range c.watching {
+				ids = append(ids, k.User)
+			}
+			select {
+			case c.ctl <- ids:
+			default:
+				c.deliverSlow()
+			}
 		}
 	}
 }
