@@ -29,7 +29,7 @@ func unavailableWithin(t *testing.T, what string, d time.Duration, op func() err
 
 func TestRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
-	s := open(t, srv.URL(), Options{})
+	s := open(t, srv.URL(), Options{OpTimeout: time.Second, UpdateTimeout: 2 * time.Second})
 	ctx := context.Background()
 	k := presence.Key{Tenant: presence.NewGUID(), User: presence.NewGUID()}
 	if _, _, err := s.Update(ctx, k, appendOne); err != nil {
