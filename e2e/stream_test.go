@@ -65,37 +65,11 @@ func openStreamAt(t testing.TB, s *server, path, token string, users ...string) 
 		cancel()
 		return res, nil
 	}
-	es := &eventStream{res: res, events: make(chan sseEvent, 256), cancel: cancel}
+	es := newEventStream(res, cancel)
 	t.Cleanup(func() {
 		cancel()
 		res.Body.Close()
 	})
-	go func() {
-		defer close(es.events)
-		sc := bufio.NewScanner(res.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		var ev sseEvent
-		var data []string
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if len(data) > 0 {
-					ev.Raw = strings.Join(data, "\n")
-					_ = json.Unmarshal([]byte(ev.Raw), &ev.Data)
-					es.events <- ev
-				}
-				ev, data = sseEvent{}, nil
-			case strings.HasPrefix(line, ":"): // comment (keep-alive)
-			case strings.HasPrefix(line, "id:"):
-				ev.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
-			case strings.HasPrefix(line, "event:"):
-				ev.Event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
-			case strings.HasPrefix(line, "data:"):
-				data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
-			}
-		}
-	}()
 	return res, es
 }
 
@@ -235,4 +209,36 @@ func TestPresenceStreamPermissions(t *testing.T) {
 	g.mustSet(g.U1, "DoNotDisturb", "Presenting", "PT1H", "APPrw")
 	wantEvent(t, es.next(t), g.U1, "DoNotDisturb/Presenting")
 	es.none(t, "another tenant's change")
+}
+
+// newEventStream reads Server-Sent Events from res into an eventStream.
+func newEventStream(res *http.Response, cancel context.CancelFunc) *eventStream {
+	es := &eventStream{res: res, events: make(chan sseEvent, 256), cancel: cancel}
+	go func() {
+		defer close(es.events)
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		var ev sseEvent
+		var data []string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if len(data) > 0 {
+					ev.Raw = strings.Join(data, "\n")
+					_ = json.Unmarshal([]byte(ev.Raw), &ev.Data)
+					es.events <- ev
+				}
+				ev, data = sseEvent{}, nil
+			case strings.HasPrefix(line, ":"): // comment (keep-alive)
+			case strings.HasPrefix(line, "id:"):
+				ev.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
+			case strings.HasPrefix(line, "event:"):
+				ev.Event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+			case strings.HasPrefix(line, "data:"):
+				data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+			}
+		}
+	}()
+	return es
 }

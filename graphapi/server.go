@@ -29,10 +29,21 @@ type Authenticator interface {
 	Verify(ctx context.Context, raw string) (presence.Principal, error)
 }
 
+// TicketRedeemer trades a short-lived, single-use ticket (bought with a
+// bearer token at /presenced/tickets) for its principal. A browser's
+// EventSource cannot send an Authorization header, so the event stream
+// also takes ?ticket=; the token itself never goes into a URL.
+type TicketRedeemer interface {
+	Redeem(ctx context.Context, id string) (presence.Principal, error)
+}
+
 // Config holds what the Graph surface needs.
 type Config struct {
 	Service *presence.Service
 	Auth    Authenticator
+	// Tickets, when set, lets the event stream authenticate with ?ticket=
+	// instead of an Authorization header.
+	Tickets TicketRedeemer
 	// Subscriptions serves /subscriptions; nil leaves them out.
 	Subscriptions presence.Subscriptions
 	// PublicURL is the base of @odata.context URLs; empty derives it from
@@ -66,6 +77,7 @@ type Config struct {
 type Server struct {
 	svc          *presence.Service
 	auth         Authenticator
+	tickets      TicketRedeemer
 	subs         presence.Subscriptions
 	publicURL    string
 	maxBody      int64
@@ -92,6 +104,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{
 		svc:         cfg.Service,
 		auth:        cfg.Auth,
+		tickets:     cfg.Tickets,
 		subs:        cfg.Subscriptions,
 		publicURL:   strings.TrimSuffix(cfg.PublicURL, "/"),
 		maxBody:     cfg.MaxBodyBytes,
@@ -286,7 +299,7 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rt *route, c *c
 		}
 		r.Body = body
 	}
-	p, err := s.authenticate(r, c)
+	p, err := s.authenticate(r, c, rt)
 	if err != nil {
 		return err
 	}
@@ -297,11 +310,16 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, rt *route, c *c
 	return nil
 }
 
-func (s *Server) authenticate(r *http.Request, c *call) (presence.Principal, error) {
+func (s *Server) authenticate(r *http.Request, c *call, rt *route) (presence.Principal, error) {
 	if c.outer != nil {
 		return c.outer.principal, nil
 	}
 	h := r.Header.Get("Authorization")
+	if h == "" && rt.name == "presenceStream" && s.tickets != nil {
+		if t := r.URL.Query().Get("ticket"); t != "" {
+			return s.tickets.Redeem(r.Context(), t)
+		}
+	}
 	scheme, token, _ := strings.Cut(h, " ")
 	if h == "" || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return presence.Principal{}, presence.Errorf(presence.CodeInvalidAuthenticationToken, "Access token is empty.")

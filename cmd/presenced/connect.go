@@ -40,11 +40,11 @@ func parseConnectionConfig(grace, heartbeat, timeout string) (ConnectionConfig, 
 
 // newConnections builds the client-connection endpoint (/presenced/connect
 // and /presenced/tickets) and mounts it on mux.
-func newConnections(cfg Config, svc *presence.Service, verifier ticket.Authenticator, api *graphapi.Server, logger *slog.Logger, reg prometheus.Registerer, mux *http.ServeMux) (*connect.Server, error) {
+func newConnections(cfg Config, svc *presence.Service, verifier ticket.Authenticator, tickets *ticket.Issuer, api *graphapi.Server, logger *slog.Logger, reg prometheus.Registerer, mux *http.ServeMux) (*connect.Server, error) {
 	conns, err := connect.New(connect.Config{
 		Service:    svc,
 		Auth:       verifier,
-		Tickets:    &ticket.Issuer{Store: ticket.NewMemory(0), Clock: svc.Clock()},
+		Tickets:    tickets,
 		WriteError: api.WriteError,
 		Grace:      cfg.Connections.Grace,
 		Heartbeat:  cfg.Connections.Heartbeat,
@@ -57,6 +57,17 @@ func newConnections(cfg Config, svc *presence.Service, verifier ticket.Authentic
 	}
 	conns.Routes(mux)
 	return conns, nil
+}
+
+// newTickets is the ticket issuer of the connection endpoint and the event
+// stream: in memory on one node, in Redis when several nodes share it (a
+// ticket bought through one node is redeemed through any).
+func newTickets(svc *presence.Service, rnode *redisNode) *ticket.Issuer {
+	var store ticket.Store = ticket.NewMemory(0)
+	if rnode != nil {
+		store = rnode.store.Tickets()
+	}
+	return &ticket.Issuer{Store: store, Clock: svc.Clock()}
 }
 
 // extendLeases is the test clock's hook: before the clock jumps to until,

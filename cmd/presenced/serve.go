@@ -109,8 +109,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if rnode != nil {
 		limiter = rnode.limiter()
 	}
+	tickets := newTickets(svc, rnode)
 	api, err := graphapi.NewServer(graphapi.Config{
 		Service:       svc,
+		Tickets:       tickets,
 		Subscriptions: notifier,
 		Auth:          verifier,
 		PublicURL:     cfg.PublicURL,
@@ -142,7 +144,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		func() float64 { return float64(api.OpenStreams()) }))
 
 	mux := http.NewServeMux()
-	conns, err := newConnections(cfg, svc, verifier, api, logger, reg, mux)
+	conns, err := newConnections(cfg, svc, verifier, tickets, api, logger, reg, mux)
 	if err != nil {
 		return err
 	}
