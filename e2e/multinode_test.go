@@ -459,3 +459,32 @@ func TestNodesStreamSeesOtherNodes(t *testing.T) {
 		t.Errorf("the event's sequenceNumber %s, the node reads %s", ev.ID, want)
 	}
 }
+
+// The Redis metrics a node exports: round trips, partitions owned, and the
+// outbox lag, which grows while a receiver refuses notices and returns to
+// zero once they are delivered.
+func TestNodesRedisMetrics(t *testing.T) {
+	c := startNodes(t, 1)
+	n := c.nodes[0]
+	f := newFixture(t).on(n)
+	sk := newSink(t)
+	sk.setAnswer(http.StatusServiceUnavailable)
+	f.mustSubscribe("D1ra", subBody(userRes(f.U2), sk.URL, nowOn(t, n).Add(50*time.Minute)))
+	f.mustSet(f.U2, "Busy", "InACall", "PT1H", "APPrw")
+	eventually(t, 20*time.Second, func() bool { return metricValue(t, n, "presenced_outbox_pending_users") >= 1 },
+		func() string { return "the outbox lag does not show the undelivered notice" })
+	sk.setAnswer(http.StatusAccepted)
+	advanceOn(t, n, "PT1M") // past the retry's backoff
+	sk.waitItems(t, 1, 20*time.Second)
+	eventually(t, 20*time.Second, func() bool { return metricValue(t, n, "presenced_outbox_pending_users") == 0 },
+		func() string { return "the outbox lag stays above zero after delivery" })
+	if v := metricValue(t, n, "presenced_partitions_owned"); v != 128 {
+		t.Errorf("presenced_partitions_owned = %v on the only node, want 128", v)
+	}
+	res, _ := http.Get(n.base + "/metrics")
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), "presenced_redis_roundtrip_seconds_count") {
+		t.Error("no presenced_redis_roundtrip_seconds histogram")
+	}
+}

@@ -391,11 +391,17 @@ func TestPendingOutboxes(t *testing.T) {
 	if got := pending(); len(got) != 2 || !slices.Contains(got, k1) || !slices.Contains(got, k2) {
 		t.Fatalf("pending = %v, want %v and %v", got, k1, k2)
 	}
+	if n, err := s.PendingOutboxUsers(ctx); err != nil || n != 2 {
+		t.Fatalf("PendingOutboxUsers = %d (%v), want 2", n, err)
+	}
 	if _, _, err := s.Update(ctx, k1, func(st *presence.State) error { st.Outbox = nil; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := pending(); !slices.Equal(got, []presence.Key{k2}) {
 		t.Fatalf("pending after delivery = %v, want %v", got, k2)
+	}
+	if n, err := s.PendingOutboxUsers(ctx); err != nil || n != 1 {
+		t.Fatalf("PendingOutboxUsers after delivery = %d (%v), want 1", n, err)
 	}
 }
 

@@ -963,3 +963,32 @@ func (s *Store) shutdown(release bool) error {
 
 // logger returns the store's logger.
 func (s *Store) logger() *slog.Logger { return s.opts.Logger }
+
+// PendingOutboxUsers counts the users of the partitions this node owns
+// whose outbox holds notices not yet delivered: the node's outbox lag, as
+// a number of users (a growing figure means deliveries fall behind).
+func (s *Store) PendingOutboxUsers(ctx context.Context) (int64, error) {
+	cli, err := s.client()
+	if err != nil {
+		return 0, err
+	}
+	owned := s.own.owned(time.Now())
+	if len(owned) == 0 {
+		return 0, nil
+	}
+	cmds := make([]rueidis.Completed, len(owned))
+	for i, p := range owned {
+		cmds[i] = cli.B().Scard().Key(s.outboxKey(p)).Build()
+	}
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	var total int64
+	for _, r := range cli.DoMulti(octx, cmds...) {
+		n, err := r.AsInt64()
+		if err != nil {
+			return 0, wrap(ctx, "pending outbox users", err)
+		}
+		total += n
+	}
+	return total, nil
+}

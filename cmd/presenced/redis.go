@@ -63,6 +63,18 @@ func openRedisNode(ctx context.Context, cfg Config, logger *slog.Logger, reg pro
 		return nil, fmt.Errorf("open the Redis store: %w", err)
 	}
 	n.store = st
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "presenced_outbox_pending_users",
+		Help: "Users of the partitions this node owns whose webhook notices are not delivered yet (the outbox lag).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(n.bg, 2*time.Second)
+		defer cancel()
+		v, err := st.PendingOutboxUsers(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(v)
+	}))
 	return n, nil
 }
 
