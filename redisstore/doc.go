@@ -47,7 +47,7 @@
 // revision and, when it matches, writes the new value, the user's due
 // entry, its membership in the outbox set, and publishes the change event,
 // atomically. When another writer came first the script returns the
-// current value and the update runs again on it, until UpdateTimeout (8 s)
+// current value and the update runs again on it, until UpdateTimeout (10 s)
 // or the caller's context ends; inside one node a striped mutex makes
 // writers of one user queue instead of racing. A script whose outcome is
 // unknown (the connection failed after it was sent) is never resent: the
@@ -86,7 +86,7 @@
 //
 // # Faults
 //
-// Every call has a deadline (OpTimeout, 3 s). Connection errors, timeouts
+// Every call has a deadline (OpTimeout, 5 s). Connection errors, timeouts
 // and the replies LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY,
 // BUSY, MISCONF and OOM are returned wrapped by presence.Unavailable, which
 // the HTTP layer answers 503 with Retry-After. Open does not fail when

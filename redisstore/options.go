@@ -35,10 +35,10 @@ type Options struct {
 	// WaitTimeout bounds WAIT; default 500ms.
 	WaitTimeout time.Duration
 	// OpTimeout bounds each round trip to Redis on the request path;
-	// default 3 s. Past it the call fails as unavailable.
+	// default 5 s. Past it the call fails as unavailable.
 	OpTimeout time.Duration
 	// UpdateTimeout bounds the compare-and-set retries of one Update under
-	// contention (and the request's context bounds it too); default 8 s.
+	// contention (and the request's context bounds it too); default 10 s.
 	UpdateTimeout time.Duration
 	// DialTimeout bounds connecting; default 2 s.
 	DialTimeout time.Duration
@@ -76,8 +76,8 @@ func (o *Options) defaults() error {
 		}
 	}
 	def(&o.WaitTimeout, 500*time.Millisecond)
-	def(&o.OpTimeout, 3*time.Second)
-	def(&o.UpdateTimeout, 8*time.Second)
+	def(&o.OpTimeout, 5*time.Second)
+	def(&o.UpdateTimeout, 10*time.Second)
 	def(&o.DialTimeout, 2*time.Second)
 	def(&o.LeaseTTL, 3*time.Second)
 	if o.WaitReplicas > 0 && o.OpTimeout <= o.WaitTimeout {
