@@ -313,6 +313,13 @@ func (b *bench) redisLoadTarget(ctx context.Context) (*target, *workload, error)
 // time: it runs after the nodes were populated, and copies their users.
 func (b *bench) redisBaselineTarget(ctx context.Context) (*target, error) {
 	if b.baseline != nil {
+		// Copy presenced's users again: the previous scenario's writes
+		// changed them (more sessions, longer values).
+		d := b.baseline.direct
+		if err := d.copyUsers(ctx); err != nil {
+			return nil, err
+		}
+		b.log.Info("redis baseline: users copied again", "users", len(d.keys), "mean_value_bytes", d.meanValue)
 		return b.baseline, nil
 	}
 	r, err := b.redisServerFor(ctx)

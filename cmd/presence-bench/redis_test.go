@@ -183,4 +183,8 @@ func TestRedisBaseline(t *testing.T) {
 	if err := d.do(ctx, "nope", rng); err == nil {
 		t.Error("unknown operation accepted")
 	}
+	// Copying again starts over from presenced's keys as they are.
+	if err := d.copyUsers(ctx); err != nil || len(d.keys) != users || len(d.due) != users || len(d.channel) != users {
+		t.Errorf("copy again: %d keys, %v", len(d.keys), err)
+	}
 }

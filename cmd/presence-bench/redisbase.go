@@ -108,11 +108,12 @@ func newRedisBaseline(ctx context.Context, r *redisServer, seed uint64) (*redisB
 	return d, nil
 }
 
-// copyUsers copies every user key of presenced to the baseline's prefix,
-// and records each copy's due set and channel in the same hash tag.
+// copyUsers copies every user key of presenced, as they are now, to the
+// baseline's prefix (again when called again), and records each copy's due set and channel in the same hash tag.
 func (d *redisBaseline) copyUsers(ctx context.Context) error {
 	var cursor uint64
 	var total int
+	d.keys, d.due, d.channel = d.keys[:0], d.due[:0], d.channel[:0]
 	for {
 		res, err := d.cli.Do(ctx, d.cli.B().Scan().Cursor(cursor).Match("pd:*:u:*").Count(1000).Build()).AsScanEntry()
 		if err != nil {
