@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -186,5 +187,49 @@ func TestRedisBaseline(t *testing.T) {
 	// Copying again starts over from presenced's keys as they are.
 	if err := d.copyUsers(ctx); err != nil || len(d.keys) != users || len(d.due) != users || len(d.channel) != users {
 		t.Errorf("copy again: %d keys, %v", len(d.keys), err)
+	}
+}
+
+// A whole short run with --store redis and two nodes: every load run has
+// its Redis baseline and ratio, redis-server's CPU is measured, and the
+// nodes' Redis calls per setPresence are at least the GET and the
+// compare-and-set. It builds presenced, so it is skipped with -short.
+func TestRunRedisNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds presenced and runs load; not with -short")
+	}
+	startTestRedis(t) // skips, or fails with PRESENCED_REQUIRE_REDIS=1, without redis-server
+	file := filepath.Join(t.TempDir(), "report.json")
+	args := []string{"presence-bench", "--store", "redis", "--nodes", "2", "--scenario", "set,get", "--duration", "500ms",
+		"--warmup", "100ms", "--users", "700", "--connections", "4", "--max-other-cpu", "-1", "--json-file", file}
+	var out strings.Builder
+	if err := run(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []string{"set", "get"} {
+		p, base := rep.run(sc, targetPresenced), rep.run(sc, targetRedisBaseline)
+		if p == nil || base == nil {
+			t.Fatalf("%s: runs %+v", sc, rep.Runs)
+		}
+		if p.Nodes != 2 || p.RPS <= 0 || p.Ops[0].VsBaseline <= 0 || p.RedisCPUCores <= 0 || p.ServerCPUCores <= 0 {
+			t.Errorf("%s/presenced: %+v", sc, p)
+		}
+		if base.RPS <= 0 || base.ServerCPUCores <= 0 || base.RedisCPUCores <= 0 {
+			t.Errorf("%s/redis-baseline: %+v", sc, base)
+		}
+	}
+	if set := rep.run("set", targetPresenced); set != nil && set.RedisCallsPerReq < 2 {
+		t.Errorf("setPresence made %.2f Redis calls per request, want at least 2 (GET and the compare-and-set)", set.RedisCallsPerReq)
+	}
+	if !strings.Contains(out.String(), "redis-server during set/presenced (2 node(s))") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }

@@ -147,10 +147,12 @@ func (r *Report) finish() {
 			"bulk": r.noisy("bulk", targetPresenced) || r.noisy("get", targetPresenced),
 		},
 	}
-	if run := r.run("set", targetPresenced); run != nil && len(run.RoundsRatio) > 0 {
+	// The goals' ratios are to the net/http baseline, not to the Redis
+	// baseline of --store redis.
+	if run := r.run("set", targetPresenced); run != nil && len(run.RoundsRatio) > 0 && r.run("set", targetBaseline) != nil {
 		f.SetRatio = run.Ops[0].VsBaseline
 	}
-	if run := r.run("get", targetPresenced); run != nil && len(run.RoundsRatio) > 0 {
+	if run := r.run("get", targetPresenced); run != nil && len(run.RoundsRatio) > 0 && r.run("get", targetBaseline) != nil {
 		f.GetRatio = run.Ops[0].VsBaseline
 	}
 	if s := r.Scale; s != nil {
