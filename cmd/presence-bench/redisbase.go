@@ -172,8 +172,8 @@ func hashTag(k string) (string, bool) {
 	return k[i+1 : i+1+j], true
 }
 
-// opTimeout is the deadline of one call, redisstore's OpTimeout.
-const opTimeout = time.Second
+// opTimeout is the deadline of one call: redisstore's default OpTimeout.
+const opTimeout = 5 * time.Second
 
 // do performs op once, choosing the user with rng.
 func (d *redisBaseline) do(ctx context.Context, op string, rng *rand.Rand) error {
