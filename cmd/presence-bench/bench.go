@@ -36,6 +36,10 @@ type bench struct {
 	baseline *target
 	// procs are the servers running, stopped by close.
 	procs []*process
+	// redis is the redis-server of --store redis, once started, and
+	// closers what close must release before stopping the servers.
+	redis   *redisServer
+	closers []func()
 }
 
 func newBench(cfg Config, log *slog.Logger) (*bench, error) {
@@ -67,6 +71,10 @@ func (b *bench) runAll(ctx context.Context) error {
 // close stops every server the tool started and removes its files.
 func (b *bench) close() error {
 	var errs []error
+	for _, c := range b.closers {
+		c()
+	}
+	b.closers = nil
 	for i := len(b.procs) - 1; i >= 0; i-- {
 		if err := b.procs[i].stop(stopWithin); err != nil {
 			errs = append(errs, err)
@@ -166,6 +174,9 @@ func (b *bench) loadTarget(ctx context.Context) (*target, *workload, error) {
 	if b.load != nil {
 		return b.load, b.loadWL, nil
 	}
+	if b.cfg.Store == storeRedis {
+		return b.redisLoadTarget(ctx)
+	}
 	t, dataDir, err := b.presencedTarget(ctx, "load", b.cfg.ProfileDir != "")
 	if err != nil {
 		return nil, nil, err
@@ -188,6 +199,9 @@ func (b *bench) loadTarget(ctx context.Context) (*target, *workload, error) {
 func (b *bench) baselineTarget(ctx context.Context) (*target, error) {
 	if b.baseline != nil {
 		return b.baseline, nil
+	}
+	if b.cfg.Store == storeRedis {
+		return b.redisBaselineTarget(ctx)
 	}
 	p, err := startBaseline(ctx, b.cfg.usersFor("set"), b.cfg.Seed)
 	if err != nil {

@@ -62,6 +62,10 @@ type Config struct {
 	Verbose     bool
 	// Keep leaves the temporary directory (binary, data dirs) in place.
 	Keep bool
+	// Store is the spawned presenced's store: "file" or "redis" (the tool
+	// then starts a redis-server of its own and Nodes presenced on it).
+	Store string
+	Nodes int
 }
 
 // Spawn reports whether the tool starts presenced itself.
@@ -116,6 +120,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.Int64Var(&c.MaxRequests, "max-requests", 100_000_000, "upper bound on the requests of one run")
 	fs.BoolVar(&c.Verbose, "v", false, "log progress in detail")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary directory (presenced binary, data dirs) for inspection")
+	fs.StringVar(&c.Store, "store", storeFile, "store of the spawned presenced: file, or redis (the tool starts a redis-server with appendfsync always, and --nodes presenced on it; the baseline is then the same Redis work without HTTP)")
+	fs.IntVar(&c.Nodes, "nodes", 1, fmt.Sprintf("with --store redis: presenced nodes sharing the redis-server, requests round-robin over them (1 to %d)", maxNodes))
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -173,6 +179,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("--rate: want more than 0 and at most %d changes/s, got %g", maxRate, c.Rate)
 	case c.MaxRequests < 1:
 		return fmt.Errorf("--max-requests: want at least 1, got %d", c.MaxRequests)
+	}
+	if err := c.validateStore(); err != nil {
+		return err
 	}
 	for _, s := range c.Scenarios {
 		if needsBulkIDs(s) && c.usersFor(s) < bulkIDs {

@@ -148,19 +148,28 @@ type worker struct {
 }
 
 func (w *worker) loop(ctx context.Context) error {
-	base := w.lr.target.base
 	client := w.lr.target.client
 	for n := int64(0); n < w.limit; n++ {
 		if ctx.Err() != nil || !time.Now().Before(w.end) {
 			return nil
 		}
 		k := w.pick()
-		req, err := w.lr.wl.request(ctx, base, w.lr.mix[k].op, w.rng)
-		if err != nil {
-			return err
-		}
+		var status int
+		var detail string
+		var err error
 		t0 := time.Now()
-		status, detail, err := send(client, req)
+		if d := w.lr.target.direct; d != nil {
+			if err = d.do(ctx, w.lr.mix[k].op, w.rng); err == nil {
+				status = http.StatusOK
+			}
+		} else {
+			req, rerr := w.lr.wl.request(ctx, w.lr.target.nextBase(), w.lr.mix[k].op, w.rng)
+			if rerr != nil {
+				return rerr
+			}
+			t0 = time.Now()
+			status, detail, err = send(client, req)
+		}
 		lat := time.Since(t0)
 		if t0.Before(w.from) {
 			continue

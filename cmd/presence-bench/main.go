@@ -8,6 +8,7 @@
 //	go run ./cmd/presence-bench --scenario scale         # 1,000,000 users: memory, restart
 //	go run ./cmd/presence-bench --scenario timers        # pending expiries: takes over 5 minutes
 //	go run ./cmd/presence-bench --scenario webhook       # change to webhook received, at --rate 2000 changes/s
+//	go run ./cmd/presence-bench --store redis --nodes 3  # 3 nodes on a redis-server of the tool's, against the same Redis work without HTTP
 //	go run ./cmd/presence-bench --url http://127.0.0.1:8080 --data ./presenced-data
 //	go run ./cmd/presence-bench --json --check           # for scripts: exit 2 if a goal is missed
 //

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -55,6 +56,9 @@ func newReport(cfg Config) *Report {
 	target := "spawned presenced (durable file store, --rate-limit 0, development auth)"
 	if !cfg.Spawn() {
 		target = cfg.URL
+	}
+	if cfg.Store == storeRedis {
+		target = fmt.Sprintf("%d spawned presenced node(s) on one redis-server of the tool's (--store redis, appendfsync always, Unix socket, --rate-limit 0, development auth), requests round-robin", cfg.Nodes)
 	}
 	return &Report{
 		Machine: machine(),
@@ -115,6 +119,9 @@ func (r *Report) finish() {
 	for i := range r.Runs {
 		run := &r.Runs[i]
 		base := r.run(run.Scenario, targetBaseline)
+		if base == nil {
+			base = r.run(run.Scenario, targetRedisBaseline)
+		}
 		if run.Target != targetPresenced || base == nil {
 			continue
 		}
@@ -140,10 +147,12 @@ func (r *Report) finish() {
 			"bulk": r.noisy("bulk", targetPresenced) || r.noisy("get", targetPresenced),
 		},
 	}
-	if run := r.run("set", targetPresenced); run != nil && len(run.RoundsRatio) > 0 {
+	// The goals' ratios are to the net/http baseline, not to the Redis
+	// baseline of --store redis.
+	if run := r.run("set", targetPresenced); run != nil && len(run.RoundsRatio) > 0 && r.run("set", targetBaseline) != nil {
 		f.SetRatio = run.Ops[0].VsBaseline
 	}
-	if run := r.run("get", targetPresenced); run != nil && len(run.RoundsRatio) > 0 {
+	if run := r.run("get", targetPresenced); run != nil && len(run.RoundsRatio) > 0 && r.run("get", targetBaseline) != nil {
 		f.GetRatio = run.Ops[0].VsBaseline
 	}
 	if s := r.Scale; s != nil {

@@ -56,6 +56,16 @@ type RunResult struct {
 	// during the window, from its /metrics.
 	RecordsPerFsync float64 `json:"records_per_fsync,omitempty"`
 	FsyncsPerSecond float64 `json:"fsyncs_per_second,omitempty"`
+	// With --store redis: the number of presenced nodes (0 otherwise),
+	// redis-server's CPU during the window in cores and per request, and
+	// the Redis calls per request the nodes made (their
+	// presenced_redis_roundtrip_seconds_count, background work included).
+	Nodes            int     `json:"nodes,omitempty"`
+	RedisCPUCores    float64 `json:"redis_cpu_cores,omitempty"`
+	RedisCPUusPerReq float64 `json:"redis_cpu_us_per_request,omitempty"`
+	RedisCallsPerReq float64 `json:"redis_calls_per_request,omitempty"`
+	redisCPU         time.Duration
+	redisCalls       float64
 	// Profile is the CPU profile of the server during the last round.
 	Profile            string `json:"profile,omitempty"`
 	serverCPU, elapsed time.Duration
@@ -81,8 +91,15 @@ func (r *RunResult) usage(before, after snapshot, d time.Duration) {
 		r.serverCPU = after.serverCPU - before.serverCPU
 		r.ServerCPUCores = r.serverCPU.Seconds() / d.Seconds()
 	}
+	if before.hasRedis && after.hasRedis {
+		r.redisCPU = after.redisCPU - before.redisCPU
+		r.RedisCPUCores = r.redisCPU.Seconds() / d.Seconds()
+	}
+	if before.hasCalls && after.hasCalls {
+		r.redisCalls = after.redisCalls - before.redisCalls
+	}
 	if before.hasMachine && after.hasMachine {
-		other := after.machineCPU - before.machineCPU - r.serverCPU - (after.clientCPU - before.clientCPU)
+		other := after.machineCPU - before.machineCPU - r.serverCPU - r.redisCPU - (after.clientCPU - before.clientCPU)
 		r.OtherCPUCores = max(0, other.Seconds()/d.Seconds())
 	}
 	if before.hasStore && after.hasStore {
@@ -104,6 +121,12 @@ func (r *RunResult) finish() {
 	r.RPS = float64(r.Requests) / r.Seconds
 	if r.serverCPU > 0 && r.Requests > 0 {
 		r.ServerCPUusPerReq = float64(r.serverCPU.Microseconds()) / float64(r.Requests)
+	}
+	if r.redisCPU > 0 && r.Requests > 0 {
+		r.RedisCPUusPerReq = float64(r.redisCPU.Microseconds()) / float64(r.Requests)
+	}
+	if r.redisCalls > 0 && r.Requests > 0 {
+		r.RedisCallsPerReq = r.redisCalls / float64(r.Requests)
 	}
 }
 

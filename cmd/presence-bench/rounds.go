@@ -18,7 +18,9 @@ func loadScenario(name string, withBaseline bool, mix ...weighted) func(context.
 			return err
 		}
 		targets := []*target{t}
-		if withBaseline && b.cfg.Baseline {
+		// On Redis every load scenario has its baseline: the same Redis
+		// work without HTTP (redisbase.go).
+		if (withBaseline || b.cfg.Store == storeRedis) && b.cfg.Baseline {
 			bt, err := b.baselineTarget(ctx)
 			if err != nil {
 				return err
@@ -129,6 +131,9 @@ func (b *bench) runLoad(ctx context.Context, scenario string, t *target, wl *wor
 	res, err := lr.execute(ctx)
 	if err != nil {
 		return RunResult{}, err
+	}
+	if t.multi != nil {
+		res.Nodes = len(t.multi.bases)
 	}
 	b.log.Info("measured", "scenario", scenario, "target", t.name, "rps", thousands(res.RPS), "other_cpu_cores", fmt.Sprintf("%.2f", res.OtherCPUCores))
 	return res, nil

@@ -82,6 +82,7 @@ func writeTable(w io.Writer, r *Report) error {
 				}
 				fmt.Fprintln(w)
 			}
+			writeRedisRun(w, run)
 			if run.Profile != "" {
 				fmt.Fprintf(w, "CPU profile of %s/%s (the last round): go tool pprof -top %s\n", run.Scenario, run.Target, run.Profile)
 			}

@@ -28,6 +28,13 @@ type target struct {
 	pprofAddr string
 	// metrics says the server exports presenced's /metrics.
 	metrics bool
+	// multi, when not nil, is the nodes of a several-node presenced on
+	// Redis (--store redis): requests go round-robin over their bases, and
+	// their CPU and redis-server's are measured (redis.go).
+	multi *multiTarget
+	// direct, when not nil, makes this target the Redis baseline: the tool
+	// itself doing presenced's Redis work per operation, without HTTP.
+	direct *redisBaseline
 }
 
 // newClient returns a client tuned for conns concurrent requests to one
@@ -57,6 +64,13 @@ type snapshot struct {
 	hasMachine     bool
 	records, syncs float64
 	hasStore       bool
+	// redisCPU is redis-server's CPU time, and redisCalls the Redis calls
+	// the nodes made (presenced_redis_roundtrip_seconds_count), with
+	// --store redis.
+	redisCPU   time.Duration
+	hasRedis   bool
+	redisCalls float64
+	hasCalls   bool
 }
 
 // snapshot reads the CPU time of this process and of the target's, and
@@ -71,6 +85,9 @@ func (t *target) snapshot(ctx context.Context) snapshot {
 		if cpu, err := processCPU(t.proc.pid()); err == nil {
 			s.serverCPU, s.hasServer = cpu, true
 		}
+	}
+	if t.multi != nil || t.direct != nil {
+		t.snapshotRedis(ctx, &s)
 	}
 	if t.metrics {
 		if m, err := scrape(ctx, t.client, t.base); err == nil {
