@@ -164,3 +164,33 @@ func TestReadEndpointsAuthorization(t *testing.T) {
 		t.Errorf("subscriptions: %d %v", code, body)
 	}
 }
+
+// TestUserWorkLocation: a user's record carries the work location when it
+// is not unspecified, as Graph's userWorkLocation (placeId null when none).
+func TestUserWorkLocation(t *testing.T) {
+	f := newFixture(nil)
+	const user = "0a1b2c3d-0000-4000-8000-00000000a11c"
+	f.set(t, devTenant, user)
+	_, body := f.get("/presenced/users/"+user, "reader")
+	if wl, ok := body["workLocation"]; !ok || wl != nil {
+		t.Fatalf("without a location: workLocation %v (present %v), want null", wl, ok)
+	}
+	for _, c := range []struct {
+		cmd  *presence.SetLocation
+		want map[string]any
+	}{
+		{&presence.SetLocation{Type: "remote", HasType: true}, map[string]any{"workLocationType": "remote", "source": "automatic", "placeId": nil}},
+		{&presence.SetLocation{Type: "office", HasType: true, PlaceID: "Building 4"}, map[string]any{"workLocationType": "office", "source": "manual", "placeId": "Building 4"}},
+	} {
+		c.cmd.Automatic = c.want["source"] == "automatic"
+		if _, err := f.svc.Do(context.Background(), presence.Key{Tenant: devTenant, User: user}, c.cmd); err != nil {
+			t.Fatal(err)
+		}
+		_, body = f.get("/presenced/users/"+user, "reader")
+		got, _ := json.Marshal(body["workLocation"])
+		want, _ := json.Marshal(c.want)
+		if string(got) != string(want) {
+			t.Errorf("workLocation %s, want %s", got, want)
+		}
+	}
+}

@@ -198,11 +198,20 @@ type userRecord struct {
 	SequenceNumber  string                       `json:"sequenceNumber"`
 	StatusMessage   *statusRecord                `json:"statusMessage"`
 	OutOfOffice     presence.OutOfOfficeSettings `json:"outOfOfficeSettings"`
+	WorkLocation    *workLocationRecord          `json:"workLocation"` // null when unspecified
 	CalendarBusy    bool                         `json:"calendarBusy"`
 	PresenceEnabled bool                         `json:"presenceEnabled"`
 	Sessions        []sessionRecord              `json:"sessions"`
 	Preferred       *preferredRecord             `json:"preferredPresence"`
 	NextChangeAt    *time.Time                   `json:"nextChangeAt"`
+}
+
+// workLocationRecord is the aggregated work location, as Graph's
+// userWorkLocation (placeId null when no place is known).
+type workLocationRecord struct {
+	Type    string  `json:"workLocationType"`
+	Source  string  `json:"source"`
+	PlaceID *string `json:"placeId"`
 }
 
 type statusRecord struct {
@@ -250,6 +259,12 @@ func newUserRecord(id string, st *presence.State, now time.Time, private bool) u
 		if s.Expiry != nil && private {
 			at := s.Expiry.At
 			rec.StatusMessage.ExpiresAt = &at
+		}
+	}
+	if w := view.WorkLocation; w.Type != "" && w.Type != presence.LocationUnspecified {
+		rec.WorkLocation = &workLocationRecord{Type: w.Type, Source: w.Source}
+		if w.PlaceID != "" {
+			rec.WorkLocation.PlaceID = &w.PlaceID
 		}
 	}
 	for i := range st.Sessions {

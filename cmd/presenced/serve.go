@@ -498,6 +498,8 @@ func newNotifier(ctx context.Context, cfg Config, rnode *redisNode, svc *presenc
 		// The subscriptions live in Redis; one node (a partition's owner)
 		// delivers each user's notices, one (the leader) runs the lifecycle.
 		ncfg.Subscriptions = rnode.store.Subscriptions()
+		// The delivery log too, so any node's console shows every node's deliveries.
+		ncfg.DeliveryLog = rnode.store.DeliveryLog()
 		ncfg.Owns = rnode.store.Owns
 		ncfg.Leader = rnode.store.Leader
 	}

@@ -301,6 +301,12 @@ function renderUser(u, flash = false) {
   const flags = card.querySelector(".flags");
   if (u.outOfOfficeSettings?.isOutOfOffice) flags.append(el("span", { class: "tag oof" }, "out of office"));
   if (u.calendarBusy) flags.append(el("span", { class: "tag busy" }, "calendar busy"));
+  const wl = u.workLocation;
+  if (wl) {
+    const label = { office: "in the office", remote: "remote", timeOff: "time off" }[wl.workLocationType] || wl.workLocationType;
+    flags.append(el("span", { class: "tag wl", "data-testid": "work-location", title: `work location (${wl.source})` },
+      `${label}${wl.placeId ? ` · ${wl.placeId}` : ""} (${wl.source})`));
+  }
   if (!u.presenceEnabled) flags.append(el("span", { class: "tag off" }, "presence disabled"));
   flags.append(el("span", { class: "tag mono", title: "sequenceNumber" }, u.sequenceNumber));
   const sm = u.statusMessage;

@@ -206,14 +206,25 @@ describe("the console", { skip: !haveChromium && `no chromium at ${chromiumPath}
       { availability: "Busy", activity: "InACall" }).then((r) => assert.equal(r.status, 204, r.text));
     const card2 = page.getByTestId(`user-${USER2}`);
     await card2.getByTestId("pair").filter({ hasText: "Busy / InACall" }).waitFor();
+    // A work location, set for USER2 by an application (beta lets
+    // Presence.ReadWrite.All set it for any user of its tenant). A change of
+    // the work location alone is no presence change (no event, as Graph's
+    // notifications), so the board shows it with the next change of the pair.
+    const appToken = await mintToken("--roles", "Presence.ReadWrite.All");
+    await call("POST", `/beta/users/${USER2}/presence/setManualLocation`, appToken,
+      { workLocationType: "office", placeId: "Building 4" }).then((r) => assert.equal(r.status, 200, r.text));
     await call("POST", `/v1.0/me/presence/setUserPreferredPresence`, token2,
       { availability: "DoNotDisturb", activity: "DoNotDisturb", expirationDuration: "PT2H" }).then((r) => assert.equal(r.status, 200, r.text));
     await call("POST", `/v1.0/me/presence/setStatusMessage`, token2,
       { statusMessage: { message: { content: "Heads down on the release", contentType: "text" } } }).then((r) => assert.equal(r.status, 200, r.text));
     await card2.getByTestId("pair").filter({ hasText: "DoNotDisturb / DoNotDisturb" }).waitFor();
+    await card2.getByTestId("work-location").filter({ hasText: "in the office · Building 4 (manual)" }).waitFor();
     await card2.getByRole("button", { name: "Out of office" }).click();
     await card2.getByText("out of office", { exact: true }).waitFor();
     await card2.getByText("Heads down on the release").waitFor();
+    const listed = await call("GET", "/presenced/users", token);
+    assert.deepEqual(listed.json.value.find((u) => u.id === USER2)?.workLocation,
+      { workLocationType: "office", source: "manual", placeId: "Building 4" });
 
     // setPresence through Graph: the board shows it without a reload.
     const set = await call("POST", `/v1.0/users/${USER}/presence/setPresence`, token, {
@@ -222,6 +233,7 @@ describe("the console", { skip: !haveChromium && `no chromium at ${chromiumPath}
     assert.equal(set.status, 200, set.text);
     await pairIs("Available / Available");
     await card().getByTestId("session").filter({ hasText: APP }).waitFor();
+    assert.equal(await card().getByTestId("work-location").count(), 0, "no work location shown for a user without one");
     assert.match(await card().getByTestId("session").innerText(), /in 5m 0s/, "the next fade counts down from 5 minutes");
     await card().getByRole("button", { name: "Open Teams client" }).waitFor();
     await page.screenshot({ path: path.join(imgDir, "console-presence.png") });
