@@ -62,6 +62,9 @@ func TestNotifyRetrySchedule(t *testing.T) {
 		now := advance(t, "PT10M")
 		if now.Sub(renewed) >= 40*time.Minute {
 			f.renew(tok, id)
+			// Keep U2's session (PT4H at most) from expiring: its expiry
+			// would be a new change, with attempts of its own.
+			f.mustSet(f.U2, "Busy", "InACall", "PT4H", "APPrw")
 			renewed = now
 		}
 		n := len(sk.deliveries())
@@ -78,6 +81,7 @@ func TestNotifyRetrySchedule(t *testing.T) {
 		now := advance(t, "PT10M")
 		if now.Sub(renewed) >= 40*time.Minute {
 			f.renew(tok, id)
+			f.mustSet(f.U2, "Busy", "InACall", "PT4H", "APPrw")
 			renewed = now
 		}
 	}
