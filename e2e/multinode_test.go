@@ -48,6 +48,11 @@ func startNodesWith(t *testing.T, redisArgs []string, n int, extra ...string) *c
 	return c
 }
 
+// startFunc starts n presenced nodes on one Redis with extra flags:
+// startNodes on a standalone redis-server, startClusterNodes on a Redis
+// Cluster. The multi-node tests take one, so the same body runs on both.
+type startFunc func(t *testing.T, n int, extra ...string) *cluster
+
 // on returns a copy of f that sends its requests to node s.
 func (f *fixture) on(s *server) *fixture {
 	g := *f
@@ -76,8 +81,10 @@ func ownedPartitions(t testing.TB, s *server) int {
 
 // C13 #130: a write on one node is read on every other at once, with the
 // same sequenceNumber.
-func TestNodesReadYourWrites(t *testing.T) {
-	c := startNodes(t, 3)
+func TestNodesReadYourWrites(t *testing.T) { nodesReadYourWrites(t, startNodes) }
+
+func nodesReadYourWrites(t *testing.T, start startFunc) {
+	c := start(t, 3)
 	f := newFixture(t)
 	for i, w := range c.nodes {
 		pair := [][2]string{{"Busy", "InACall"}, {"DoNotDisturb", "Presenting"}, {"Away", "Away"}}[i]
@@ -101,7 +108,13 @@ func TestNodesReadYourWrites(t *testing.T) {
 // fsync of every write can stall Redis for seconds, and presenced then
 // rightly answers 503 (the durability tests keep appendfsync always).
 func TestNodesConcurrentWritersOneUser(t *testing.T) {
-	c := startNodesWith(t, []string{"--appendfsync", "everysec"}, 3, "--rate-limit", "0")
+	nodesConcurrentWritersOneUser(t, func(t *testing.T, n int, extra ...string) *cluster {
+		return startNodesWith(t, []string{"--appendfsync", "everysec"}, n, extra...)
+	})
+}
+
+func nodesConcurrentWritersOneUser(t *testing.T, start startFunc) {
+	c := start(t, 3, "--rate-limit", "0")
 	f := newFixture(t)
 	tok := f.tok("APPrw")
 	const writers, each = 16, 40
@@ -158,8 +171,10 @@ func TestNodesConcurrentWritersOneUser(t *testing.T) {
 
 // C13 #132: a fade that falls due is notified once, not once per node,
 // whichever node advanced the clock and whichever holds the subscription.
-func TestNodesFadeNotifiedOnce(t *testing.T) {
-	c := startNodes(t, 3)
+func TestNodesFadeNotifiedOnce(t *testing.T) { nodesFadeNotifiedOnce(t, startNodes) }
+
+func nodesFadeNotifiedOnce(t *testing.T, start startFunc) {
+	c := start(t, 3)
 	f := newFixture(t)
 	sk := newSink(t)
 	t0 := nowOn(t, c.nodes[0])
@@ -182,8 +197,10 @@ func TestNodesFadeNotifiedOnce(t *testing.T) {
 
 // C13 #133: a subscription created on one node is read, listed, patched
 // and deleted through another.
-func TestNodesSubscriptionAcrossNodes(t *testing.T) {
-	c := startNodes(t, 3)
+func TestNodesSubscriptionAcrossNodes(t *testing.T) { nodesSubscriptionAcrossNodes(t, startNodes) }
+
+func nodesSubscriptionAcrossNodes(t *testing.T, start startFunc) {
+	c := start(t, 3)
 	f := newFixture(t)
 	sk := newSink(t)
 	t0 := nowOn(t, c.nodes[0])
@@ -213,8 +230,10 @@ func TestNodesSubscriptionAcrossNodes(t *testing.T) {
 
 // C13 #134: the request budget of an (app, tenant) is one across nodes,
 // and the test hook that sets it acts on every node.
-func TestNodesThrottleShared(t *testing.T) {
-	c := startNodes(t, 3)
+func TestNodesThrottleShared(t *testing.T) { nodesThrottleShared(t, startNodes) }
+
+func nodesThrottleShared(t *testing.T, start startFunc) {
+	c := start(t, 3)
 	r := c.nodes[1].do(t, "PUT", "/_test/limits", "", map[string]int{"presencePer30s": 5})
 	wantStatus(t, r, http.StatusNoContent)
 	f := newFixture(t)
@@ -454,8 +473,10 @@ func TestNodesRedisKilledUnderLoad(t *testing.T) {
 
 // An event stream on one node carries the changes made through the others,
 // with the whole presence (a status message set on another node shows).
-func TestNodesStreamSeesOtherNodes(t *testing.T) {
-	c := startNodes(t, 3)
+func TestNodesStreamSeesOtherNodes(t *testing.T) { nodesStreamSeesOtherNodes(t, startNodes) }
+
+func nodesStreamSeesOtherNodes(t *testing.T, start startFunc) {
+	c := start(t, 3)
 	f := newFixture(t)
 	_, es := openStreamAt(t, c.nodes[0], "/presenced/stream", f.tok("D1ra"), f.U2)
 	if es == nil {
