@@ -332,6 +332,24 @@ func (d *deliverer) drain(ctx context.Context) {
 	dirty := d.dirty
 	d.dirty = map[presence.Key]bool{}
 	d.mu.Unlock()
+	if len(dirty) == 0 {
+		return
+	}
+	// With a shared subscription store, another node may have created the
+	// subscription that made these notices: the index must hold it before
+	// the outboxes are read, or their notices would be trimmed as
+	// watched by nobody. The notices were written after that subscription
+	// was stored, so a sync now sees it. When the store cannot say, the
+	// outboxes wait for the next tick.
+	if err := d.n.sync(ctx); err != nil {
+		d.n.logger.ErrorContext(ctx, "reading the subscriptions before draining outboxes", "err", err)
+		d.mu.Lock()
+		for k := range dirty {
+			d.dirty[k] = true
+		}
+		d.mu.Unlock()
+		return
+	}
 	for k := range dirty {
 		// The box exists, and is marked as being read, before the outbox
 		// is read: a trim that ends meanwhile must not drop it, or the

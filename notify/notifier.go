@@ -89,6 +89,10 @@ type Notifier struct {
 	pending map[slotKey]bool          // slots reserved by a create in progress
 	version uint64                    // the store's version the index was loaded at
 	shared  bool                      // other nodes write the store too
+	// reload lets one sync at a time load the shared store: the writers
+	// that find the version moved at once wait for that load instead of
+	// each loading every subscription (64 scheduler workers would).
+	reload sync.Mutex
 
 	d    *deliverer
 	dlog presence.DeliveryLog // recent delivery attempts, for the console
@@ -210,6 +214,19 @@ func (n *Notifier) sync(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	same := v == n.version
+	n.mu.Unlock()
+	if same {
+		return nil
+	}
+	n.reload.Lock()
+	defer n.reload.Unlock()
+	// Another sync may have loaded while this one waited: the index is
+	// current if it holds the version the store has now.
+	if v, err = n.store.Version(ctx); err != nil {
+		return fmt.Errorf("subscriptions: %w", err)
+	}
+	n.mu.Lock()
+	same = v == n.version
 	n.mu.Unlock()
 	if same {
 		return nil
