@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,17 @@ type redisNode struct {
 	testHooks bool
 	notifier  atomic.Pointer[notify.Notifier]
 	bg        context.Context
+
+	graceMu    sync.Mutex
+	graceUntil map[int]time.Time // partitions taken over, not delivered from until then
 }
+
+// handoverGrace is how long a node waits, after it took a partition over
+// while running, before it delivers that partition's notices: the node
+// that handed the partition over finishes the deliveries it had queued
+// and trims what it delivered, so that the new owner, reading the
+// outboxes after it, does not send those notices again.
+const handoverGrace = 2 * time.Second
 
 // Names of the settings and keys the nodes share through Redis.
 const (
@@ -81,9 +92,41 @@ func openRedisNode(ctx context.Context, cfg Config, logger *slog.Logger, reg pro
 // partitionsChanged queues the undelivered notices of the partitions this
 // node just took over (from a node that died or left).
 func (n *redisNode) partitionsChanged(gained, _ []int) {
-	if nt := n.notifier.Load(); nt != nil && len(gained) > 0 {
-		go n.queueOutboxes(n.bg, gained, nt)
+	nt := n.notifier.Load()
+	if nt == nil || len(gained) == 0 {
+		return
 	}
+	until := time.Now().Add(handoverGrace)
+	n.graceMu.Lock()
+	if n.graceUntil == nil {
+		n.graceUntil = map[int]time.Time{}
+	}
+	for _, p := range gained {
+		n.graceUntil[p] = until
+	}
+	n.graceMu.Unlock()
+	go func() {
+		time.Sleep(handoverGrace)
+		n.queueOutboxes(n.bg, gained, nt)
+	}()
+}
+
+// owns reports whether this node delivers the notices of key: it owns the
+// user's partition, and the hand-over grace of a partition it took over
+// has passed.
+func (n *redisNode) owns(key presence.Key) bool {
+	if !n.store.Owns(key) {
+		return false
+	}
+	p := n.store.Partition(key)
+	n.graceMu.Lock()
+	defer n.graceMu.Unlock()
+	until, ok := n.graceUntil[p]
+	if ok && !time.Now().Before(until) {
+		delete(n.graceUntil, p)
+		ok = false
+	}
+	return !ok
 }
 
 func (n *redisNode) queueOutboxes(ctx context.Context, parts []int, nt *notify.Notifier) {

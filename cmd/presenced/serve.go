@@ -500,7 +500,7 @@ func newNotifier(ctx context.Context, cfg Config, rnode *redisNode, svc *presenc
 		ncfg.Subscriptions = rnode.store.Subscriptions()
 		// The delivery log too, so any node's console shows every node's deliveries.
 		ncfg.DeliveryLog = rnode.store.DeliveryLog()
-		ncfg.Owns = rnode.store.Owns
+		ncfg.Owns = rnode.owns
 		ncfg.Leader = rnode.store.Leader
 	}
 	n, err := notify.New(ncfg)
