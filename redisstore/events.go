@@ -193,7 +193,10 @@ func decodeEvent(p []byte) (RemoteEvent, error) {
 // from several goroutines (one per partition, so the events of one user
 // come in order), with each event made by another node. It
 // blocks until ctx ends or the store closes, resubscribing after a lost
-// connection.
+// connection. fn runs on the Redis client's reading goroutine: it must not
+// block, and above all must not call the store (or anything that waits for
+// Redis), which would wait for a reply that goroutine is to read; hand the
+// event to another goroutine instead.
 //
 // Pub/sub is at-most-once: events published while this node was not
 // subscribed (a reconnect, a Redis restart, a cluster failover) are lost.

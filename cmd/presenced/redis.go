@@ -55,6 +55,9 @@ const (
 	sharedSignerKey   = "notify-signing-key"
 	sharedDevIssuer   = "dev-signing-key"
 	outboxSweepPeriod = 5 * time.Second
+	// remoteEventQueue bounds the other nodes' changes waiting for this
+	// node's event streams.
+	remoteEventQueue = 4096
 )
 
 // openRedisNode opens the Redis store. It does not fail when Redis is
@@ -164,8 +167,36 @@ func (n *redisNode) run(ctx context.Context, svc *presence.Service) {
 			}
 		}
 	}()
+	// Events calls its function on the Redis client's reading goroutine,
+	// which must never wait for Redis itself (it would wait for its own
+	// reply): wake-ups are handed over at once, and the events for local
+	// streams, which read the user's presence, go to a goroutine of their
+	// own through a bounded queue (pub/sub is at-most-once anyway; the
+	// notices themselves stay in the store).
+	queue := make(chan redisstore.RemoteEvent, remoteEventQueue)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case re := <-queue:
+				n.publishRemote(ctx, svc, re)
+			}
+		}
+	}()
+	handle := func(re redisstore.RemoteEvent) {
+		n.wake(re)
+		if len(re.Events) == 0 {
+			return
+		}
+		select {
+		case queue <- re:
+		default:
+			n.logger.Warn("redis: other nodes' changes arrive faster than local streams take them; one was dropped", "user", re.Key.User)
+		}
+	}
 	for ctx.Err() == nil {
-		err := n.store.Events(ctx, func(re redisstore.RemoteEvent) { n.remote(ctx, svc, re) })
+		err := n.store.Events(ctx, handle)
 		if ctx.Err() != nil {
 			return
 		}
@@ -177,16 +208,19 @@ func (n *redisNode) run(ctx context.Context, svc *presence.Service) {
 	}
 }
 
-// remote handles one change made on another node.
-func (n *redisNode) remote(ctx context.Context, svc *presence.Service, re redisstore.RemoteEvent) {
+// wake tells the deliverer about notices another node recorded for a user
+// this node owns. It does not block.
+func (n *redisNode) wake(re redisstore.RemoteEvent) {
 	if re.Watched && n.store.Owns(re.Key) {
 		if nt := n.notifier.Load(); nt != nil {
 			nt.Pending(re.Key)
 		}
 	}
-	if len(re.Events) == 0 {
-		return
-	}
+}
+
+// publishRemote hands one change made on another node to this node's
+// event streams.
+func (n *redisNode) publishRemote(ctx context.Context, svc *presence.Service, re redisstore.RemoteEvent) {
 	// The event carries the pair and its version; a stream shows the whole
 	// presence (status message, out-of-office), so the last event carries
 	// the user's presence as it is now.
