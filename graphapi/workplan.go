@@ -201,42 +201,15 @@ func (s *Server) updateWorkHoursAndLocations(w http.ResponseWriter, r *http.Requ
 }
 
 func (s *Server) listRecurrences(w http.ResponseWriter, r *http.Request, c *call) error {
-	user, _, err := planTarget(r, c, false, false)
-	if err != nil {
-		return err
-	}
-	plan, err := s.readPlan(r, c, user)
-	if err != nil {
-		return err
-	}
-	out := struct {
-		Context string           `json:"@odata.context"`
-		Value   []wireRecurrence `json:"value"`
-	}{Context: s.planContext(r, c, user, "/recurrences"), Value: []wireRecurrence{}}
-	for i := range plan.Recurrences {
-		out.Value = append(out.Value, toWireRecurrence(&plan.Recurrences[i]))
-	}
-	return writeValue(w, http.StatusOK, out)
+	return listPlanItems(s, w, r, c, "/recurrences", func(p *presence.WorkState) []presence.PlanRecurrence { return p.Recurrences }, toWireRecurrence)
 }
-
 func (s *Server) getRecurrence(w http.ResponseWriter, r *http.Request, c *call) error {
-	user, key, err := planTarget(r, c, true, false)
-	if err != nil {
-		return err
-	}
-	plan, err := s.readPlan(r, c, user)
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(plan.Recurrences, func(x presence.PlanRecurrence) bool { return x.ID == key })
-	if i < 0 {
-		return presence.Errorf(presence.CodeNotFound, "The work plan recurrence '%s' doesn't exist.", key)
-	}
-	out := toWireRecurrence(&plan.Recurrences[i])
-	out.Context = s.planContext(r, c, user, "/recurrences/$entity")
-	return writeValue(w, http.StatusOK, out)
+	return getPlanItem(s, w, r, c, "/recurrences/$entity", "recurrence",
+		func(p *presence.WorkState) []presence.PlanRecurrence { return p.Recurrences },
+		func(x *presence.PlanRecurrence) string { return x.ID },
+		func(x *presence.PlanRecurrence) wireRecurrence { return toWireRecurrence(x) },
+		func(o *wireRecurrence, ctx string) { o.Context = ctx })
 }
-
 func (s *Server) createRecurrence(w http.ResponseWriter, r *http.Request, c *call) error {
 	return s.putRecurrence(w, r, c, true)
 }
@@ -288,6 +261,20 @@ func (s *Server) deleteRecurrence(w http.ResponseWriter, r *http.Request, c *cal
 // exceptions written by setCurrentLocation), not the expanded recurrences:
 // occurrencesView does that.
 func (s *Server) listOccurrences(w http.ResponseWriter, r *http.Request, c *call) error {
+	return listPlanItems(s, w, r, c, "/occurrences", func(p *presence.WorkState) []presence.PlanOccurrence { return p.Occurrences }, toWireOccurrence)
+}
+func (s *Server) getOccurrence(w http.ResponseWriter, r *http.Request, c *call) error {
+	return getPlanItem(s, w, r, c, "/occurrences/$entity", "occurrence",
+		func(p *presence.WorkState) []presence.PlanOccurrence { return p.Occurrences },
+		func(x *presence.PlanOccurrence) string { return x.ID },
+		func(x *presence.PlanOccurrence) wireOccurrence { return toWireOccurrence(x) },
+		func(o *wireOccurrence, ctx string) { o.Context = ctx })
+}
+
+// listPlanItems answers the collection of one kind of the caller's work
+// plan items (recurrences or stored occurrences) in Graph's wire shape.
+func listPlanItems[T, W any](s *Server, w http.ResponseWriter, r *http.Request, c *call, path string,
+	items func(*presence.WorkState) []T, wire func(*T) W) error {
 	user, _, err := planTarget(r, c, false, false)
 	if err != nil {
 		return err
@@ -297,16 +284,20 @@ func (s *Server) listOccurrences(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	out := struct {
-		Context string           `json:"@odata.context"`
-		Value   []wireOccurrence `json:"value"`
-	}{Context: s.planContext(r, c, user, "/occurrences"), Value: []wireOccurrence{}}
-	for i := range plan.Occurrences {
-		out.Value = append(out.Value, toWireOccurrence(&plan.Occurrences[i]))
+		Context string `json:"@odata.context"`
+		Value   []W    `json:"value"`
+	}{Context: s.planContext(r, c, user, path), Value: []W{}}
+	all := items(plan)
+	for i := range all {
+		out.Value = append(out.Value, wire(&all[i]))
 	}
 	return writeValue(w, http.StatusOK, out)
 }
 
-func (s *Server) getOccurrence(w http.ResponseWriter, r *http.Request, c *call) error {
+// getPlanItem answers one item of the caller's work plan by its id, or a
+// NotFound naming the kind.
+func getPlanItem[T, W any](s *Server, w http.ResponseWriter, r *http.Request, c *call, path, kind string,
+	items func(*presence.WorkState) []T, id func(*T) string, wire func(*T) W, setContext func(*W, string)) error {
 	user, key, err := planTarget(r, c, true, false)
 	if err != nil {
 		return err
@@ -315,15 +306,15 @@ func (s *Server) getOccurrence(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(plan.Occurrences, func(x presence.PlanOccurrence) bool { return x.ID == key })
+	all := items(plan)
+	i := slices.IndexFunc(all, func(x T) bool { return id(&x) == key })
 	if i < 0 {
-		return presence.Errorf(presence.CodeNotFound, "The work plan occurrence '%s' doesn't exist.", key)
+		return presence.Errorf(presence.CodeNotFound, "The work plan %s '%s' doesn't exist.", kind, key)
 	}
-	out := toWireOccurrence(&plan.Occurrences[i])
-	out.Context = s.planContext(r, c, user, "/occurrences/$entity")
+	out := wire(&all[i])
+	setContext(&out, s.planContext(r, c, user, path))
 	return writeValue(w, http.StatusOK, out)
 }
-
 func (s *Server) createOccurrence(w http.ResponseWriter, r *http.Request, c *call) error {
 	return s.putOccurrence(w, r, c, true)
 }
