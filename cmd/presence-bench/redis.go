@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/presenced/presenced/internal/redisprobe"
 )
 
 // --store values.
@@ -118,67 +118,9 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 	}
 }
 
-// redisDo sends one command to the server at the Unix socket on a new
-// connection and returns a status, integer or bulk reply as text, and the
-// elements of an array reply joined by newlines. An error reply is an
-// error.
+// redisDo sends one command to the server at the Unix socket.
 func redisDo(socket string, args ...string) (string, error) {
-	c, err := net.DialTimeout("unix", socket, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := io.WriteString(c, b.String()); err != nil {
-		return "", err
-	}
-	return readRESP(bufio.NewReader(c))
-}
-
-// readRESP reads one RESP2 reply.
-func readRESP(r *bufio.Reader) (string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if line == "" {
-		return "", errors.New("redis: empty reply")
-	}
-	switch line[0] {
-	case '+', ':':
-		return line[1:], nil
-	case '-':
-		return "", errors.New(line[1:])
-	case '$':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", err
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", err
-		}
-		parts := make([]string, n)
-		for i := range parts {
-			if parts[i], err = readRESP(r); err != nil {
-				return "", err
-			}
-		}
-		return strings.Join(parts, "\n"), nil
-	}
-	return "", fmt.Errorf("redis: unexpected reply %q", line)
+	return redisprobe.Do("unix", socket, args...)
 }
 
 // multiTarget is several presenced nodes on one redis-server.

@@ -10,7 +10,6 @@
 package redistest
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/presenced/presenced/internal/redisprobe"
 )
 
 // RequireEnv is the environment variable that turns a missing redis-server
@@ -270,62 +271,7 @@ func (s *Server) do(args ...string) (string, error) {
 	if s.port != 0 {
 		network, addr = "tcp", s.Addr()
 	}
-	c, err := net.DialTimeout(network, addr, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := io.WriteString(c, b.String()); err != nil {
-		return "", err
-	}
-	return readReply(bufio.NewReader(c))
-}
-
-// readReply reads one RESP2 reply.
-func readReply(r *bufio.Reader) (string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if line == "" {
-		return "", errors.New("redistest: empty reply")
-	}
-	switch line[0] {
-	case '+', ':':
-		return line[1:], nil
-	case '-':
-		return "", errors.New(line[1:])
-	case '$':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", err
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", err
-		}
-		parts := make([]string, n)
-		for i := range parts {
-			if parts[i], err = readReply(r); err != nil {
-				return "", err
-			}
-		}
-		return strings.Join(parts, "\n"), nil
-	}
-	return "", fmt.Errorf("redistest: unexpected reply %q", line)
+	return redisprobe.Do(network, addr, args...)
 }
 
 // Info returns one field of INFO (for example "used_memory"), or "" when
