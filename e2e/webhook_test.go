@@ -87,7 +87,10 @@ type sink struct {
 	hold bool
 	// answer computes the status of the nth (0-based) notification POST
 	// (hang: none); nil answers 202.
-	answer   func(n int) int
+	answer func(n int) int
+	// delay, when set, is how long each notification POST waits before
+	// its answer (a slow receiver).
+	delay    time.Duration
 	released chan struct{}
 	seenHS   chan struct{} // receives (without blocking) on every handshake
 }
@@ -142,7 +145,15 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		d.Status = s.answer(n)
 	}
 	s.posts = append(s.posts, d)
+	delay := s.delay
 	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-r.Context().Done():
+		case <-s.released:
+		case <-time.After(delay):
+		}
+	}
 	if d.Status == hang {
 		// A receiver that never answers: the server gives up (its delivery
 		// timeout) and the request's context ends.

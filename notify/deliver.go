@@ -58,6 +58,8 @@ type queue struct {
 	firstFail      time.Time
 	attempts       int
 	dropped        bool // the subscription is gone
+	// sending is how many items at the head are being POSTed now.
+	sending int
 	// slowWait records that the head batch already waited the slow-endpoint
 	// delay (or a backoff at least as long).
 	slowWait bool
@@ -75,6 +77,12 @@ type userBox struct {
 	trimmed  uint64         // highest sequence trimmed from the outbox
 	refs     map[uint64]int // deliveries still pending per notice
 	reading  int            // drains reading the outbox now
+	sending  int            // its notices in a POST now
+	trimming bool           // a trim of its outbox is being written
+	// handoff is the lowest sequence whose queued notices were handed to
+	// the node that now owns the user (0: none): they are not trimmed
+	// here, so that the new owner finds them in the outbox.
+	handoff uint64
 }
 
 // endpoint holds the slow-delivery counters of one notification URL.
@@ -386,6 +394,12 @@ func (d *deliverer) drain(ctx context.Context) {
 		full := 0
 		d.mu.Lock()
 		box.reading--
+		if box.handoff > 0 {
+			// This node owns the user again: what it handed over is its
+			// to deliver once more, from the outbox.
+			box.enqueued = min(box.enqueued, box.handoff-1)
+			box.handoff = 0
+		}
 		for _, nt := range notices {
 			if nt.Seq <= box.enqueued {
 				continue
@@ -471,17 +485,24 @@ func (d *deliverer) trimOutbox(ctx context.Context, k presence.Key) {
 			upto = seq - 1
 		}
 	}
+	if box.handoff > 0 && box.handoff-1 < upto {
+		upto = box.handoff - 1
+	}
 	if upto <= box.trimmed {
 		d.forget(k, box)
 		d.mu.Unlock()
 		return
 	}
+	box.trimming = true
 	d.mu.Unlock()
-	if err := d.n.svc.TrimOutbox(ctx, k, upto); err != nil {
+	err := d.n.svc.TrimOutbox(ctx, k, upto)
+	d.mu.Lock()
+	box.trimming = false
+	if err != nil {
+		d.mu.Unlock()
 		d.n.logger.ErrorContext(ctx, "trimming an outbox", "user", k.String(), "err", err)
 		return
 	}
-	d.mu.Lock()
 	if upto > box.trimmed {
 		box.trimmed = upto
 	}
@@ -492,7 +513,8 @@ func (d *deliverer) trimOutbox(ctx context.Context, k presence.Key) {
 // forget drops k's box once nothing is queued, left to trim or being read
 // for it; d.mu held.
 func (d *deliverer) forget(k presence.Key, box *userBox) {
-	if len(box.refs) == 0 && box.trimmed == box.enqueued && box.reading == 0 && d.boxes[k] == box {
+	settled := box.trimmed == box.enqueued || (box.handoff > 0 && box.trimmed+1 >= box.handoff)
+	if len(box.refs) == 0 && settled && box.reading == 0 && box.sending == 0 && !box.trimming && d.boxes[k] == box {
 		delete(d.boxes, k)
 	}
 }
@@ -570,6 +592,17 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 		d.mu.Unlock()
 		return
 	}
+	if d.n.cfg.Owns != nil && !q.lifecycle {
+		// Notices of users whose partition moved to another node are
+		// that node's to deliver (it finds them in their outboxes).
+		d.handOffQueue(q, func(k presence.Key) bool { return !d.n.cfg.Owns(k) })
+		if len(q.items) == 0 {
+			d.setIdle(q)
+			d.idle.Broadcast()
+			d.mu.Unlock()
+			return
+		}
+	}
 	batch := q.items[:min(len(q.items), maxBatch)]
 	batch = batch[:len(batch):len(batch)]
 	target := sub.NotificationURL
@@ -597,6 +630,9 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 		d.mu.Unlock()
 		return
 	}
+	// From here to the outcome's record the batch is in flight: a
+	// hand-over of its users' partitions waits for it (InFlight).
+	d.startSending(q, batch)
 	d.mu.Unlock()
 
 	if share >= slowDropShare {
@@ -655,9 +691,92 @@ func (d *deliverer) deliver(ctx context.Context, q *queue) {
 	}
 	q.slowWait = slowWait
 	q.next = now.Add(backoff)
+	d.endSending(q, batch)
 	d.setIdle(q)
 	d.idle.Broadcast()
 	d.mu.Unlock()
+}
+
+// startSending marks batch, the head of q, as in flight; d.mu held.
+func (d *deliverer) startSending(q *queue, batch []item) {
+	q.sending = len(batch)
+	for _, it := range batch {
+		if it.lifecycle == "" {
+			if box := d.boxes[it.key]; box != nil {
+				box.sending++
+			}
+		}
+	}
+}
+
+// endSending marks batch, sent by startSending, as no longer in flight;
+// d.mu held.
+func (d *deliverer) endSending(q *queue, batch []item) {
+	if q.sending == 0 {
+		return
+	}
+	q.sending = 0
+	for _, it := range batch {
+		if it.lifecycle == "" {
+			if box := d.boxes[it.key]; box != nil && box.sending > 0 {
+				box.sending--
+			}
+		}
+	}
+}
+
+// handOffQueue removes from q, past the batch in flight, the notices of
+// the users gone says this node no longer owns: they stay in those users'
+// outboxes for their new owner, and are not trimmed here; d.mu held.
+func (d *deliverer) handOffQueue(q *queue, gone func(presence.Key) bool) {
+	kept := q.items[:q.sending]
+	for _, it := range q.items[q.sending:] {
+		if it.lifecycle != "" || !gone(it.key) {
+			kept = append(kept, it)
+			continue
+		}
+		d.depth--
+		box := d.boxes[it.key]
+		if box == nil {
+			continue
+		}
+		if box.handoff == 0 || it.notice.Seq < box.handoff {
+			box.handoff = it.notice.Seq
+		}
+		if box.refs[it.notice.Seq]--; box.refs[it.notice.Seq] <= 0 {
+			delete(box.refs, it.notice.Seq)
+		}
+		d.trim[it.key] = true
+	}
+	clear(q.items[len(kept):])
+	q.items = kept
+	poke(d.trimWake)
+}
+
+// handOff removes from every queue the notices of the users gone says this
+// node no longer owns (see handOffQueue).
+func (d *deliverer) handOff(gone func(presence.Key) bool) {
+	d.mu.Lock()
+	for _, q := range d.queues {
+		if !q.lifecycle {
+			d.handOffQueue(q, gone)
+		}
+	}
+	d.mu.Unlock()
+}
+
+// inFlight returns the users with notices in a POST now or an outbox trim
+// waiting or being written.
+func (d *deliverer) inFlight() []presence.Key {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ks []presence.Key
+	for k, box := range d.boxes {
+		if box.sending > 0 || box.trimming || d.trim[k] {
+			ks = append(ks, k)
+		}
+	}
+	return ks
 }
 
 // afterFailure is the rule for a failed delivery, given the attempts made
@@ -699,6 +818,7 @@ func (d *deliverer) finish(q *queue, batch []item, dropped bool) {
 		d.n.m.Dropped.Add(float64(len(batch)))
 	}
 	d.mu.Lock()
+	d.endSending(q, batch)
 	if !q.dropped && len(q.items) >= len(batch) {
 		q.items = q.items[len(batch):]
 		d.done(batch)

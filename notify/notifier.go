@@ -197,6 +197,18 @@ func (n *Notifier) Pending(k presence.Key) {
 	n.d.pending(k)
 }
 
+// HandOff gives up the queued notices of the users gone names, which this
+// node no longer owns (Config.Owns): they stay in the users' outboxes for
+// their new owner. Notices already in a POST finish here; InFlight names
+// their users until then.
+func (n *Notifier) HandOff(gone func(presence.Key) bool) { n.d.handOff(gone) }
+
+// InFlight returns the users whose notices this node is POSTing now, or
+// whose delivered notices it has yet to trim from their outboxes: a node
+// handing their partition over waits for them, so that the next owner
+// neither repeats a delivery nor misses one.
+func (n *Notifier) InFlight() []presence.Key { return n.d.inFlight() }
+
 // SyncWatching implements presence.WatchSyncer: with a shared subscription
 // store it reloads the index when another node changed a subscription, so
 // that a write made after a subscription's 201 on any node keeps its

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,9 +23,18 @@ type ownership struct {
 	held  [Partitions]bool
 	until [Partitions]time.Time // monotonic: stop acting at this instant
 	seen  map[string]time.Time  // when this node first saw each live node
+	// draining holds the partitions this node gave up but still leases
+	// while Options.Busy names them, each until its deadline.
+	draining map[int]time.Time
+	// leaving is set by Leave: the node acts on nothing any more and
+	// only keeps the leases it drains.
+	leaving bool
 }
 
-func (o *ownership) init() { o.seen = map[string]time.Time{} }
+func (o *ownership) init() {
+	o.seen = map[string]time.Time{}
+	o.draining = map[int]time.Time{}
+}
 
 // owned returns the partitions this node may act on at now.
 func (o *ownership) owned(now time.Time) []int {
@@ -91,6 +101,14 @@ func (s *Store) leaseTick(ctx context.Context) {
 	var gained, lost []int
 	defer func() { s.report(gained, lost) }()
 
+	s.own.mu.Lock()
+	leaving := s.own.leaving
+	s.own.mu.Unlock()
+	if leaving {
+		s.drainLeases(ctx, cli, s.busy(), nil)
+		return
+	}
+
 	hb := heartbeatScript.run(ctx, cli, []string{s.nodesKey()},
 		[]string{s.opts.NodeID, strconv.FormatInt(ttl.Milliseconds(), 10), "3600000"})
 	live, err := hb.AsStrSlice()
@@ -146,16 +164,27 @@ func (s *Store) leaseTick(ctx context.Context) {
 	for _, p := range drop {
 		rcalls = append(rcalls, scriptCall{keys: []string{s.leaseKey(p)}, args: []string{s.holder}})
 	}
-	// Stop acting on a partition before releasing it.
+	// Stop acting on a partition before releasing it; with Busy, keep its
+	// lease while the work started on it ends (drainLeases releases it).
 	o.mu.Lock()
 	for _, p := range drop {
 		if o.held[p] {
 			o.held[p] = false
 			lost = append(lost, p)
 		}
+		if s.opts.Busy != nil {
+			if _, ok := o.draining[p]; !ok {
+				o.draining[p] = sent.Add(s.opts.DrainTimeout)
+			}
+		}
 	}
 	o.mu.Unlock()
-	releaseScript.runMulti(ctx, cli, rcalls)
+	if s.opts.Busy == nil {
+		releaseScript.runMulti(ctx, cli, rcalls)
+	}
+	// Busy is asked only now that the dropped partitions are no longer
+	// acted on: work it does not name cannot start on them any more.
+	s.drainLeases(ctx, cli, s.busy(), take)
 
 	until := sent.Add(ttl - leaseMargin)
 	o.mu.Lock()
@@ -183,6 +212,91 @@ func (s *Store) leaseTick(ctx context.Context) {
 	lost = append(lost, s.expire(time.Now())...)
 }
 
+// busy returns the set of partitions Options.Busy names.
+func (s *Store) busy() map[int]bool {
+	if s.opts.Busy == nil {
+		return nil
+	}
+	m := map[int]bool{}
+	for _, p := range s.opts.Busy() {
+		m[p] = true
+	}
+	return m
+}
+
+// drainLeases renews the leases of the partitions being drained that busy
+// still names, until their deadline, and releases the others; a partition
+// this round takes again (taken) is no longer drained. It returns how many
+// are still drained.
+func (s *Store) drainLeases(ctx context.Context, cli rueidis.Client, busy map[int]bool, taken []int) int {
+	now := time.Now()
+	o := &s.own
+	var renew, release []scriptCall
+	o.mu.Lock()
+	for p, deadline := range o.draining {
+		switch {
+		case slices.Contains(taken, p):
+			delete(o.draining, p)
+		case busy[p] && now.Before(deadline):
+			renew = append(renew, scriptCall{keys: []string{s.leaseKey(p)}, args: []string{s.holder, strconv.FormatInt(s.opts.LeaseTTL.Milliseconds(), 10)}})
+		default:
+			delete(o.draining, p)
+			release = append(release, scriptCall{keys: []string{s.leaseKey(p)}, args: []string{s.holder}})
+		}
+	}
+	left := len(o.draining)
+	o.mu.Unlock()
+	if len(renew) > 0 {
+		leaseScript.runMulti(ctx, cli, renew)
+	}
+	if len(release) > 0 {
+		releaseScript.runMulti(ctx, cli, release)
+	}
+	return left
+}
+
+// Leave hands this node's partitions over before it stops: it stops acting
+// on every partition at once (OnPartitions reports them lost), leaves the
+// live set so that other nodes become their owners, and releases each
+// lease as soon as Options.Busy no longer names it (or DrainTimeout, or
+// ctx, ends the wait). Close after Leave releases whatever is left.
+func (s *Store) Leave(ctx context.Context) error {
+	c := s.cli.Load()
+	if c == nil {
+		return ErrClosed
+	}
+	cli := *c
+	now := time.Now()
+	o := &s.own
+	var lost []int
+	o.mu.Lock()
+	o.leaving = true
+	for p := range Partitions {
+		if o.held[p] {
+			o.held[p] = false
+			lost = append(lost, p)
+			if _, ok := o.draining[p]; !ok {
+				o.draining[p] = now.Add(s.opts.DrainTimeout)
+			}
+		}
+	}
+	o.mu.Unlock()
+	s.report(nil, lost)
+	if err := cli.Do(ctx, cli.B().Zrem().Key(s.nodesKey()).Member(s.opts.NodeID).Build()).Error(); err != nil {
+		return fmt.Errorf("redisstore: leaving the live nodes: %w", err)
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for s.drainLeases(ctx, cli, s.busy(), nil) > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redisstore: handing partitions over: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // expire drops the partitions whose validity ran out and returns them.
 func (s *Store) expire(now time.Time) []int {
 	o := &s.own
@@ -200,6 +314,8 @@ func (s *Store) expire(now time.Time) []int {
 
 // report updates the metrics and tells OnPartitions.
 func (s *Store) report(gained, lost []int) {
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
 	n := s.OwnedPartitions()
 	s.metrics.owned.Store(int64(n))
 	s.metrics.ownedG.Set(float64(n))

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -519,4 +520,83 @@ func TestFireAll(t *testing.T) {
 			t.Fatalf("user %d after FireAll: stored at %v shows %v", i, st.SeqAt, v.Pair)
 		}
 	}
+}
+
+// A partition given up while Busy names it stays leased, acted on by
+// nobody, until the work ends; then the next owner takes it. Leave hands
+// every partition over the same way.
+func TestHandOverWaitsForBusy(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := "drain" + presence.NewGUID()[:8]
+	var busyAll atomic.Bool
+	busyAll.Store(true)
+	var lostA atomic.Int64
+	var a *Store
+	a = open(t, srv.URL(), Options{Prefix: prefix, NodeID: "a", DrainTimeout: time.Minute,
+		OnPartitions: func(_, l []int) { lostA.Add(int64(len(l))) },
+		Busy: func() []int {
+			if !busyAll.Load() {
+				return nil
+			}
+			ps := make([]int, Partitions)
+			for p := range ps {
+				ps[p] = p
+			}
+			return ps
+		}})
+	if a.OwnedPartitions() != Partitions {
+		t.Fatalf("a alone owns %d", a.OwnedPartitions())
+	}
+	b := open(t, srv.URL(), Options{Prefix: prefix, NodeID: "b"})
+	// a gives up b's share (it stops acting on it) but keeps the leases
+	// while busy: b gains nothing.
+	waitFor(t, 10*time.Second, "a gives up b's share", func() bool { return a.OwnedPartitions() < Partitions })
+	given := Partitions - a.OwnedPartitions()
+	waitRounds(t, b) // b must still own nothing
+	if n := b.OwnedPartitions(); n != 0 {
+		t.Fatalf("b took %d partitions while a was still busy with them", n)
+	}
+	if lostA.Load() < int64(given) {
+		t.Fatalf("a reported %d lost, gave up %d", lostA.Load(), given)
+	}
+	checkSingleOwner(t, a, b)
+	// The work ends: b takes its share.
+	busyAll.Store(false)
+	waitFor(t, 5*time.Second, "b takes its share once a is idle", func() bool {
+		checkSingleOwner(t, a, b)
+		return a.OwnedPartitions()+b.OwnedPartitions() == Partitions && b.OwnedPartitions() == given
+	})
+
+	// a leaves while busy: it acts on nothing at once, and its leases
+	// wait for the work.
+	busyAll.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done <- a.Leave(ctx)
+	}()
+	waitFor(t, 5*time.Second, "a stops acting at once", func() bool { return a.OwnedPartitions() == 0 })
+	waitRounds(t, b)
+	if n := b.OwnedPartitions(); n != given {
+		t.Fatalf("b owns %d partitions while a, leaving, is still busy with its own (want %d)", n, given)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Leave returned while busy: %v", err)
+	default:
+	}
+	busyAll.Store(false)
+	if err := <-done; err != nil {
+		t.Fatalf("Leave: %v", err)
+	}
+	waitFor(t, 5*time.Second, "b takes everything after a left", func() bool { return b.OwnedPartitions() == Partitions })
+}
+
+// waitRounds waits until s has run at least two more lease rounds (each
+// counts one round trip, its heartbeat).
+func waitRounds(t testing.TB, s *Store) {
+	t.Helper()
+	from := s.Stats().RoundTrips
+	waitFor(t, 10*time.Second, "lease rounds", func() bool { return s.Stats().RoundTrips >= from+3 })
 }

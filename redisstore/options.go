@@ -50,6 +50,16 @@ type Options struct {
 	// those of Store.Partition. The first call, with the partitions taken
 	// at start, comes before Open returns (see Store.Owned).
 	OnPartitions func(gained, lost []int)
+	// Busy, if set, returns the partitions on which the consumer still has
+	// work in flight that it started while it owned them (a webhook POST
+	// whose outcome is not yet recorded). A partition this node gives up
+	// (to a node that joined, or in Leave) stops being acted on at once,
+	// but its lease is kept until Busy no longer names it or DrainTimeout
+	// passes, so that its next owner never repeats that work.
+	Busy func() []int
+	// DrainTimeout bounds how long a partition given up stays leased for
+	// Busy; default 10 s.
+	DrainTimeout time.Duration
 	// Registerer, if set, receives the store's Prometheus metrics.
 	Registerer prometheus.Registerer
 }
@@ -80,6 +90,7 @@ func (o *Options) defaults() error {
 	def(&o.UpdateTimeout, 10*time.Second)
 	def(&o.DialTimeout, 2*time.Second)
 	def(&o.LeaseTTL, 3*time.Second)
+	def(&o.DrainTimeout, 10*time.Second)
 	if o.WaitReplicas > 0 && o.OpTimeout <= o.WaitTimeout {
 		o.OpTimeout = o.WaitTimeout + 500*time.Millisecond // room for WAIT's answer
 	}

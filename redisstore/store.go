@@ -46,6 +46,9 @@ type Store struct {
 	locks [lockStripes]chan struct{} // each a mutex that a waiter may give up
 
 	own     ownership
+	// reportMu keeps the OnPartitions calls in order (leaseLoop, Leave and
+	// Close all report).
+	reportMu sync.Mutex
 	metrics *metrics
 	bg      context.Context
 	stop    context.CancelFunc

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,17 +35,12 @@ type redisNode struct {
 	testHooks bool
 	notifier  atomic.Pointer[notify.Notifier]
 	bg        context.Context
-
-	graceMu    sync.Mutex
-	graceUntil map[int]time.Time // partitions taken over, not delivered from until then
 }
 
-// handoverGrace is how long a node waits, after it took a partition over
-// while running, before it delivers that partition's notices: the node
-// that handed the partition over finishes the deliveries it had queued
-// and trims what it delivered, so that the new owner, reading the
-// outboxes after it, does not send those notices again.
-const handoverGrace = 2 * time.Second
+// drainTimeout bounds how long a node that gives a partition up keeps its
+// lease while a webhook POST of that partition is in flight: longer than
+// a delivery's own timeout.
+const drainTimeout = notify.DefaultDeliveryTimeout + 2*time.Second
 
 // Names of the settings and keys the nodes share through Redis.
 const (
@@ -72,6 +66,8 @@ func openRedisNode(ctx context.Context, cfg Config, logger *slog.Logger, reg pro
 		WaitReplicas: cfg.RedisWaitReplicas,
 		Registerer:   reg,
 		OnPartitions: n.partitionsChanged,
+		Busy:         n.busyPartitions,
+		DrainTimeout: drainTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open the Redis store: %w", err)
@@ -92,44 +88,53 @@ func openRedisNode(ctx context.Context, cfg Config, logger *slog.Logger, reg pro
 	return n, nil
 }
 
-// partitionsChanged queues the undelivered notices of the partitions this
-// node just took over (from a node that died or left).
-func (n *redisNode) partitionsChanged(gained, _ []int) {
+// partitionsChanged hands the queued notices of the partitions this node
+// lost to their new owner (they stay in the outboxes), and queues the
+// undelivered notices of the partitions it gained. A partition changes
+// hands only once its old owner has no delivery of it in flight and has
+// trimmed what it delivered (busyPartitions keeps the lease until then),
+// so the new owner reads outboxes that hold exactly what is left to send;
+// only a node that dies mid-delivery leaves a notice that is sent twice.
+func (n *redisNode) partitionsChanged(gained, lost []int) {
 	nt := n.notifier.Load()
-	if nt == nil || len(gained) == 0 {
+	if nt == nil {
 		return
 	}
-	until := time.Now().Add(handoverGrace)
-	n.graceMu.Lock()
-	if n.graceUntil == nil {
-		n.graceUntil = map[int]time.Time{}
+	if len(lost) > 0 {
+		set := make(map[int]bool, len(lost))
+		for _, p := range lost {
+			set[p] = true
+		}
+		nt.HandOff(func(k presence.Key) bool { return set[n.store.Partition(k)] })
 	}
-	for _, p := range gained {
-		n.graceUntil[p] = until
+	if len(gained) > 0 {
+		go n.queueOutboxes(n.bg, gained, nt)
 	}
-	n.graceMu.Unlock()
-	go func() {
-		time.Sleep(handoverGrace)
-		n.queueOutboxes(n.bg, gained, nt)
-	}()
 }
 
-// owns reports whether this node delivers the notices of key: it owns the
-// user's partition, and the hand-over grace of a partition it took over
-// has passed.
-func (n *redisNode) owns(key presence.Key) bool {
-	if !n.store.Owns(key) {
-		return false
+// busyPartitions returns the partitions with webhook work in flight on
+// this node (redisstore.Options.Busy).
+func (n *redisNode) busyPartitions() []int {
+	nt := n.notifier.Load()
+	if nt == nil {
+		return nil
 	}
-	p := n.store.Partition(key)
-	n.graceMu.Lock()
-	defer n.graceMu.Unlock()
-	until, ok := n.graceUntil[p]
-	if ok && !time.Now().Before(until) {
-		delete(n.graceUntil, p)
-		ok = false
+	var ps []int
+	for _, k := range nt.InFlight() {
+		ps = append(ps, n.store.Partition(k))
 	}
-	return !ok
+	return ps
+}
+
+// leave hands this node's partitions over before it stops (a graceful
+// stop): the deliveries in flight end and their notices are trimmed
+// before any other node takes the partitions.
+func (n *redisNode) leave(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, drainTimeout)
+	defer cancel()
+	if err := n.store.Leave(ctx); err != nil {
+		n.logger.Warn("redis: handing partitions over", "err", err)
+	}
 }
 
 func (n *redisNode) queueOutboxes(ctx context.Context, parts []int, nt *notify.Notifier) {

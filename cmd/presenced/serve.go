@@ -282,6 +282,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	if rnode != nil {
+		// Hand the partitions over while the deliverer still runs, so
+		// that its POSTs in flight end and are recorded first.
+		rnode.leave(shutCtx)
+	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -500,7 +505,7 @@ func newNotifier(ctx context.Context, cfg Config, rnode *redisNode, svc *presenc
 		ncfg.Subscriptions = rnode.store.Subscriptions()
 		// The delivery log too, so any node's console shows every node's deliveries.
 		ncfg.DeliveryLog = rnode.store.DeliveryLog()
-		ncfg.Owns = rnode.owns
+		ncfg.Owns = rnode.store.Owns
 		ncfg.Leader = rnode.store.Leader
 	}
 	n, err := notify.New(ncfg)

@@ -10,6 +10,7 @@
 package redistest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -37,12 +38,21 @@ const InstallHint = "install them with: apt-get install redis-server redis-tools
 // startTimeout bounds how long a server may take to answer PING.
 const startTimeout = 30 * time.Second
 
-// Binaries returns the paths of redis-server and redis-cli, or skips (or
-// fails, with PRESENCED_REQUIRE_REDIS=1) the test when one is missing.
+// ServerEnv and CLIEnv name environment variables that replace the
+// redis-server and redis-cli found on PATH, to run the tests on another
+// build or engine (valkey-server and valkey-cli, say).
+const (
+	ServerEnv = "PRESENCED_REDIS_SERVER"
+	CLIEnv    = "PRESENCED_REDIS_CLI"
+)
+
+// Binaries returns the paths of redis-server and redis-cli (or those
+// ServerEnv and CLIEnv name), or skips (or fails, with
+// PRESENCED_REQUIRE_REDIS=1) the test when one is missing.
 func Binaries(t testing.TB) (server, cli string) {
 	t.Helper()
-	server, err1 := exec.LookPath("redis-server")
-	cli, err2 := exec.LookPath("redis-cli")
+	server, err1 := exec.LookPath(cmp.Or(os.Getenv(ServerEnv), "redis-server"))
+	cli, err2 := exec.LookPath(cmp.Or(os.Getenv(CLIEnv), "redis-cli"))
 	if err := errors.Join(err1, err2); err != nil {
 		msg := fmt.Sprintf("redis-server and redis-cli are needed (%v); %s", err, InstallHint)
 		if os.Getenv(RequireEnv) == "1" {
