@@ -45,16 +45,16 @@ type Store struct {
 
 	locks [lockStripes]chan struct{} // each a mutex that a waiter may give up
 
-	own     ownership
+	own ownership
 	// reportMu keeps the OnPartitions calls in order (leaseLoop, Leave and
 	// Close all report).
 	reportMu sync.Mutex
-	metrics *metrics
-	bg      context.Context
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	closed  atomic.Bool
-	closeMu sync.Mutex
+	metrics  *metrics
+	bg       context.Context
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	closeMu  sync.Mutex
 }
 
 // Open opens the store described by opts.
