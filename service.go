@@ -84,6 +84,8 @@ type Service struct {
 	fireMu sync.Mutex
 
 	feed *Feed
+	// quiet carries the writes that changed no visible pair (see WatchQuiet).
+	quiet *Feed
 
 	watcher Watcher
 	syncer  WatchSyncer
@@ -103,6 +105,7 @@ func NewService(store Store, clock Clock, logger *slog.Logger) *Service {
 		env:    Env{Zones: NewTimeZones()},
 		logger: logger,
 		feed:   NewFeed(),
+		quiet:  NewFeed(),
 	}
 }
 
@@ -258,6 +261,9 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 	s.outboxDropped.Add(uint64(dropped))
 	for _, ev := range ch.Events {
 		s.publish(ev)
+	}
+	if len(ch.Events) == 0 {
+		s.quiet.Publish(Event{Key: key, Before: ch.Before, After: ch.After, At: now})
 	}
 	if recorded {
 		s.watcher.Pending(key)
@@ -454,6 +460,15 @@ func (s *Service) Subscribe(buffer int) (events <-chan Event, cancel func()) {
 	w := s.feed.WatchAll(buffer)
 	return w.Events(), w.Close
 }
+
+// WatchQuiet returns a watch of the writes of this node that changed no
+// user's visible pair, with room for buffer of them: a status message, the
+// out-of-office settings, the work location, a session or the preferred
+// presence that is not what users see. They make no change event (no
+// notification, nothing in Feed), but a view of the whole stored state
+// (the console) must show them. Each carries the views around the write.
+// Close it when done.
+func (s *Service) WatchQuiet(buffer int) *Watch { return s.quiet.WatchAll(buffer) }
 
 // PublishRemote hands ev, a change made on another node, to this node's
 // readers of the feed (event streams), as if it had been made here; it

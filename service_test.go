@@ -143,3 +143,56 @@ func TestServiceOutboxBounded(t *testing.T) {
 		t.Fatalf("newest notice %+v", box[len(box)-1])
 	}
 }
+
+// TestServiceWatchQuiet checks that a write that leaves the visible pair as
+// it was (a work location, a status message) makes no change event, and
+// reaches the quiet watch instead; a change of the pair does not.
+func TestServiceWatchQuiet(t *testing.T) {
+	ctx := context.Background()
+	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
+	svc := presence.NewService(memstore.New(), clock, nil)
+	k := presence.Key{Tenant: tenant, User: u1}
+	events, cancel := svc.Subscribe(16)
+	defer cancel()
+	quiet := svc.WatchQuiet(16)
+	defer quiet.Close()
+
+	if _, err := svc.Do(ctx, k, setPresence("Available", "Available", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; ev.After.Pair.Availability != "Available" {
+		t.Fatalf("pair event = %+v", ev)
+	}
+	if _, err := svc.Do(ctx, k, &presence.SetLocation{Type: "office", HasType: true, PlaceID: "Building 4"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Do(ctx, k, &presence.SetStatusMessage{Content: "Heads down"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("a change of the work location or status message made a change event: %+v", ev)
+	default:
+	}
+	next := func() presence.Event {
+		t.Helper()
+		select {
+		case ev := <-quiet.Events():
+			return ev
+		default:
+			t.Fatal("a write that left the pair as it was is not on the quiet watch")
+			return presence.Event{}
+		}
+	}
+	if ev := next(); ev.Key != k || ev.After.WorkLocation != (presence.WorkLocation{Type: "office", Source: "manual", PlaceID: "Building 4"}) {
+		t.Fatalf("quiet event = %+v, want the manual work location", ev)
+	}
+	if ev := next(); ev.After.Status == nil || ev.After.Status.Content != "Heads down" {
+		t.Fatalf("quiet event = %+v, want the status message", ev)
+	}
+	select {
+	case ev := <-quiet.Events():
+		t.Fatalf("unexpected quiet event %+v (the first write changed the pair)", ev)
+	default:
+	}
+}

@@ -269,7 +269,7 @@ async function loadUsers() {
     renderCount();
     $("#next").disabled = !state.next;
     $("#first").disabled = !state.skip;
-    renderUsers();
+    keepFocus(renderUsers);
   } catch (err) {
     notice(`Users: ${err.message}`, true);
   }
@@ -398,8 +398,27 @@ function upsert(u, flash = true) {
   state.users.set(u.id, u);
   const card = renderUser(u, flash);
   const old = document.querySelector(`.user[data-id="${u.id}"]`);
-  if (old) old.replaceWith(card);
-  else renderUsers();
+  keepFocus(() => {
+    if (old) old.replaceWith(card);
+    else renderUsers();
+  });
+}
+
+// keepFocus runs redraw, which replaces user cards, and puts the keyboard
+// focus back where it was: on the same card, on its control at the same
+// place (a toggle's label may change), so that a keyboard user who pressed
+// a card's button is not sent back to the top of the page when the change
+// comes back on the stream.
+function keepFocus(redraw) {
+  const a = document.activeElement;
+  const was = a?.closest?.(".user[data-id]");
+  if (!was) return redraw();
+  const controls = (c) => [...c.querySelectorAll("button, input, select, textarea, a[href]")];
+  const i = controls(was).indexOf(a);
+  redraw();
+  if (was.isConnected) return;
+  const now = document.querySelector(`.user[data-id="${CSS.escape(was.dataset.id)}"]`);
+  if (now) (controls(now)[i] ?? now).focus({ preventScroll: true });
 }
 
 // ----------------------------------------------------------- change stream
