@@ -256,6 +256,13 @@ func TestConsoleEvents(t *testing.T) {
 	if s, _ := m["sessions"].([]any); len(s) != 1 {
 		t.Errorf("the event's sessions: %v", m["sessions"])
 	}
+	// A change of the work location alone makes no Graph notification, but
+	// the console's stream carries it.
+	wantStatus(t, f.post("/beta/users/"+f.U1+"/presence/setManualLocation", "APPrw", map[string]any{"workLocationType": "remote"}), http.StatusOK)
+	name, m = next()
+	if wl, _ := m["workLocation"].(map[string]any); name != "user" || m["id"] != f.U1 || wl["workLocationType"] != "remote" || m["availability"] != "Available" {
+		t.Fatalf("event %s %v, want user %s Available at work location remote", name, m, f.U1)
+	}
 }
 
 func TestConsoleOperator(t *testing.T) {
