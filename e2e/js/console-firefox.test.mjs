@@ -39,8 +39,17 @@ before(async () => {
     // preferences into it (no updates, no telemetry, no first-run pages).
     userDataDir: path.join(fx.workDir, "firefox-profile"),
     defaultViewport: { width: 1366, height: 768 },
-    // No proxy, whatever the environment says: everything is on loopback.
-    extraPrefsFirefox: { "network.proxy.type": 0 },
+    // Everything is on loopback: no proxy, whatever the environment says,
+    // and none of Firefox's own background connections (puppeteer's and
+    // the remote agent's preferences turn off updates, telemetry, safe
+    // browsing and remote settings already).
+    extraPrefsFirefox: {
+      "network.proxy.type": 0,
+      "network.captive-portal-service.enabled": false,
+      "network.connectivity-service.enabled": false,
+      "dom.push.connection.enabled": false,
+      "browser.region.network.url": "",
+    },
   });
   const raw = (await browser.pages())[0] ?? (await browser.newPage());
   // A laptop's screen, smaller than the Chromium run's 1440 x 900.
