@@ -476,6 +476,10 @@ func (s *Service) WatchQuiet(buffer int) *Watch { return s.quiet.WatchAll(buffer
 // Service itself and must not be passed again.
 func (s *Service) PublishRemote(ev Event) { s.feed.Publish(ev) }
 
+// PublishRemoteQuiet hands a write made on another node that changed no
+// visible pair to this node's quiet watchers (WatchQuiet).
+func (s *Service) PublishRemoteQuiet(ev Event) { s.quiet.Publish(ev) }
+
 func (s *Service) publish(ev Event) {
 	s.events.Add(1)
 	s.feed.Publish(ev)

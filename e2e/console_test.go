@@ -201,13 +201,42 @@ func TestConsoleEvents(t *testing.T) {
 	g := f.inTenant(newGUID())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.s.base+"/presenced/events", nil)
-	req.Header.Set("Authorization", "Bearer "+f.tok("APPr"))
+	next := consoleEvents(t, ctx, f.s.base, f.tok("APPr"))
+	if name, m := next(); name != "ready" || m["tenant"] != f.T {
+		t.Fatalf("first event %s %v, want ready for %s", name, m, f.T)
+	}
+	// A change in another tenant first, then one in the token's: the
+	// stream shows only the second.
+	g.mustSet(g.U1, "Busy", "InACall", "PT1H", "APPrw")
+	f.mustSet(f.U1, "Available", "Available", "PT1H", "APPrw")
+	name, m := next()
+	if name != "user" || m["id"] != f.U1 || m["availability"] != "Available" {
+		t.Fatalf("event %s %v, want user %s Available", name, m, f.U1)
+	}
+	if s, _ := m["sessions"].([]any); len(s) != 1 {
+		t.Errorf("the event's sessions: %v", m["sessions"])
+	}
+	// A change of the work location alone makes no Graph notification, but
+	// the console's stream carries it.
+	wantStatus(t, f.post("/beta/users/"+f.U1+"/presence/setManualLocation", "APPrw", map[string]any{"workLocationType": "remote"}), http.StatusOK)
+	name, m = next()
+	if wl, _ := m["workLocation"].(map[string]any); name != "user" || m["id"] != f.U1 || wl["workLocationType"] != "remote" || m["availability"] != "Available" {
+		t.Fatalf("event %s %v, want user %s Available at work location remote", name, m, f.U1)
+	}
+}
+
+// consoleEvents opens the console's event stream (/presenced/events) on
+// base with token and returns a function that returns its next event's
+// name and data; it fails the test when the stream ends or ctx does.
+func consoleEvents(t *testing.T, ctx context.Context, base, token string) func() (string, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/presenced/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	t.Cleanup(func() { res.Body.Close() })
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("GET /presenced/events: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
@@ -242,27 +271,7 @@ func TestConsoleEvents(t *testing.T) {
 		}
 		return "", nil
 	}
-	if name, m := next(); name != "ready" || m["tenant"] != f.T {
-		t.Fatalf("first event %s %v, want ready for %s", name, m, f.T)
-	}
-	// A change in another tenant first, then one in the token's: the
-	// stream shows only the second.
-	g.mustSet(g.U1, "Busy", "InACall", "PT1H", "APPrw")
-	f.mustSet(f.U1, "Available", "Available", "PT1H", "APPrw")
-	name, m := next()
-	if name != "user" || m["id"] != f.U1 || m["availability"] != "Available" {
-		t.Fatalf("event %s %v, want user %s Available", name, m, f.U1)
-	}
-	if s, _ := m["sessions"].([]any); len(s) != 1 {
-		t.Errorf("the event's sessions: %v", m["sessions"])
-	}
-	// A change of the work location alone makes no Graph notification, but
-	// the console's stream carries it.
-	wantStatus(t, f.post("/beta/users/"+f.U1+"/presence/setManualLocation", "APPrw", map[string]any{"workLocationType": "remote"}), http.StatusOK)
-	name, m = next()
-	if wl, _ := m["workLocation"].(map[string]any); name != "user" || m["id"] != f.U1 || wl["workLocationType"] != "remote" || m["availability"] != "Available" {
-		t.Fatalf("event %s %v, want user %s Available at work location remote", name, m, f.U1)
-	}
+	return next
 }
 
 func TestConsoleOperator(t *testing.T) {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -486,6 +487,37 @@ func nodesStreamSeesOtherNodes(t *testing.T, start startFunc) {
 	wantEvent(t, ev, f.U2, "DoNotDisturb/Presenting")
 	if want := f.on(c.nodes[0]).seqOf(f.U2); ev.ID != want {
 		t.Errorf("the event's sequenceNumber %s, the node reads %s", ev.ID, want)
+	}
+}
+
+// The console's board on one node follows the writes made on another:
+// a change of the pair, then of the work location alone, then of the
+// status message alone (no Graph event: they travel as quiet events).
+func TestNodesConsoleSeesOtherNodes(t *testing.T) {
+	c := startNodes(t, 2)
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	next := consoleEvents(t, ctx, c.nodes[1].base, f.tok("APPr"))
+	if name, m := next(); name != "ready" || m["tenant"] != f.T {
+		t.Fatalf("first event %s %v, want ready for %s", name, m, f.T)
+	}
+	a := f.on(c.nodes[0])
+	a.mustSet(f.U1, "Busy", "InACall", "PT1H", "APPrw")
+	name, m := next()
+	if name != "user" || m["id"] != f.U1 || m["availability"] != "Busy" {
+		t.Fatalf("event %s %v, want user %s Busy", name, m, f.U1)
+	}
+	wantStatus(t, a.post("/beta/users/"+f.U1+"/presence/setManualLocation", "APPrw", map[string]any{"workLocationType": "office"}), http.StatusOK)
+	name, m = next()
+	if wl, _ := m["workLocation"].(map[string]any); name != "user" || m["id"] != f.U1 || wl["workLocationType"] != "office" {
+		t.Fatalf("event %s %v, want user %s at work location office", name, m, f.U1)
+	}
+	wantStatus(t, a.post("/v1.0/users/"+f.U1+"/presence/setStatusMessage", "APPrw", map[string]any{
+		"statusMessage": map[string]any{"message": map[string]any{"content": "across nodes", "contentType": "text"}}}), http.StatusOK)
+	name, m = next()
+	if name != "user" || m["id"] != f.U1 || !strings.Contains(fmt.Sprint(m["statusMessage"]), "across nodes") {
+		t.Fatalf("event %s %v, want user %s with the status message", name, m, f.U1)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"reflect"
 	"sync"
 	"time"
 
@@ -21,6 +22,11 @@ type RemoteEvent struct {
 	// Watched reports whether the change recorded notices in the user's
 	// outbox (someone subscribed to the user).
 	Watched bool
+	// Quiet reports a write that changed no visible pair but something
+	// else a reader shows: the status message, out-of-office, the work
+	// location or plan, the preferred presence, an overlay, or which
+	// sessions exist (not a session's renewal). Events is then empty.
+	Quiet bool
 	// Events are the changes of the visible pair, in time order: those the
 	// clock made since the user was last written, then the write's own.
 	// Their views carry Pair and Seq only (not the status message or the
@@ -86,14 +92,35 @@ func watched(before, after *presence.State) bool {
 func (s *Store) eventPayload(key presence.Key, before, after *presence.State) []byte {
 	evs := changes(key, before, after)
 	if len(evs) == 0 {
-		return nil
+		if !quietChange(before, after) {
+			return nil
+		}
+		return appendEvent(nil, &RemoteEvent{Key: key, Origin: s.opts.NodeID, Watched: watched(before, after), Quiet: true})
 	}
 	return appendEvent(nil, &RemoteEvent{Key: key, Origin: s.opts.NodeID, Watched: watched(before, after), Events: evs})
 }
 
+// quietChange reports whether a write that changed no visible pair
+// changed something else a reader of the user shows (see
+// RemoteEvent.Quiet). A session's renewal alone is not one: it is the
+// most common write of all, and every node would hear of it.
+func quietChange(before, after *presence.State) bool {
+	if before.CalendarBusy != after.CalendarBusy || before.PresenceDisabled != after.PresenceDisabled ||
+		len(before.Sessions) != len(after.Sessions) {
+		return true
+	}
+	for i := range before.Sessions {
+		if before.Sessions[i].ID != after.Sessions[i].ID || before.Sessions[i].Pair != after.Sessions[i].Pair {
+			return true
+		}
+	}
+	return !reflect.DeepEqual(before.Status, after.Status) || !reflect.DeepEqual(before.OOF, after.OOF) ||
+		!reflect.DeepEqual(before.Work, after.Work) || !reflect.DeepEqual(before.Preferred, after.Preferred)
+}
+
 // The payload, all strings as uvarint length and bytes:
 //
-//	version=1 origin tenant user flags(1 = watched) n:uvarint change*
+//	version=1 origin tenant user flags(1 = watched, 2 = quiet) n:uvarint change*
 //	change = at:varint(Unix ns) beforeSeq:uvarint beforeAvail beforeAct
 //	         afterSeq:uvarint afterAvail afterAct
 func appendEvent(b []byte, ev *RemoteEvent) []byte {
@@ -108,6 +135,9 @@ func appendEvent(b []byte, ev *RemoteEvent) []byte {
 	var flags byte
 	if ev.Watched {
 		flags |= 1
+	}
+	if ev.Quiet {
+		flags |= 2
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(ev.Events)))
@@ -155,10 +185,11 @@ func decodeEvent(p []byte) (RemoteEvent, error) {
 	ev.Origin = str()
 	ev.Key.Tenant = str()
 	ev.Key.User = str()
-	if bad || len(p) < 1 || p[0] > 1 {
+	if bad || len(p) < 1 || p[0] > 3 {
 		return RemoteEvent{}, errBadEvent
 	}
 	ev.Watched = p[0]&1 != 0
+	ev.Quiet = p[0]&2 != 0
 	p = p[1:]
 	n := uv()
 	if bad || n > uint64(len(p))/7 {

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -76,6 +77,36 @@ func TestChanges(t *testing.T) {
 		if got[i].At != w.At || got[i].Before.Pair != w.Before.Pair || got[i].After.Pair != w.After.Pair ||
 			got[i].Before.Seq != w.Before.Seq || got[i].After.Seq != w.After.Seq {
 			t.Errorf("change %d = %+v, Step's %+v", i, got[i], w)
+		}
+	}
+}
+
+func TestQuietEvent(t *testing.T) {
+	k := presence.Key{Tenant: "t", User: "u"}
+	ev := RemoteEvent{Key: k, Origin: "n", Quiet: true, Watched: true}
+	if got, err := decodeEvent(appendEvent(nil, &ev)); err != nil || !reflect.DeepEqual(got, ev) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	at := time.Unix(1700000000, 0).UTC()
+	base := presence.State{Sessions: []presence.Session{{ID: "app", Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}, ExpiresAt: at}}}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*presence.State)
+		quiet bool
+	}{
+		{"a session renewed", func(s *presence.State) { s.Sessions[0].ExpiresAt, s.Sessions[0].RefreshedAt = at.Add(time.Hour), at }, false},
+		{"nothing", func(*presence.State) {}, false},
+		{"a status message", func(s *presence.State) { s.Status = &presence.StatusMessage{Content: "hi"} }, true},
+		{"a work location", func(s *presence.State) { s.Work = &presence.WorkState{TimeZone: "UTC"} }, true},
+		{"a session's pair", func(s *presence.State) { s.Sessions[0].Pair.Activity = "Busy" }, true},
+		{"another session", func(s *presence.State) { s.Sessions = append(s.Sessions, presence.Session{ID: "b"}) }, true},
+		{"calendar busy", func(s *presence.State) { s.CalendarBusy = true }, true},
+	} {
+		after := base
+		after.Sessions = slices.Clone(base.Sessions)
+		tc.edit(&after)
+		if got := quietChange(&base, &after); got != tc.quiet {
+			t.Errorf("%s: quiet %v, want %v", tc.name, got, tc.quiet)
 		}
 	}
 }

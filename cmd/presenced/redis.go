@@ -191,7 +191,7 @@ func (n *redisNode) run(ctx context.Context, svc *presence.Service) {
 	}()
 	handle := func(re redisstore.RemoteEvent) {
 		n.wake(re)
-		if len(re.Events) == 0 {
+		if len(re.Events) == 0 && !re.Quiet {
 			return
 		}
 		select {
@@ -229,7 +229,13 @@ func (n *redisNode) publishRemote(ctx context.Context, svc *presence.Service, re
 	// The event carries the pair and its version; a stream shows the whole
 	// presence (status message, out-of-office), so the last event carries
 	// the user's presence as it is now.
-	if views, err := svc.Read(ctx, re.Key.Tenant, []string{re.Key.User}); err == nil {
+	if re.Quiet {
+		// Its watchers (the console) read the user themselves.
+		svc.PublishRemoteQuiet(presence.Event{Key: re.Key, At: svc.Clock().Now()})
+		return
+	}
+	views, err := svc.Read(ctx, re.Key.Tenant, []string{re.Key.User})
+	if err == nil {
 		re.Events[len(re.Events)-1].After = views[0]
 	}
 	for _, ev := range re.Events {
