@@ -94,65 +94,45 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.m.opened.Inc()
+	var expiry *time.Timer
+	if p.ExpiresAt > 0 {
+		expiry = time.AfterFunc(time.Until(time.Unix(p.ExpiresAt, 0)), func() {
+			c.fail(&protocolError{Code: presence.CodeInvalidAuthenticationToken, Message: "The access token has expired."}, CloseUnauthorized, "token expired")
+		})
+	}
+	// The hello is read and served here, on the handler's goroutine, whose
+	// stack has grown already: a connect costs no goroutine of its own
+	// until it is held.
+	ctx := context.Background()
+	helloBy := time.AfterFunc(s.cfg.Timeout, func() {
+		if !c.greeted.Load() {
+			c.end(CloseTimeout, "no hello")
+		}
+	})
+	alive := true
+	for alive && !c.greeted.Load() {
+		alive = c.next(ctx, true)
+	}
+	helloBy.Stop()
 	// The connection lives on a goroutine of its own, so that the
 	// request, its response writer and the handler's deep stack are
 	// released now: an idle connection costs one shallow goroutine.
 	go func() {
 		defer close(c.finished)
-		if p.ExpiresAt > 0 {
-			t := time.AfterFunc(time.Until(time.Unix(p.ExpiresAt, 0)), func() {
-				c.fail(&protocolError{Code: presence.CodeInvalidAuthenticationToken, Message: "The access token has expired."}, CloseUnauthorized, "token expired")
-			})
-			defer t.Stop()
+		if expiry != nil {
+			defer expiry.Stop()
 		}
-		c.run()
+		c.run(alive)
 	}()
 }
 
-// run reads the client's messages until the connection ends, then
-// releases the session for the grace window.
-func (c *conn) run() {
+// run reads the client's messages until the connection ends (at once
+// when alive is false), then releases the session for the grace window.
+func (c *conn) run(alive bool) {
 	ctx := context.Background()
-	helloBy := time.AfterFunc(c.s.cfg.Timeout, func() {
-		if !c.greeted.Load() {
-			c.end(CloseTimeout, "no hello")
-		}
-	})
-	for {
-		typ, data, err := c.ws.Read(ctx)
-		if err != nil {
-			break
-		}
-		c.heard.Store(time.Now().UnixNano())
-		if typ != websocket.MessageText {
-			c.fail(badMessage("Messages are JSON text, not binary."), CloseBadMessage, "binary message")
-			break
-		}
-		msg, err := c.serve(ctx, data)
-		if c.greeted.Load() {
-			helloBy.Stop()
-		}
-		if err != nil {
-			var pe *protocolError
-			if errors.As(err, &pe) && !pe.Fatal {
-				c.send(errorMessage{Type: "error", Code: string(pe.Code), Message: pe.Message, Ref: msg.Type})
-				continue
-			}
-			var de *presence.Error
-			if errors.As(err, &de) && !pe.isFatal() {
-				c.send(errorMessage{Type: "error", Code: string(de.Code), Message: de.Message, Ref: msg.Type})
-				continue
-			}
-			if pe != nil {
-				c.fail(pe, CloseBadMessage, "bad message")
-			} else {
-				c.s.logger.Error("connection: serving a message", "user", c.key.String(), "err", err)
-				c.fail(&protocolError{Code: presence.CodeInternal, Message: "The message could not be served."}, websocket.StatusInternalError, "internal error")
-			}
-			break
-		}
+	for alive {
+		alive = c.next(ctx, false)
 	}
-	helloBy.Stop()
 	c.end(websocket.StatusNormalClosure, "")
 	if c.s.unhold(c) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -169,6 +149,56 @@ func (c *conn) run() {
 	c.s.forget(c)
 }
 
+// next reads and serves one message, on this goroutine when inline or on
+// a short-lived one otherwise; it reports whether the connection lives on.
+func (c *conn) next(ctx context.Context, inline bool) bool {
+	typ, data, err := c.ws.Read(ctx)
+	if err != nil {
+		return false
+	}
+	c.heard.Store(time.Now().UnixNano())
+	if typ != websocket.MessageText {
+		c.fail(badMessage("Messages are JSON text, not binary."), CloseBadMessage, "binary message")
+		return false
+	}
+	var msg clientMessage
+	if inline {
+		msg, err = c.serveHere(ctx, data)
+	} else {
+		msg, err = c.serve(ctx, data)
+	}
+	if err == nil {
+		return true
+	}
+	var pe *protocolError
+	if errors.As(err, &pe) && !pe.Fatal {
+		c.send(errorMessage{Type: "error", Code: string(pe.Code), Message: pe.Message, Ref: msg.Type})
+		return true
+	}
+	var de *presence.Error
+	if errors.As(err, &de) && !pe.isFatal() {
+		c.send(errorMessage{Type: "error", Code: string(de.Code), Message: de.Message, Ref: msg.Type})
+		return true
+	}
+	if pe != nil {
+		c.fail(pe, CloseBadMessage, "bad message")
+	} else {
+		c.s.logger.Error("connection: serving a message", "user", c.key.String(), "err", err)
+		c.fail(&protocolError{Code: presence.CodeInternal, Message: "The message could not be served."}, websocket.StatusInternalError, "internal error")
+	}
+	return false
+}
+
+// serveHere parses and handles one message on the calling goroutine.
+func (c *conn) serveHere(ctx context.Context, data []byte) (clientMessage, error) {
+	msg, err := parseMessage(data)
+	c.s.m.in.WithLabelValues(msgLabel(msg.Type, err)).Inc()
+	if err == nil {
+		err = c.handle(ctx, msg)
+	}
+	return msg, err
+}
+
 // serve parses and handles one message on a goroutine of its own, which
 // ends with it, so that the reader's long-lived stack stays shallow.
 func (c *conn) serve(ctx context.Context, data []byte) (clientMessage, error) {
@@ -178,11 +208,7 @@ func (c *conn) serve(ctx context.Context, data []byte) (clientMessage, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		msg, err := parseMessage(data)
-		c.s.m.in.WithLabelValues(msgLabel(msg.Type, err)).Inc()
-		if err == nil {
-			err = c.handle(ctx, msg)
-		}
+		msg, err := c.serveHere(ctx, data)
 		done <- result{msg, err}
 	}()
 	r := <-done
@@ -514,8 +540,8 @@ func outLabel(v any) string {
 // which would be most of what a connection costs. Messages are small, and
 // a larger one is simply read and written in several pieces.
 const (
-	readBuffer  = 1024
-	writeBuffer = 1024
+	readBuffer  = 512
+	writeBuffer = 512
 )
 
 // smallBuffers is the upgrade's ResponseWriter: its Hijack hands the

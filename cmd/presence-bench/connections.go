@@ -87,6 +87,12 @@ type ConnectionsResult struct {
 	StackAfter       float64 `json:"go_stack_inuse_bytes_after"`
 	GoroutinesBefore float64 `json:"goroutines_before"`
 	GoroutinesAfter  float64 `json:"goroutines_after"`
+	// The server's live Go heap (allocated bytes right after a forced
+	// GC), before and after; only with --cpuprofile, whose pprof endpoint
+	// forces the GC. Unlike the resident memory it leaves out the garbage
+	// of the connect burst that the next GC frees.
+	LiveHeapBefore float64 `json:"go_heap_live_bytes_before,omitempty"`
+	LiveHeapAfter  float64 `json:"go_heap_live_bytes_after,omitempty"`
 	// Dropped connections ended while held.
 	Dropped int64 `json:"dropped"`
 	// Watchers watch ChangedUsers; Changes were made, Arrivals of them
@@ -162,6 +168,9 @@ func runConnections(ctx context.Context, b *bench) error {
 	if m, err := scrape(ctx, t.client, t.base); err == nil {
 		res.HeapBefore, res.StackBefore, res.GoroutinesBefore = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]
 	}
+	if profile {
+		res.LiveHeapBefore = liveHeap(ctx, t, "")
+	}
 
 	wsURL := "ws" + t.base[len("http"):] + "/presenced/connect"
 	clients := make([]*http.Client, sourceAddrs)
@@ -179,8 +188,13 @@ func runConnections(ctx context.Context, b *bench) error {
 	var watchStates []*watchState
 	var errMu sync.Mutex
 	b.log.Info("connecting", "connections", n, "workers", connectWorkers)
+	connectProfiled := make(chan struct{})
+	if !profile {
+		close(connectProfiled)
+	}
 	if profile {
 		go func() {
+			defer close(connectProfiled)
 			if err := t.profile(ctx, filepath.Join(b.cfg.ProfileDir, "connections-connect.pprof"), 10); err != nil {
 				b.log.Warn("profile", "err", err)
 			}
@@ -255,7 +269,9 @@ func runConnections(ctx context.Context, b *bench) error {
 	holdStart := time.Now()
 	if profile {
 		go func() {
-			if err := t.profile(ctx, filepath.Join(b.cfg.ProfileDir, "connections-hold.pprof"), 15); err != nil {
+			// One CPU profile at a time: the connect phase's may still run.
+			<-connectProfiled
+			if err := t.profile(ctx, filepath.Join(b.cfg.ProfileDir, "connections-hold.pprof"), 10); err != nil {
 				b.log.Warn("profile", "err", err)
 			}
 		}()
@@ -269,9 +285,7 @@ func runConnections(ctx context.Context, b *bench) error {
 		return err
 	}
 	if profile {
-		if err := fetchHeapProfile(ctx, t, filepath.Join(b.cfg.ProfileDir, "connections-heap.pprof")); err != nil {
-			b.log.Warn("heap profile", "err", err)
-		}
+		res.LiveHeapAfter = liveHeap(ctx, t, filepath.Join(b.cfg.ProfileDir, "connections-heap.pprof"))
 	}
 	if m, err := scrape(ctx, t.client, t.base); err == nil {
 		res.HeapAfter, res.StackAfter, res.GoroutinesAfter = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]
@@ -432,6 +446,10 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 		return
 	}
 	fmt.Fprintf(w, "\nconnections: %d held of %d asked (file-descriptor limit %d), from %d loopback source addresses\n", c.Held, c.Asked, c.FDLimit, sourceAddrs)
+	if limited := int(c.FDLimit) - fdMargin; c.Asked > limited && limited > 0 {
+		fmt.Fprintf(w, "  NOT the %d asked: the file-descriptor limit (ulimit -Hn) is %d, so at most %d connections (one descriptor each in presenced, %d kept for everything else); raise the hard limit to hold more\n",
+			c.Asked, c.FDLimit, limited, fdMargin)
+	}
 	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors); presenced CPU %.2f ms per connection; load average %s\n",
 		c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors, c.ServerCPUPerConnectMs, c.LoadAverage)
 	fmt.Fprintf(w, "  presenced resident memory: %s before, %s after holding them %.0f s idle with heartbeats: %.0f bytes (%.1f KiB) per connection; %d dropped\n",
@@ -440,6 +458,10 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 		per := func(after, before float64) float64 { return (after - before) / float64(c.Held) }
 		fmt.Fprintf(w, "  of which, per connection: Go heap %.0f bytes, goroutine stacks %.0f bytes, %.2f goroutines\n",
 			per(c.HeapAfter, c.HeapBefore), per(c.StackAfter, c.StackBefore), per(c.GoroutinesAfter, c.GoroutinesBefore))
+		if c.LiveHeapAfter > 0 {
+			fmt.Fprintf(w, "  live Go heap right after a forced GC: %.0f bytes per connection (the rest of the heap above is garbage of the connect burst and GC headroom)\n",
+				per(c.LiveHeapAfter, c.LiveHeapBefore))
+		}
 	}
 	if c.Changes > 0 {
 		fmt.Fprintf(w, "  change to arrival at %d watchers of %d users: %d changes, %d arrivals (%d missing, %d unexpected): p50 %.2f ms, p99 %.2f ms, max %.1f ms; presenced's mean durable write meanwhile %.1f ms\n",
@@ -447,9 +469,27 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 	}
 }
 
-// fetchHeapProfile saves the server's heap profile to file.
+// liveHeap has the server collect its garbage (its heap profile, saved to
+// file unless that is "", is taken after a GC) and returns its allocated
+// heap bytes then, 0 when either fails.
+func liveHeap(ctx context.Context, t *target, file string) float64 {
+	if file == "" {
+		file = os.DevNull
+	}
+	if err := fetchHeapProfile(ctx, t, file); err != nil {
+		return 0
+	}
+	m, err := scrape(ctx, t.client, t.base)
+	if err != nil {
+		return 0
+	}
+	return m["go_memstats_heap_alloc_bytes"]
+}
+
+// fetchHeapProfile saves the server's heap profile, taken right after a
+// GC, to file.
 func fetchHeapProfile(ctx context.Context, t *target, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.pprofAddr+"/debug/pprof/heap", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.pprofAddr+"/debug/pprof/heap?gc=1", nil)
 	if err != nil {
 		return err
 	}
