@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -20,8 +19,9 @@ import (
 
 // conn is one client connection.
 type conn struct {
-	s   *Server
-	ws  *websocket.Conn
+	s    *Server
+	ws   *websocket.Conn
+	wire *wire
 	p   presence.Principal
 	key presence.Key
 	// device is the session's id, set by hello.
@@ -71,17 +71,18 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	// Tickets and tokens authenticate every connection, never cookies, so
 	// a page of another origin gains nothing by opening one: the origin
 	// is not checked.
-	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-	if err != nil {
-		return // Accept answered the request
-	}
-	ws.SetReadLimit(MaxMessageBytes)
 	c := &conn{
-		s: s, ws: ws, p: p,
+		s: s, p: p,
 		key:      presence.Key{Tenant: p.Tenant, User: p.User},
 		ended:    make(chan struct{}),
 		finished: make(chan struct{}),
 	}
+	ws, err := websocket.Accept(smallBuffers{w, c}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return // Accept answered the request
+	}
+	ws.SetReadLimit(MaxMessageBytes)
+	c.ws = ws
 	c.heard.Store(time.Now().UnixNano())
 	c.pinged.Store(time.Now().UnixNano())
 	c.renewed.Store(s.clock.Now().UnixNano()) // its hello takes the lease
@@ -111,7 +112,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	})
 	alive := true
 	for alive && !c.greeted.Load() {
-		alive = c.next(ctx, true)
+		alive = c.next(ctx)
 	}
 	helloBy.Stop()
 	// The connection lives on a goroutine of its own, so that the
@@ -128,10 +129,15 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 
 // run reads the client's messages until the connection ends (at once
 // when alive is false), then releases the session for the grace window.
+// Between messages it waits in the wire, on a shallow stack; each message
+// is read and served on a goroutine of its own, which ends with it.
 func (c *conn) run(alive bool) {
 	ctx := context.Background()
+	done := make(chan bool, 1)
 	for alive {
-		alive = c.next(ctx, false)
+		c.wire.wait()
+		go func() { done <- c.next(ctx) }()
+		alive = <-done
 	}
 	c.end(websocket.StatusNormalClosure, "")
 	if c.s.unhold(c) {
@@ -149,9 +155,9 @@ func (c *conn) run(alive bool) {
 	c.s.forget(c)
 }
 
-// next reads and serves one message, on this goroutine when inline or on
-// a short-lived one otherwise; it reports whether the connection lives on.
-func (c *conn) next(ctx context.Context, inline bool) bool {
+// next reads and serves one message; it reports whether the connection
+// lives on.
+func (c *conn) next(ctx context.Context) bool {
 	typ, data, err := c.ws.Read(ctx)
 	if err != nil {
 		return false
@@ -161,12 +167,7 @@ func (c *conn) next(ctx context.Context, inline bool) bool {
 		c.fail(badMessage("Messages are JSON text, not binary."), CloseBadMessage, "binary message")
 		return false
 	}
-	var msg clientMessage
-	if inline {
-		msg, err = c.serveHere(ctx, data)
-	} else {
-		msg, err = c.serve(ctx, data)
-	}
+	msg, err := c.serveHere(ctx, data)
 	if err == nil {
 		return true
 	}
@@ -197,22 +198,6 @@ func (c *conn) serveHere(ctx context.Context, data []byte) (clientMessage, error
 		err = c.handle(ctx, msg)
 	}
 	return msg, err
-}
-
-// serve parses and handles one message on a goroutine of its own, which
-// ends with it, so that the reader's long-lived stack stays shallow.
-func (c *conn) serve(ctx context.Context, data []byte) (clientMessage, error) {
-	type result struct {
-		msg clientMessage
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		msg, err := c.serveHere(ctx, data)
-		done <- result{msg, err}
-	}()
-	r := <-done
-	return r.msg, r.err
 }
 
 func (pe *protocolError) isFatal() bool { return pe != nil && pe.Fatal }
@@ -491,19 +476,12 @@ func (c *conn) end(code websocket.StatusCode, reason string) {
 	})
 }
 
-// ping sends a WebSocket ping and waits for its pong; a connection silent
-// for longer than timeout is ended.
-func (c *conn) ping(timeout time.Duration) {
+// ping sends a WebSocket ping; the wire takes the pong, as something
+// heard. The heartbeat ends a connection silent for longer than the
+// timeout.
+func (c *conn) ping() {
 	defer c.pinging.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := c.ws.Ping(ctx); err == nil {
-		c.heard.Store(time.Now().UnixNano())
-		return
-	}
-	if time.Since(time.Unix(0, c.heard.Load())) > timeout {
-		c.end(CloseTimeout, "no heartbeat")
-	}
+	_ = c.wire.ping() // a broken connection ends its reader
 }
 
 func msgLabel(typ string, err error) string {
@@ -537,17 +515,22 @@ func outLabel(v any) string {
 }
 
 // The buffers an idle connection keeps: net/http's are 4 KiB each way,
-// which would be most of what a connection costs. Messages are small, and
-// a larger one is simply read and written in several pieces.
+// which would be most of what a connection costs. The wire hands the
+// WebSocket one frame at a time, and a read as large as the buffer goes
+// around it, so the read buffer is tiny; messages are small, and a larger
+// one is simply written in several pieces.
 const (
-	readBuffer  = 512
+	readBuffer  = 16
 	writeBuffer = 512
 )
 
 // smallBuffers is the upgrade's ResponseWriter: its Hijack hands the
-// WebSocket smaller buffers than net/http's, carrying over whatever the
-// client already sent.
-type smallBuffers struct{ http.ResponseWriter }
+// WebSocket the connection's wire, with smaller buffers than net/http's,
+// carrying over whatever the client already sent.
+type smallBuffers struct {
+	http.ResponseWriter
+	c *conn
+}
 
 // Hijack implements http.Hijacker.
 func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -559,16 +542,14 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// What the client sent already must be in the new reader's buffer:
-	// the WebSocket takes over only the bytes buffered there.
+	// What the client sent already is handed to the WebSocket by the
+	// wire, before what it reads.
 	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	early = bytes.Clone(early)
-	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), nc), max(readBuffer, len(early)))
-	if len(early) > 0 {
-		if _, err := br.Peek(len(early)); err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
+	w, err := newWire(nc, &s.c.heard, bytes.Clone(early))
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
 	}
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, writeBuffer)), nil
+	s.c.wire = w
+	return w, bufio.NewReadWriter(bufio.NewReaderSize(w, readBuffer), bufio.NewWriterSize(w, writeBuffer)), nil
 }

@@ -287,7 +287,7 @@ func (s *Server) heartbeats(ctx context.Context) {
 			}
 			if now.Sub(time.Unix(0, c.pinged.Load())) >= s.cfg.Heartbeat && c.pinging.CompareAndSwap(false, true) {
 				c.pinged.Store(now.UnixNano())
-				go c.ping(s.cfg.Timeout)
+				go c.ping()
 			}
 		}
 	}
