@@ -22,8 +22,8 @@ type conn struct {
 	s    *Server
 	ws   *websocket.Conn
 	wire *wire
-	p   presence.Principal
-	key presence.Key
+	p    presence.Principal
+	key  presence.Key
 	// device is the session's id, set by hello.
 	device string
 
