@@ -132,13 +132,30 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 // Between messages it waits in the wire, on a shallow stack; each message
 // is read and served on a goroutine of its own, which ends with it.
 func (c *conn) run(alive bool) {
-	ctx := context.Background()
-	done := make(chan bool, 1)
-	for alive {
-		c.wire.wait()
-		go func() { done <- c.next(ctx) }()
-		alive = <-done
+	if alive {
+		c.listen()
 	}
+	c.release()
+}
+
+// listen serves messages until the connection ends. Its goroutine spends
+// an idle connection's life in wire.wait: the frames down to there are
+// kept small, so that it fits the smallest goroutine stack (2 KiB).
+//
+//go:noinline
+func (c *conn) listen() {
+	done := make(chan bool, 1)
+	for alive := true; alive; alive = <-done {
+		c.wire.wait()
+		go func() { done <- c.next(context.Background()) }()
+	}
+}
+
+// release ends the connection and releases its session for the grace
+// window.
+//
+//go:noinline
+func (c *conn) release() {
 	c.end(websocket.StatusNormalClosure, "")
 	if c.s.unhold(c) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -198,7 +198,7 @@ func (w *wire) filter(p []byte) ([]byte, error) {
 func (w *wire) wait() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var buf [64]byte
+	var buf [16]byte // a pong of the server's ping is 6 bytes
 	for len(w.pending) == 0 && w.err == nil {
 		n, err := w.Conn.Read(buf[:])
 		kept, ferr := w.filter(buf[:n])

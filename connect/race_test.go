@@ -1,0 +1,5 @@
+//go:build race
+
+package connect
+
+func init() { raceEnabled = true }
