@@ -533,12 +533,12 @@ func outLabel(v any) string {
 
 // The buffers an idle connection keeps: net/http's are 4 KiB each way,
 // which would be most of what a connection costs. The wire hands the
-// WebSocket one frame at a time, and a read as large as the buffer goes
-// around it, so the read buffer is tiny; messages are small, and a larger
-// one is simply written in several pieces.
+// WebSocket one frame at a time and holds the start of a frame written
+// until the rest comes, and a read or write as large as the buffer goes
+// around it: both buffers can be tiny (bufio's smallest).
 const (
 	readBuffer  = 16
-	writeBuffer = 512
+	writeBuffer = 16
 )
 
 // smallBuffers is the upgrade's ResponseWriter: its Hijack hands the

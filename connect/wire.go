@@ -159,6 +159,8 @@ type wire struct {
 	// waiting for the end of the frame being written.
 	wmu     sync.Mutex
 	out     scanner
+	held    [writeBuffer]byte // the start of a frame not yet written
+	nheld   int
 	pingDue bool
 }
 
@@ -243,20 +245,39 @@ func (w *wire) Read(p []byte) (int, error) {
 }
 
 // Write implements io.Writer for the WebSocket, and sends a ping that was
-// waiting once a frame is complete.
+// waiting once a frame is complete. The WebSocket writes a frame through a
+// tiny buffer: its first bytes (the header and the payload's start) come
+// alone and are held here until the rest of the frame, so that a frame
+// still goes out in one write.
 func (w *wire) Write(p []byte) (int, error) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
-	n, err := w.Conn.Write(p)
-	for r := 0; r < n; {
-		k, _, _, _ := w.out.step(p[r:n])
+	for r := 0; r < len(p); {
+		k, _, _, _ := w.out.step(p[r:])
 		r += k
 	}
-	if err == nil && w.pingDue && w.out.atStart() {
-		w.pingDue = false
-		_, err = w.Conn.Write(pingFrame[:])
+	if !w.out.atStart() && w.nheld+len(p) <= len(w.held) {
+		w.nheld += copy(w.held[w.nheld:], p)
+		return len(p), nil
 	}
-	return n, err
+	var err error
+	if w.nheld > 0 {
+		bufs := net.Buffers{w.held[:w.nheld], p}
+		_, err = bufs.WriteTo(w.Conn)
+		w.nheld = 0
+	} else {
+		_, err = w.Conn.Write(p)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if w.pingDue && w.out.atStart() {
+		w.pingDue = false
+		if _, err := w.Conn.Write(pingFrame[:]); err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
 }
 
 // ping writes a ping now, or after the frame being written.

@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -208,4 +209,41 @@ func FuzzWire(f *testing.F) {
 			t.Fatalf("handed %d bytes of %d", total, len(data))
 		}
 	})
+}
+
+// countConn counts the writes that reach the network.
+type countConn struct {
+	net.Conn
+	writes int
+	data   []byte
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	c.writes++
+	c.data = append(c.data, p...)
+	return len(p), nil
+}
+
+// A frame written through the WebSocket's tiny buffer still goes out in
+// one write, whatever its size: the start held, then the rest with it
+// (one writev on a TCP connection; two writes on this test's conn).
+func TestWireWritesAFrameAtOnce(t *testing.T) {
+	for _, n := range []int{0, 5, 14, 15, 16, 40, 125, 126, 300, 70000} {
+		cc := &countConn{}
+		var heard atomic.Int64
+		w, _ := newWire(cc, &heard, nil)
+		bw := bufio.NewWriterSize(w, writeBuffer)
+		f := frame(0x1, true, n, false)
+		hdr := len(f) - n
+		bw.Write(f[:hdr]) // as the WebSocket does: the header, the payload, a flush
+		bw.Write(f[hdr:])
+		bw.Flush()
+		want := 1
+		if len(f) > writeBuffer {
+			want = 2
+		}
+		if cc.writes != want || !bytes.Equal(cc.data, f) {
+			t.Errorf("a frame of %d bytes went out in %d writes (%d bytes), want %d of %d", n, cc.writes, len(cc.data), want, len(f))
+		}
+	}
 }
