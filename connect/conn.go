@@ -50,9 +50,10 @@ type conn struct {
 	events   chan *encodedChange
 	slow     atomic.Bool
 
-	endOnce  sync.Once
-	ended    chan struct{}
-	finished chan struct{}
+	endOnce sync.Once
+	ended   chan struct{}
+	// expired is set once the token's expiry was acted on.
+	expired atomic.Bool
 }
 
 func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
@@ -73,9 +74,8 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	// is not checked.
 	c := &conn{
 		s: s, p: p,
-		key:      presence.Key{Tenant: p.Tenant, User: p.User},
-		ended:    make(chan struct{}),
-		finished: make(chan struct{}),
+		key:   presence.Key{Tenant: p.Tenant, User: p.User},
+		ended: make(chan struct{}),
 	}
 	ws, err := websocket.Accept(smallBuffers{w, c}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
@@ -93,14 +93,9 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	s.running.Add(1)
 	s.mu.Unlock()
 	s.m.opened.Inc()
-	var expiry *time.Timer
-	if p.ExpiresAt > 0 {
-		expiry = time.AfterFunc(time.Until(time.Unix(p.ExpiresAt, 0)), func() {
-			c.fail(&protocolError{Code: presence.CodeInvalidAuthenticationToken, Message: "The access token has expired."}, CloseUnauthorized, "token expired")
-		})
-	}
 	// The hello is read and served here, on the handler's goroutine, whose
 	// stack has grown already: a connect costs no goroutine of its own
 	// until it is held.
@@ -118,13 +113,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	// The connection lives on a goroutine of its own, so that the
 	// request, its response writer and the handler's deep stack are
 	// released now: an idle connection costs one shallow goroutine.
-	go func() {
-		defer close(c.finished)
-		if expiry != nil {
-			defer expiry.Stop()
-		}
-		c.run(alive)
-	}()
+	go c.run(alive)
 }
 
 // run reads the client's messages until the connection ends (at once
@@ -132,6 +121,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 // Between messages it waits in the wire, on a shallow stack; each message
 // is read and served on a goroutine of its own, which ends with it.
 func (c *conn) run(alive bool) {
+	defer c.s.running.Done()
 	if alive {
 		c.listen()
 	}
@@ -491,6 +481,11 @@ func (c *conn) end(code websocket.StatusCode, reason string) {
 		}
 		go func() { _ = c.ws.Close(code, reason) }()
 	})
+}
+
+// expire ends the connection whose token expired.
+func (c *conn) expire() {
+	c.fail(&protocolError{Code: presence.CodeInvalidAuthenticationToken, Message: "The access token has expired."}, CloseUnauthorized, "token expired")
 }
 
 // ping sends a WebSocket ping; the wire takes the pong, as something

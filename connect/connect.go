@@ -103,6 +103,8 @@ type Server struct {
 	watchers map[presence.Key]map[*conn]struct{}
 	closing  bool
 	graces   graces
+	// running counts the connections whose goroutine has not finished.
+	running sync.WaitGroup
 
 	// stopped is done once Close was called; it ends Run.
 	stopped context.Context
@@ -222,9 +224,7 @@ func (s *Server) Close() {
 	for _, c := range all {
 		c.end(websocket.StatusGoingAway, "server shutting down")
 	}
-	for _, c := range all {
-		<-c.finished
-	}
+	s.running.Wait()
 	s.stop()
 }
 
@@ -260,7 +260,8 @@ func (s *Server) dispatch(ev presence.Event) {
 }
 
 // heartbeats pings every connection each heartbeat, and ends those from
-// which nothing was heard for longer than the timeout.
+// which nothing was heard for longer than the timeout and those whose
+// token expired (within a sixteenth of a heartbeat).
 func (s *Server) heartbeats(ctx context.Context) {
 	// Each connection is pinged a heartbeat after its last ping: the
 	// loop looks sixteen times a heartbeat, so the pings are spread over
@@ -281,6 +282,10 @@ func (s *Server) heartbeats(ctx context.Context) {
 		s.mu.Unlock()
 		now := time.Now()
 		for _, c := range all {
+			if e := c.p.ExpiresAt; e > 0 && now.Unix() >= e && c.expired.CompareAndSwap(false, true) {
+				go c.expire()
+				continue
+			}
 			if now.Sub(time.Unix(0, c.heard.Load())) > s.cfg.Timeout {
 				c.end(CloseTimeout, "no heartbeat")
 				continue
