@@ -27,7 +27,6 @@ import { execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,6 +38,7 @@ import {
   GraphError,
   MiddlewareFactory,
 } from "@microsoft/microsoft-graph-client";
+import { freePort } from "./ports.mjs";
 
 const execFileAsync = promisify(execFile);
 
@@ -61,17 +61,6 @@ let baseUrl; // "http://127.0.0.1:<port>/"
 
 // ---------------------------------------------------------------- helpers
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
