@@ -129,7 +129,7 @@ func (b *bench) spawn(ctx context.Context, name string, profile bool, args ...st
 			return nil, "", err
 		}
 	}
-	client := newClient(b.cfg.Connections)
+	client := newClient(b.cfg.maxConns())
 	p, ready, err := spawnPresenced(ctx, bin, opts, client)
 	if err != nil {
 		return nil, "", err
@@ -147,7 +147,7 @@ func (b *bench) presencedTarget(ctx context.Context, name string, profile bool) 
 	if b.cfg.Spawn() {
 		return b.spawn(ctx, name, profile)
 	}
-	t := &target{name: targetPresenced, base: strings.TrimSuffix(b.cfg.URL, "/"), client: newClient(b.cfg.Connections), metrics: true}
+	t := &target{name: targetPresenced, base: strings.TrimSuffix(b.cfg.URL, "/"), client: newClient(b.cfg.maxConns()), metrics: true}
 	if err := waitReady(ctx, t.client, t.base, nil); err != nil {
 		return nil, "", fmt.Errorf("%s: %w", t.base, err)
 	}
@@ -208,6 +208,6 @@ func (b *bench) baselineTarget(ctx context.Context) (*target, error) {
 		return nil, err
 	}
 	b.procs = append(b.procs, p)
-	b.baseline = &target{name: targetBaseline, base: "http://" + p.addr, client: newClient(b.cfg.Connections), proc: p}
+	b.baseline = &target{name: targetBaseline, base: "http://" + p.addr, client: newClient(b.cfg.maxConns()), proc: p}
 	return b.baseline, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,6 +34,10 @@ type Config struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	Connections int
+	// Conns are the concurrencies the set and get scenarios run at, each
+	// with its own paired baseline (--conns); by default just Connections.
+	// The other scenarios run at Connections.
+	Conns []int
 	// Rounds is how many times each load run is repeated, alternating
 	// with its baseline; the median is reported.
 	Rounds int
@@ -95,11 +100,13 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	var c Config
 	var scenario string
 	var spawn bool
+	var conns string
 	fs.StringVar(&scenario, "scenario", strings.Join(defaultScenarios(), ","), "comma-separated scenarios: "+scenarioHelp())
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured time of each load run (at most 10m)")
 	c.Warmup = -1
 	fs.Var((*autoDuration)(&c.Warmup), "warmup", "`duration` of unmeasured load before each run; auto is a fifth of --duration, at most 1s")
 	fs.IntVar(&c.Connections, "connections", 64, "concurrent connections, one request in flight on each")
+	fs.StringVar(&conns, "conns", "", "comma-separated concurrencies to run set and get at, each against its own baseline, e.g. 16,32,64,256 (default: --connections); bulk and mix run at --connections")
 	fs.IntVar(&c.Rounds, "rounds", 1, "repeat each load run, alternating with its baseline, and report the median (for noisy machines)")
 	fs.Float64Var(&c.MaxOtherCPU, "max-other-cpu", 0.25, "run a load round again (up to 3 times) when other processes used more than this many cores meanwhile; negative never")
 	fs.IntVar(&c.Users, "users", 0, fmt.Sprintf("distinct users (default %d; %d for scale and timers; %d, %d subscriptions of %d, for webhook)",
@@ -154,6 +161,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	if c.Scenarios, err = parseScenarios(scenario); err != nil {
 		return Config{}, err
 	}
+	if c.Conns, err = parseConns(conns, c.Connections); err != nil {
+		return Config{}, err
+	}
 	if c.Warmup < 0 {
 		c.Warmup = min(c.Duration/5, time.Second)
 	}
@@ -179,6 +189,11 @@ func (c Config) validate() error {
 		return fmt.Errorf("--rate: want more than 0 and at most %d changes/s, got %g", maxRate, c.Rate)
 	case c.MaxRequests < 1:
 		return fmt.Errorf("--max-requests: want at least 1, got %d", c.MaxRequests)
+	}
+	for _, n := range c.Conns {
+		if n < 1 || n > maxConnections {
+			return fmt.Errorf("--conns: want 1 to %d each, got %d", maxConnections, n)
+		}
 	}
 	if err := c.validateStore(); err != nil {
 		return err
@@ -206,6 +221,51 @@ func (c Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// parseConns reads --conns: positive integers separated by commas, in the
+// order given, without repeats. Empty means just def (--connections).
+func parseConns(list string, def int) ([]int, error) {
+	if strings.TrimSpace(list) == "" {
+		return []int{def}, nil
+	}
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("--conns: %q is not a number of connections", f)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--conns: no concurrency in %q", list)
+	}
+	return out, nil
+}
+
+// maxConns is the largest concurrency any load run of c uses: what the
+// HTTP clients must allow.
+func (c Config) maxConns() int {
+	n := c.Connections
+	for _, k := range c.Conns {
+		n = max(n, k)
+	}
+	return n
+}
+
+// connsFor returns the concurrencies scenario runs at: --conns for set and
+// get, --connections for the others.
+func (c Config) connsFor(scenario string) []int {
+	if (scenario == "set" || scenario == "get") && len(c.Conns) > 0 {
+		return c.Conns
+	}
+	return []int{c.Connections}
 }
 
 // checkLoopback refuses a URL that does not name this machine: the tool

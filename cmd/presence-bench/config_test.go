@@ -42,10 +42,26 @@ func TestParseConfig(t *testing.T) {
 		{"--url", "http://127.0.0.1:8080", "--data", "d", "--scenario", "scale"},
 		{"--url", "http://127.0.0.1:8080", "--spawn"},
 		{"--rounds", "0"},
+		{"--conns", "16,x"},
+		{"--conns", "0,16"},
+		{"--conns", "5000"},
+		{"--conns", ","},
 	} {
 		if _, err := parseConfig(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	// --conns: set and get at each, the rest at --connections.
+	c, err = parseConfig([]string{"--conns", "16, 32,16,256", "--connections", "64"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.connsFor("set"), []int{16, 32, 256}) || !slices.Equal(c.connsFor("get"), []int{16, 32, 256}) ||
+		!slices.Equal(c.connsFor("bulk"), []int{64}) || c.maxConns() != 256 {
+		t.Errorf("--conns: %+v", c)
+	}
+	if c, _ := parseConfig(nil, io.Discard); !slices.Equal(c.connsFor("set"), []int{64}) || c.maxConns() != 64 {
+		t.Errorf("without --conns: %v", c.Conns)
 	}
 	if _, err := parseConfig([]string{"--url", "http://[::1]:8080/", "--data", "d"}, io.Discard); err != nil {
 		t.Errorf("IPv6 loopback refused: %v", err)

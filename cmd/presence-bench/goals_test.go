@@ -27,13 +27,19 @@ func TestEvaluateRatios(t *testing.T) {
 		status string
 		value  float64
 	}{
-		{"set exactly half", Figures{SetRPS: 10_000, BaselinePostRPS: 20_000}, "setPresence", GoalMet, 0.5},
-		{"set below half", Figures{SetRPS: 9_999, BaselinePostRPS: 20_000}, "setPresence", GoalMissed, 0.49995},
-		{"set without baseline", Figures{SetRPS: 9_999}, "setPresence", GoalNotMeasured, 0},
-		{"get at 0.7", Figures{GetRPS: 14_000, BaselineGetRPS: 20_000}, "GET", GoalMet, 0.7},
-		{"get at 0.69", Figures{GetRPS: 13_800, BaselineGetRPS: 20_000}, "GET", GoalMissed, 0.69},
-		// The bulk goal is a ceiling: GET/bulk <= 20.
-		{"bulk at 20 GETs", Figures{GetRPS: 20_000, BulkRPS: 1_000}, "getPresencesByUserId", GoalMet, 20},
+		{"set at 0.6", Figures{SetRPS: 12_000, BaselinePostRPS: 20_000}, "setPresence throughput", GoalMet, 0.6},
+		{"set below 0.6", Figures{SetRPS: 11_999, BaselinePostRPS: 20_000}, "setPresence throughput", GoalMissed, 0.59995},
+		{"set without baseline", Figures{SetRPS: 9_999}, "setPresence throughput", GoalNotMeasured, 0},
+		{"get at 0.9", Figures{GetRPS: 18_000, BaselineGetRPS: 20_000}, "GET", GoalMet, 0.9},
+		{"get at 0.89", Figures{GetRPS: 17_800, BaselineGetRPS: 20_000}, "GET", GoalMissed, 0.89},
+		// The p99 goal is a ceiling: set's p99 <= 2 x the baseline POST's.
+		{"set p99 at 2x", Figures{SetP99ms: 8, BaselinePostP99ms: 4}, "setPresence p99", GoalMet, 2},
+		{"set p99 at 2.5x", Figures{SetP99ms: 10, BaselinePostP99ms: 4}, "setPresence p99", GoalMissed, 2.5},
+		{"set p99 paired", Figures{SetP99ms: 10, BaselinePostP99ms: 4, SetP99Ratio: 1.5}, "setPresence p99", GoalMet, 1.5},
+		{"set p99 without baseline", Figures{SetP99ms: 10}, "setPresence p99", GoalNotMeasured, 0},
+		// The bulk goal is a ceiling: GET/bulk <= 15.
+		{"bulk at 15 GETs", Figures{GetRPS: 15_000, BulkRPS: 1_000}, "getPresencesByUserId", GoalMet, 15},
+		{"bulk at 20 GETs", Figures{GetRPS: 20_000, BulkRPS: 1_000}, "getPresencesByUserId", GoalMissed, 20},
 		{"bulk at 40 GETs", Figures{GetRPS: 20_000, BulkRPS: 500}, "getPresencesByUserId", GoalMissed, 40},
 		{"bulk without get", Figures{BulkRPS: 500}, "getPresencesByUserId", GoalNotMeasured, 0},
 	}
@@ -166,11 +172,11 @@ func TestPairedRatio(t *testing.T) {
 	// the lower medians would miss).
 	r := &Report{Runs: []RunResult{
 		{Scenario: "set", Target: targetBaseline, RPS: 31_000, Ops: []OpResult{{Op: opSet, RPS: 31_000}}, RoundsRPS: []float64{30_000, 31_000, 36_000}},
-		{Scenario: "set", Target: targetPresenced, RPS: 15_000, Ops: []OpResult{{Op: opSet, RPS: 15_000}}, RoundsRPS: []float64{15_000, 14_000, 18_000}},
+		{Scenario: "set", Target: targetPresenced, RPS: 18_000, Ops: []OpResult{{Op: opSet, RPS: 18_000}}, RoundsRPS: []float64{18_000, 17_000, 21_600}},
 	}}
 	r.finish()
-	if g := goalByName(t, r.Goals, "setPresence"); g.Status != GoalMet || g.Value != 0.5 {
-		t.Errorf("paired rounds 0.5, 0.45, 0.5: %+v", g)
+	if g := goalByName(t, r.Goals, "setPresence throughput"); g.Status != GoalMet || g.Value != 0.6 {
+		t.Errorf("paired rounds 0.6, 0.548, 0.6: %+v", g)
 	}
 }
 
@@ -197,5 +203,57 @@ func TestMedianRound(t *testing.T) {
 	}
 	if m := median([]RunResult{{RPS: 7}}); m.RPS != 7 || m.RoundsRPS != nil {
 		t.Errorf("one round: %+v, want it as is", m)
+	}
+}
+
+// TestGoalsPerConcurrency checks that set and get run at several
+// concurrencies are each judged against the baseline run at the same one,
+// the p99 goal on the paired rounds' ratios (the higher middle one of an
+// even number), and that bulk is judged against the GET at its own
+// concurrency.
+func TestGoalsPerConcurrency(t *testing.T) {
+	run := func(scenario, target string, conns int, op string, rps, p99 float64, roundsP99 ...float64) RunResult {
+		r := RunResult{Scenario: scenario, Target: target, Connections: conns, RPS: rps, Ops: []OpResult{{Op: op, RPS: rps, P99ms: p99}}}
+		if len(roundsP99) > 0 {
+			r.RoundsRPS = make([]float64, len(roundsP99))
+			for i := range r.RoundsRPS {
+				r.RoundsRPS[i] = rps
+			}
+			r.RoundsP99ms = roundsP99
+		}
+		return r
+	}
+	r := &Report{Runs: []RunResult{
+		run("set", targetBaseline, 16, opSet, 20_000, 2),
+		run("set", targetPresenced, 16, opSet, 10_000, 5), // 0.5x, p99 2.5x
+		run("set", targetBaseline, 64, opSet, 30_000, 4, 4, 4, 4, 4),
+		run("set", targetPresenced, 64, opSet, 21_000, 9, 6, 7, 9, 10), // 0.7x; p99 1.5, 1.75, 2.25, 2.5: 2.25
+		run("get", targetBaseline, 16, opGet, 20_000, 1),
+		run("get", targetPresenced, 16, opGet, 19_000, 1),
+		run("get", targetBaseline, 64, opGet, 30_000, 1),
+		run("get", targetPresenced, 64, opGet, 15_000, 1),
+		run("bulk", targetPresenced, 64, opBulk, 1_000, 100),
+	}}
+	r.finish()
+	want := map[string]struct {
+		status string
+		value  float64
+	}{
+		"setPresence throughput at 16 connections":  {GoalMissed, 0.5},
+		"setPresence p99 latency at 16 connections": {GoalMissed, 2.5},
+		"GET presence throughput at 16 connections": {GoalMet, 0.95},
+		"setPresence throughput at 64 connections":  {GoalMet, 0.7},
+		"setPresence p99 latency at 64 connections": {GoalMissed, 2.25},
+		"GET presence throughput at 64 connections": {GoalMissed, 0.5},
+		"getPresencesByUserId(650) cost":            {GoalMet, 15},
+	}
+	for name, w := range want {
+		g := goalByName(t, r.Goals, name)
+		if g.Name != name || g.Status != w.status || math.Abs(g.Value-w.value) > 1e-9 {
+			t.Errorf("%s: %+v; want %s %v", name, g, w.status, w.value)
+		}
+	}
+	if p := r.runAt("set", targetPresenced, 64); !slices.Equal(p.RoundsP99Ratio, []float64{1.5, 1.75, 2.25, 2.5}) {
+		t.Errorf("rounds' p99 ratios %v", p.RoundsP99Ratio)
 	}
 }

@@ -235,7 +235,7 @@ func (b *bench) redisLoadTarget(ctx context.Context) (*target, *workload, error)
 	}
 	// One target for them all: the client of the first node, which every
 	// base shares (its pool holds conns connections per host).
-	t := &target{name: targetPresenced, base: first.base, client: newClient(b.cfg.Connections * len(m.bases)),
+	t := &target{name: targetPresenced, base: first.base, client: newClient(b.cfg.maxConns() * len(m.bases)),
 		pprofAddr: first.pprofAddr, multi: m}
 	wl, err := b.workload(ctx, dataDir, b.cfg.usersFor("set"), loadExpiry)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -47,6 +48,8 @@ type Settings struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	WarmupSeconds   float64 `json:"warmup_seconds"`
 	Connections     int     `json:"connections"`
+	// Conns are the concurrencies of the set and get scenarios (--conns).
+	Conns []int `json:"conns,omitempty"`
 	Users           int     `json:"users"`
 	Apps            int     `json:"apps"`
 	Seed            uint64  `json:"seed"`
@@ -63,7 +66,7 @@ func newReport(cfg Config) *Report {
 	return &Report{
 		Machine: machine(),
 		Settings: Settings{Scenarios: cfg.Scenarios, Target: target, DurationSeconds: cfg.Duration.Seconds(),
-			WarmupSeconds: cfg.Warmup.Seconds(), Connections: cfg.Connections, Users: cfg.Users, Apps: cfg.Apps, Seed: cfg.Seed},
+			WarmupSeconds: cfg.Warmup.Seconds(), Connections: cfg.Connections, Conns: cfg.Conns, Users: cfg.Users, Apps: cfg.Apps, Seed: cfg.Seed},
 		Runs: []RunResult{},
 	}
 }
@@ -97,6 +100,17 @@ func (r *Report) run(scenario, target string) *RunResult {
 	return nil
 }
 
+// runAt returns the run of scenario against target at conns connections,
+// or nil.
+func (r *Report) runAt(scenario, target string, conns int) *RunResult {
+	for i := range r.Runs {
+		if run := &r.Runs[i]; run.Scenario == scenario && run.Target == target && run.Connections == conns {
+			return run
+		}
+	}
+	return nil
+}
+
 // rps returns the throughput of op in scenario against target, 0 if not
 // measured.
 func (r *Report) rps(scenario, target, op string) float64 {
@@ -118,9 +132,9 @@ func (r *Report) noisy(scenario, target string) bool {
 func (r *Report) finish() {
 	for i := range r.Runs {
 		run := &r.Runs[i]
-		base := r.run(run.Scenario, targetBaseline)
+		base := r.runAt(run.Scenario, targetBaseline, run.Connections)
 		if base == nil {
-			base = r.run(run.Scenario, targetRedisBaseline)
+			base = r.runAt(run.Scenario, targetRedisBaseline, run.Connections)
 		}
 		if run.Target != targetPresenced || base == nil {
 			continue
@@ -135,26 +149,33 @@ func (r *Report) finish() {
 			if m, ratios := pairedRatio(run, base); m > 0 {
 				run.Ops[0].VsBaseline, run.RoundsRatio = m, ratios
 			}
+			if len(base.Ops) == 1 && base.Ops[0].P99ms > 0 {
+				run.P99Ratio = run.Ops[0].P99ms / base.Ops[0].P99ms
+			}
+			if m, ratios := pairedP99Ratio(run, base); m > 0 {
+				run.P99Ratio, run.RoundsP99Ratio = m, ratios
+			}
 		}
 	}
 	f := Figures{
-		SetRPS: r.rps("set", targetPresenced, opSet), BaselinePostRPS: r.rps("set", targetBaseline, opSet),
-		GetRPS: r.rps("get", targetPresenced, opGet), BaselineGetRPS: r.rps("get", targetBaseline, opGet),
 		BulkRPS: r.rps("bulk", targetPresenced, opBulk),
 		Noisy: map[string]bool{
-			"set":  r.noisy("set", targetPresenced) || r.noisy("set", targetBaseline),
-			"get":  r.noisy("get", targetPresenced) || r.noisy("get", targetBaseline),
-			"bulk": r.noisy("bulk", targetPresenced) || r.noisy("get", targetPresenced),
+			"bulk": r.noisy("bulk", targetPresenced),
 		},
 	}
-	// The goals' ratios are to the net/http baseline, not to the Redis
-	// baseline of --store redis.
-	if run := r.run("set", targetPresenced); run != nil && len(run.RoundsRatio) > 0 && r.run("set", targetBaseline) != nil {
-		f.SetRatio = run.Ops[0].VsBaseline
+	// The bulk read is judged against the GET run at its concurrency (or
+	// the nearest one measured).
+	bulkConns := 0
+	if run := r.run("bulk", targetPresenced); run != nil {
+		bulkConns = run.Connections
 	}
-	if run := r.run("get", targetPresenced); run != nil && len(run.RoundsRatio) > 0 && r.run("get", targetBaseline) != nil {
-		f.GetRatio = run.Ops[0].VsBaseline
+	if get := r.nearestRun("get", targetPresenced, bulkConns); get != nil {
+		if o := get.op(opGet); o != nil {
+			f.GetRPS = o.RPS
+		}
+		f.Noisy["bulk"] = f.Noisy["bulk"] || get.Noisy
 	}
+	f.Load = r.loadFigures()
 	if s := r.Scale; s != nil {
 		f.ScaleUsers = s.Populate.Users
 		f.RSSBytes = max(s.Memory.RSS, s.MemoryAfterRestart.RSS)
@@ -170,6 +191,103 @@ func (r *Report) finish() {
 		f.WebhookNoisy = r.noisy("webhook", targetPresenced)
 	}
 	r.Goals = Evaluate(f)
+}
+
+// loadFigures returns the set and get figures at each concurrency they ran
+// at, in the order run. The goals' ratios are to the net/http baseline, not
+// to the Redis baseline of --store redis.
+func (r *Report) loadFigures() []LoadFigures {
+	var conns []int
+	for _, run := range r.Runs {
+		if (run.Scenario == "set" || run.Scenario == "get") && !slices.Contains(conns, run.Connections) {
+			conns = append(conns, run.Connections)
+		}
+	}
+	var out []LoadFigures
+	for _, c := range conns {
+		l := LoadFigures{Conns: c}
+		if run, base := r.runAt("set", targetPresenced, c), r.runAt("set", targetBaseline, c); run != nil {
+			l.NoisySet = run.Noisy
+			if o := run.op(opSet); o != nil {
+				l.SetRPS, l.SetP99ms = o.RPS, o.P99ms
+			}
+			if base != nil {
+				l.NoisySet = l.NoisySet || base.Noisy
+				if o := base.op(opSet); o != nil {
+					l.BaselinePostRPS, l.BaselinePostP99ms = o.RPS, o.P99ms
+				}
+				if len(run.RoundsRatio) > 0 {
+					l.SetRatio = run.Ops[0].VsBaseline
+				}
+				if len(run.RoundsP99Ratio) > 0 {
+					l.SetP99Ratio = run.P99Ratio
+				}
+			}
+		}
+		if run, base := r.runAt("get", targetPresenced, c), r.runAt("get", targetBaseline, c); run != nil {
+			l.NoisyGet = run.Noisy
+			if o := run.op(opGet); o != nil {
+				l.GetRPS = o.RPS
+			}
+			if base != nil {
+				l.NoisyGet = l.NoisyGet || base.Noisy
+				if o := base.op(opGet); o != nil {
+					l.BaselineGetRPS = o.RPS
+				}
+				if len(run.RoundsRatio) > 0 {
+					l.GetRatio = run.Ops[0].VsBaseline
+				}
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// nearestRun returns the run of scenario against target whose concurrency
+// is nearest conns, or nil.
+func (r *Report) nearestRun(scenario, target string, conns int) *RunResult {
+	var best *RunResult
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		if run.Scenario != scenario || run.Target != target {
+			continue
+		}
+		if best == nil || abs(run.Connections-conns) < abs(best.Connections-conns) {
+			best = run
+		}
+	}
+	return best
+}
+
+func abs(x int) int { return max(x, -x) }
+
+// pairedP99Ratio is pairedRatio for the p99 latencies of single-operation
+// runs: the ratio of each round and their median over the quiet rounds.
+func pairedP99Ratio(run, base *RunResult) (float64, []float64) {
+	n := len(run.RoundsP99ms)
+	if n < 2 || len(base.RoundsP99ms) != n {
+		return 0, nil
+	}
+	ratios := make([]float64, n)
+	var quiet, all []float64
+	for i := range n {
+		if base.RoundsP99ms[i] <= 0 {
+			return 0, nil
+		}
+		ratios[i] = run.RoundsP99ms[i] / base.RoundsP99ms[i]
+		all = append(all, ratios[i])
+		if !roundNoisy(run, i) && !roundNoisy(base, i) {
+			quiet = append(quiet, ratios[i])
+		}
+	}
+	if len(quiet) == 0 {
+		quiet = all
+	}
+	// Of an even number, the higher of the middle two: the goal is a
+	// ceiling, so the doubt goes against it.
+	slices.Sort(quiet)
+	return quiet[len(quiet)/2], ratios
 }
 
 // pairedRatio returns, for a run and its baseline repeated over the same

@@ -46,9 +46,17 @@ type RunResult struct {
 	// reported is the median of the quiet ones.
 	RoundsRPS   []float64 `json:"rounds_rps,omitempty"`
 	RoundsNoisy []bool    `json:"rounds_noisy,omitempty"`
+	// RoundsP99ms are the p99 latencies of every round of a
+	// single-operation run, in the order run, when --rounds > 1.
+	RoundsP99ms []float64 `json:"rounds_p99_ms,omitempty"`
 	// RoundsRatio are the ratios to the baseline, round by round, of a
 	// single-operation presenced run; VsBaseline is then their median.
 	RoundsRatio []float64 `json:"rounds_ratio,omitempty"`
+	// P99Ratio is the p99 latency over the baseline's of a single-operation
+	// presenced run (with several rounds, the median of the rounds'
+	// ratios), and RoundsP99Ratio those of each round; 0 without baseline.
+	P99Ratio       float64   `json:"p99_ratio,omitempty"`
+	RoundsP99Ratio []float64 `json:"rounds_p99_ratio,omitempty"`
 	// Noisy marks a run during which other processes used more than
 	// --max-other-cpu cores even after repeating it.
 	Noisy bool `json:"noisy,omitempty"`

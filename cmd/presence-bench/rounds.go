@@ -10,7 +10,8 @@ import (
 
 // loadScenario returns the run function of a load scenario: mix against
 // presenced, after the same against the baseline when withBaseline,
-// repeated --rounds times; the median round of each is reported.
+// repeated --rounds times, at each of the scenario's concurrencies
+// (--conns for set and get); the median round of each is reported.
 func loadScenario(name string, withBaseline bool, mix ...weighted) func(context.Context, *bench) error {
 	return func(ctx context.Context, b *bench) error {
 		t, wl, err := b.loadTarget(ctx)
@@ -27,29 +28,42 @@ func loadScenario(name string, withBaseline bool, mix ...weighted) func(context.
 			}
 			targets = []*target{bt, t}
 		}
-		rounds := make([][]RunResult, len(targets))
-		for r := range b.cfg.Rounds {
-			profile := ""
-			if b.cfg.ProfileDir != "" && r == b.cfg.Rounds-1 {
-				profile = filepath.Join(b.cfg.ProfileDir, "presenced-"+name+".pprof")
+		conns := b.cfg.connsFor(name)
+		for _, c := range conns {
+			rounds := make([][]RunResult, len(targets))
+			for r := range b.cfg.Rounds {
+				profile := ""
+				if b.cfg.ProfileDir != "" && r == b.cfg.Rounds-1 {
+					profile = filepath.Join(b.cfg.ProfileDir, profileName(name, c, len(conns) > 1))
+				}
+				round, err := b.quietRound(ctx, name, c, targets, wl, mix, profile)
+				if err != nil {
+					return err
+				}
+				for i, res := range round {
+					rounds[i] = append(rounds[i], res)
+				}
 			}
-			round, err := b.quietRound(ctx, name, targets, wl, mix, profile)
-			if err != nil {
-				return err
+			for _, runs := range rounds {
+				m := median(runs)
+				if last := runs[len(runs)-1]; last.Profile != "" {
+					m.Profile = last.Profile
+				}
+				b.report.Runs = append(b.report.Runs, m)
 			}
-			for i, res := range round {
-				rounds[i] = append(rounds[i], res)
-			}
-		}
-		for _, runs := range rounds {
-			m := median(runs)
-			if last := runs[len(runs)-1]; last.Profile != "" {
-				m.Profile = last.Profile
-			}
-			b.report.Runs = append(b.report.Runs, m)
 		}
 		return nil
 	}
+}
+
+// profileName is the file of the CPU profile of scenario at conns
+// connections; the concurrency is in the name when the scenario runs at
+// several.
+func profileName(scenario string, conns int, several bool) string {
+	if several {
+		return fmt.Sprintf("presenced-%s-c%d.pprof", scenario, conns)
+	}
+	return "presenced-" + scenario + ".pprof"
 }
 
 // maxRepeats bounds how often a noisy round is run again.
@@ -59,7 +73,7 @@ const maxRepeats = 3
 // whole round again (up to maxRepeats times) while other processes used
 // more than --max-other-cpu cores during it. A round still noisy after that
 // is kept and marked.
-func (b *bench) quietRound(ctx context.Context, name string, targets []*target, wl *workload, mix []weighted, profile string) ([]RunResult, error) {
+func (b *bench) quietRound(ctx context.Context, name string, conns int, targets []*target, wl *workload, mix []weighted, profile string) ([]RunResult, error) {
 	for attempt := 0; ; attempt++ {
 		round := make([]RunResult, len(targets))
 		noisy := false
@@ -68,7 +82,7 @@ func (b *bench) quietRound(ctx context.Context, name string, targets []*target, 
 			if tg.pprofAddr != "" {
 				p = profile
 			}
-			res, err := b.runLoad(ctx, name, tg, wl, mix, p)
+			res, err := b.runLoad(ctx, name, conns, tg, wl, mix, p)
 			if err != nil {
 				return nil, err
 			}
@@ -100,10 +114,14 @@ func median(runs []RunResult) RunResult {
 		return runs[0]
 	}
 	rps := make([]float64, len(runs))
+	p99 := make([]float64, len(runs))
 	noisy := make([]bool, len(runs))
 	var quiet []RunResult
 	for i, r := range runs {
 		rps[i], noisy[i] = r.RPS, r.Noisy
+		if len(r.Ops) == 1 {
+			p99[i] = r.Ops[0].P99ms
+		}
 		if !r.Noisy {
 			quiet = append(quiet, r)
 		}
@@ -113,6 +131,9 @@ func median(runs []RunResult) RunResult {
 	}
 	m := lowerMedian(quiet, func(a, b RunResult) int { return cmp.Compare(a.RPS, b.RPS) })
 	m.RoundsRPS, m.RoundsNoisy = rps, noisy
+	if len(m.Ops) == 1 {
+		m.RoundsP99ms = p99
+	}
 	return m
 }
 
@@ -124,8 +145,8 @@ func lowerMedian[T any](xs []T, compare func(a, b T) int) T {
 }
 
 // runLoad measures mix against t, profiling it into profile if not empty.
-func (b *bench) runLoad(ctx context.Context, scenario string, t *target, wl *workload, mix []weighted, profile string) (RunResult, error) {
-	lr := &loadRun{scenario: scenario, target: t, wl: wl, mix: mix, conns: b.cfg.Connections,
+func (b *bench) runLoad(ctx context.Context, scenario string, conns int, t *target, wl *workload, mix []weighted, profile string) (RunResult, error) {
+	lr := &loadRun{scenario: scenario, target: t, wl: wl, mix: mix, conns: conns,
 		warmup: b.cfg.Warmup, duration: b.cfg.Duration, maxRequests: b.cfg.MaxRequests, seed: b.cfg.Seed, profile: profile}
 	b.log.Info("load", "scenario", scenario, "target", t.name, "connections", lr.conns, "duration", lr.duration, "warmup", lr.warmup)
 	res, err := lr.execute(ctx)

@@ -44,7 +44,11 @@ func writeTable(w io.Writer, r *Report) error {
 	if s.Commit != "" {
 		fmt.Fprintf(w, ", built from %s", s.Commit)
 	}
-	fmt.Fprintf(w, "\n%d connections, %d apps, seed %d", s.Connections, s.Apps, s.Seed)
+	fmt.Fprintf(w, "\n%d connections", s.Connections)
+	if len(s.Conns) > 1 || (len(s.Conns) == 1 && s.Conns[0] != s.Connections) {
+		fmt.Fprintf(w, " (set and get at %s)", joinInts(s.Conns))
+	}
+	fmt.Fprintf(w, ", %d apps, seed %d", s.Apps, s.Seed)
 	if len(r.Runs) > 0 {
 		fmt.Fprintf(w, "; load runs: %gs measured after %gs of warm-up", s.DurationSeconds, s.WarmupSeconds)
 	}
@@ -55,7 +59,7 @@ func writeTable(w io.Writer, r *Report) error {
 	if len(r.Runs) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\ttarget\toperation\treq/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\tvs baseline\tserver CPU\tserver µs/req\tclient CPU\tother CPU\trec/fsync\t")
+		fmt.Fprintln(tw, "scenario\ttarget\tconns\toperation\treq/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\tvs baseline\tp99 vs baseline\tserver CPU\tserver µs/req\tclient CPU\tother CPU\trec/fsync\t")
 		for _, run := range r.Runs {
 			writeRun(tw, run)
 		}
@@ -76,9 +80,12 @@ func writeTable(w io.Writer, r *Report) error {
 						rounds[i] += " (noisy)"
 					}
 				}
-				fmt.Fprintf(w, "rounds of %s/%s, req/s (the median of the quiet ones is shown): %s", run.Scenario, run.Target, strings.Join(rounds, ", "))
+				fmt.Fprintf(w, "rounds of %s/%s at %d conns, req/s (the median of the quiet ones is shown): %s", run.Scenario, run.Target, run.Connections, strings.Join(rounds, ", "))
 				if len(run.RoundsRatio) > 0 {
 					fmt.Fprintf(w, "; vs baseline round by round: %s (the median of the quiet ones is shown)", decimals(run.RoundsRatio))
+				}
+				if len(run.RoundsP99Ratio) > 0 {
+					fmt.Fprintf(w, "; p99 vs baseline round by round: %s", decimals(run.RoundsP99Ratio))
 				}
 				fmt.Fprintln(w)
 			}
@@ -118,19 +125,22 @@ func writeRun(w io.Writer, run RunResult) {
 		target += " (noisy)"
 	}
 	for i, o := range run.Ops {
-		vs := "-"
+		vs, p99 := "-", "-"
 		if o.VsBaseline > 0 {
 			vs = fmt.Sprintf("%.3fx", o.VsBaseline)
 		}
 		tail := "\t\t\t\t\t"
 		if len(run.Ops) == 1 && i == 0 {
 			tail = cpu()
+			if run.P99Ratio > 0 {
+				p99 = fmt.Sprintf("%.2fx", run.P99Ratio)
+			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%s\n", run.Scenario, target, o.Op,
-			thousands(o.RPS), o.P50ms, o.P99ms, o.P999ms, o.MaxMs, o.Errors, vs, tail)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%s\t%s\n", run.Scenario, target, run.Connections, o.Op,
+			thousands(o.RPS), o.P50ms, o.P99ms, o.P999ms, o.MaxMs, o.Errors, vs, p99, tail)
 	}
 	if len(run.Ops) > 1 {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t\t\t\t\t%d\t\t%s\n", run.Scenario, target, "(all)", thousands(run.RPS), run.Errors, cpu())
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t\t\t\t\t%d\t\t\t%s\n", run.Scenario, target, run.Connections, "(all)", thousands(run.RPS), run.Errors, cpu())
 	}
 }
 
@@ -225,6 +235,15 @@ func thousands(f float64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// joinInts lists integers separated by commas.
+func joinInts(v []int) string {
+	out := make([]string, len(v))
+	for i, x := range v {
+		out[i] = strconv.Itoa(x)
+	}
+	return strings.Join(out, ",")
 }
 
 // decimals lists numbers with two decimals.

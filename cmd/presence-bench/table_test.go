@@ -26,7 +26,7 @@ func TestWriteReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"0.400x", "presenced (noisy)", "(all)", "5,000", "HTTP 503: busy", "1000000 users",
-		"setPresence throughput", "MISSED", "resident memory", "goals not measured in this run: GET presence throughput"} {
+		"setPresence throughput", "MISSED", "resident memory", "goals not measured in this run: setPresence p99 latency; GET presence throughput"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -36,7 +36,7 @@ func TestWriteReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Runs) != 3 || back.Runs[1].Ops[0].VsBaseline != 0.4 || len(back.Goals) != 7 {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Runs) != 3 || back.Runs[1].Ops[0].VsBaseline != 0.4 || len(back.Goals) != 8 {
 		t.Errorf("JSON round trip: %v %+v", err, back)
 	}
 }
