@@ -49,10 +49,10 @@ type Settings struct {
 	WarmupSeconds   float64 `json:"warmup_seconds"`
 	Connections     int     `json:"connections"`
 	// Conns are the concurrencies of the set and get scenarios (--conns).
-	Conns []int `json:"conns,omitempty"`
-	Users           int     `json:"users"`
-	Apps            int     `json:"apps"`
-	Seed            uint64  `json:"seed"`
+	Conns []int  `json:"conns,omitempty"`
+	Users int    `json:"users"`
+	Apps  int    `json:"apps"`
+	Seed  uint64 `json:"seed"`
 }
 
 func newReport(cfg Config) *Report {
