@@ -45,10 +45,15 @@ func BenchmarkUpdateParallel(b *testing.B) {
 		name   string
 		opts   Options
 		serial bool
+		par    int
 	}{
-		{"group", Options{}, false},
-		{"one-fsync-per-write", Options{}, true},
-		{"nosync", Options{NoSync: true}, false},
+		{"group", Options{}, false, 32},
+		{"group-16", Options{}, false, 8},
+		{"depth1", Options{SyncDepth: 1}, false, 32},
+		{"depth1-16", Options{SyncDepth: 1}, false, 8},
+		{"depth3-16", Options{SyncDepth: 3}, false, 8},
+		{"one-fsync-per-write", Options{}, true, 32},
+		{"nosync", Options{NoSync: true}, false, 32},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			s, err := Open(context.Background(), b.TempDir(), bc.opts)
@@ -62,10 +67,11 @@ func BenchmarkUpdateParallel(b *testing.B) {
 				latMu  sync.Mutex
 				lat    []time.Duration
 			)
-			b.SetParallelism(32)
+			b.SetParallelism(bc.par)
 			b.ReportAllocs()
 			b.ResetTimer()
 			syncs0 := s.syncs.Load()
+			commit0, records0 := s.commitNanos.Load(), s.records.Load()
 			disk0 := diskWriteBytes()
 			b.RunParallel(func(pb *testing.PB) {
 				g := gid.Add(1)
@@ -101,6 +107,9 @@ func BenchmarkUpdateParallel(b *testing.B) {
 			}
 			if n := s.syncs.Load() - syncs0; n > 0 {
 				b.ReportMetric(float64(b.N)/float64(n), "records/fsync")
+			}
+			if n := s.records.Load() - records0; n > 0 {
+				b.ReportMetric(float64(s.commitNanos.Load()-commit0)/float64(n)/1e6, "commit-ms")
 			}
 			b.ReportMetric(float64(len(js)), "state-json-B")
 			b.ReportMetric(float64(len(rec)), "record-B")

@@ -8,10 +8,17 @@
 // internal/statemap: Get and Due never touch the disk. Update takes the
 // user's stripe lock, runs fn on a copy, encodes the new State as a log
 // record and queues it. One writer goroutine takes everything queued (up to
-// 1 MiB), writes it with one write(2) and makes it durable with one fsync,
-// then wakes every Update of the batch. Records queued while an fsync runs
-// form the next batch: that is the group commit, and with 64 concurrent
-// writers each fsync carries about 30 records. Only once its record is
+// 1 MiB), writes it with one write(2) and starts an fsync covering it, then
+// wakes every Update of the batch once that fsync has returned. Records
+// queued while an fsync runs are written at once and form the next batch,
+// so the next fsync starts the moment the running one ends: that is the
+// group commit, and with 64 concurrent writers each fsync carries about 30
+// records. While batches are small (under 16 records an fsync, e.g. 16
+// writers) a second fsync may run beside the first (Options.SyncDepth), so
+// that a record does not wait for an fsync that started before it was
+// written; each fsync uses a descriptor of its own, since Linux reports a
+// failed writeback once per open file description. At most 1 MiB is ever
+// written and not yet durable. Only once its record is
 // durable does an Update publish the new State to memory, release the
 // stripe lock and return. So a reader never sees a State that a crash could
 // take back, and every acknowledged write survives kill -9 and power loss

@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -29,9 +30,12 @@ type waiter struct {
 	key presence.Key
 	// enc is the state after the update, encoded (the tail of rec), and
 	// due its Due: what is published once the record is durable.
-	enc   string
-	due   time.Time
-	rec   []byte
+	enc string
+	due time.Time
+	rec []byte
+	// at is when the record was queued: commit latency runs from there to
+	// the end of the fsync covering it.
+	at    time.Time
 	state atomic.Int32
 	err   error // set by the writer before wDone
 	done  chan struct{}
@@ -44,6 +48,7 @@ func (s *Store) enqueue(w *waiter) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
+	w.at = time.Now()
 	s.queue = append(s.queue, w)
 	s.mu.Unlock()
 	s.signal()
@@ -57,112 +62,309 @@ func (s *Store) signal() {
 	}
 }
 
-// writer is the one goroutine that writes the log: it takes everything
-// queued (up to maxBatchBytes), writes it with one write and one fsync,
-// then completes every waiter of the batch. Records queued during an fsync
-// form the next batch: that is the group commit. It exits when the store
-// is closing and the queue is empty.
+// DefaultSyncDepth is how many fsyncs of the log may be in flight at once
+// when Options.SyncDepth is zero.
+const DefaultSyncDepth = 2
+
+// overlapBelow is the group commit under which a second fsync may start
+// while one runs: when the last fsync carried fewer records than this, few
+// writers wait on each and the latency of waiting for the running one
+// matters more than the work of another; at more, waiting gathers a bigger
+// batch, which saves the CPU and the disk an fsync.
+const overlapBelow = 16
+
+// batch is records written to the log, in order, waiting for an fsync that
+// covers them.
+type batch struct {
+	seq     uint64    // 1, 2, ... in the order written
+	end     int64     // the segment's size once it was written
+	waiters []*waiter // not cancelled; in the order written
+}
+
+// syncJob is one fsync of the log: it covers every batch up to seq, whose
+// bytes end at size, because they were written before it started.
+type syncJob struct {
+	f    File // a descriptor of the segment of its own
+	seq  uint64
+	size int64
+	err  error
+}
+
+// writer is the one goroutine that writes the log. It takes everything
+// queued (up to maxBatchBytes), writes it with one write, and starts an
+// fsync covering it on a goroutine of its own when fewer than syncDepth are
+// running; a batch is complete (its Updates answered) once an fsync that
+// started after it was written has returned. While an fsync runs, the
+// records that arrive are written at once, so that the next fsync can
+// start the moment a slot frees: that is the group commit, pipelined. At
+// most maxBatchBytes are ever written and not yet durable, so a crash can
+// tear only the last maxBatchBytes of the log. It exits when the store is
+// closing, the queue is empty and every batch is complete.
 func (s *Store) writer() {
 	defer close(s.writerDone)
+	defer s.closeSyncFiles()
+	var probe *time.Timer
 	for {
-		s.mu.Lock()
-		for len(s.queue) == 0 && !s.closing {
-			unhealthy := s.writeErr != nil
-			s.mu.Unlock()
-			if unhealthy {
-				// Check now and then whether the log can be written
-				// again, so that readiness comes back without a write.
-				t := time.NewTimer(s.probeEvery)
-				select {
-				case <-s.wake:
-				case <-t.C:
-					s.probe()
-				}
-				t.Stop()
-			} else {
-				<-s.wake
-			}
-			s.mu.Lock()
+		progressed := s.writeQueued()
+		if s.startSync() {
+			progressed = true
 		}
-		if len(s.queue) == 0 {
+		if s.failErr != nil && s.inflight == 0 {
+			s.failPending()
+			progressed = true
+		}
+		if s.rotating && len(s.pend) == 0 && s.inflight == 0 {
+			s.rotating = false
+			s.rotate()
+			progressed = true
+		}
+		if progressed {
+			continue
+		}
+		s.mu.Lock()
+		idle := len(s.queue) == 0 && len(s.pend) == 0 && s.inflight == 0
+		if idle && s.closing {
 			s.mu.Unlock()
 			return
 		}
-		n, size := 0, 0
-		for n < len(s.queue) && (n == 0 || size+len(s.queue[n].rec) <= maxBatchBytes) {
-			size += len(s.queue[n].rec)
-			n++
-		}
-		s.batch = append(s.batch[:0], s.queue[:n]...)
-		rest := copy(s.queue, s.queue[n:])
-		clear(s.queue[rest:])
-		s.queue = s.queue[:rest]
+		unhealthy := s.writeErr != nil
 		s.mu.Unlock()
-
-		s.writeBatch(s.batch)
-		clear(s.batch)
+		var probeC <-chan time.Time
+		if idle && unhealthy {
+			// Check now and then whether the log can be written again, so
+			// that readiness comes back without a write.
+			if probe == nil {
+				probe = time.NewTimer(s.probeEvery)
+			} else {
+				probe.Reset(s.probeEvery)
+			}
+			probeC = probe.C
+		}
+		select {
+		case <-s.wake:
+		case j := <-s.synced:
+			s.synced1(j)
+		case <-probeC:
+			s.probe()
+		}
+		if probe != nil {
+			probe.Stop()
+		}
 	}
 }
 
-// writeBatch writes and syncs the records of batch and completes their
-// waiters.
-func (s *Store) writeBatch(batch []*waiter) {
+// writeQueued takes the records queued, up to maxBatchBytes and as many as
+// fit in what may be written ahead of the durable size, and writes them. It
+// reports whether it wrote (or failed to write) anything.
+func (s *Store) writeQueued() bool {
+	if s.failErr != nil || s.rotating {
+		return false
+	}
+	room := maxBatchBytes - (s.written - s.segBytes)
+	s.mu.Lock()
+	n, size := 0, 0
+	for n < len(s.queue) {
+		l := len(s.queue[n].rec)
+		// The first record of a batch always fits when nothing waits
+		// for an fsync: a record is never larger than a batch.
+		if (n > 0 || s.written > s.segBytes) && (size+l > maxBatchBytes || int64(size+l) > room) {
+			break
+		}
+		size += l
+		n++
+	}
+	if n == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	taken := make([]*waiter, 0, n)
 	buf := s.wbuf[:0]
-	taken := batch[:0]
-	for _, w := range batch {
+	for _, w := range s.queue[:n] {
 		if !w.state.CompareAndSwap(wQueued, wWriting) {
 			continue // cancelled while queued
 		}
 		buf = append(buf, w.rec...)
 		taken = append(taken, w)
 	}
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
+	s.mu.Unlock()
 	s.wbuf = buf
 	if len(taken) == 0 {
-		return
+		return true
 	}
-	err := s.write(buf)
-	if err == nil {
-		s.records.Add(int64(len(taken)))
+	s.seq++
+	b := batch{seq: s.seq, waiters: taken}
+	if err := s.writeOut(buf); err != nil {
+		b.end = s.written
+		s.pend = append(s.pend, b)
+		s.failErr = err
+		return true
 	}
-	for _, w := range taken {
-		s.complete(w, err)
+	b.end = s.written
+	s.pend = append(s.pend, b)
+	if s.noSync {
+		s.durable(syncJob{seq: b.seq, size: b.end})
 	}
-	if err == nil && s.compactAt > 0 && s.segBytes >= s.compactAt && !s.compacting.Load() {
-		s.rotate()
-	}
+	return true
 }
 
-// write appends buf to the current segment and makes it durable. If that
-// fails (a full disk: ENOSPC, EFBIG; or EIO), it cuts the segment back to
-// its durable size, so that no part of buf stays behind, and returns an
-// error matching presence.ErrUnavailable: the records were not written,
-// and later writes are tried again. Cutting back also drops whatever a
-// failed fsync left in doubt, so retrying is honest: what precedes
-// segBytes was made durable by earlier fsyncs that succeeded.
-func (s *Store) write(buf []byte) error {
-	if s.dirty {
+// writeOut appends buf to the current segment (not durably yet). After a
+// failure the segment may hold part of buf: failPending cuts it back.
+func (s *Store) writeOut(buf []byte) error {
+	if s.dirty && s.written == s.segBytes {
+		// A failed write or probe left bytes behind: drop them first.
 		if err := s.cutBack(); err != nil {
-			return s.writeFailed(err)
+			return err
 		}
 	}
 	s.dirty = true
-	_, err := s.seg.Write(buf)
-	if err == nil && !s.noSync {
-		err = s.seg.Sync()
+	if _, err := s.seg.Write(buf); err != nil {
+		return fmt.Errorf("filestore: write log %s: %w", s.seg.Name(), err)
 	}
-	if err != nil {
-		err = fmt.Errorf("filestore: write log %s: %w", s.seg.Name(), err)
-		if cerr := s.cutBack(); cerr != nil {
-			err = fmt.Errorf("%w; %w", err, cerr)
-		}
-		return s.writeFailed(err)
-	}
-	s.dirty = false
-	s.segBytes += int64(len(buf))
-	s.logBytes.Store(s.segBytes)
-	s.syncs.Add(1)
-	s.wroteOK()
+	s.written += int64(len(buf))
 	return nil
+}
+
+// startSync starts an fsync covering every batch written, if some are not
+// covered by one running and fewer than syncDepth run. It reports whether
+// it started one.
+func (s *Store) startSync() bool {
+	if s.noSync || s.failErr != nil || s.inflight >= s.syncDepth || len(s.pend) == 0 || s.pend[len(s.pend)-1].seq <= s.requested {
+		return false
+	}
+	if s.inflight > 0 && s.lastSyncRecords >= overlapBelow {
+		return false
+	}
+	f, err := s.syncFile()
+	if err != nil {
+		s.failErr = err
+		return true
+	}
+	last := s.pend[len(s.pend)-1]
+	s.requested = last.seq
+	s.inflight++
+	j := syncJob{f: f, seq: last.seq, size: last.end}
+	go func() {
+		j.err = j.f.Sync()
+		s.synced <- j
+	}()
+	return true
+}
+
+// synced1 takes the outcome of one fsync: on success every batch it covers
+// is complete. A failed fsync fails every batch not yet complete (once the
+// others running have returned), whatever later fsyncs say.
+func (s *Store) synced1(j syncJob) {
+	s.inflight--
+	s.syncFiles = append(s.syncFiles, j.f)
+	if j.err != nil {
+		if !s.syncFailed {
+			s.failErr = fmt.Errorf("filestore: sync log %s: %w", s.seg.Name(), j.err)
+			s.syncFailed = true
+		}
+		return
+	}
+	if s.syncFailed {
+		// After a failed fsync nothing more is trusted: what it left in
+		// doubt is cut back with every batch not yet complete.
+		return
+	}
+	s.syncs.Add(1)
+	s.durable(j)
+}
+
+// durable completes every batch up to j.seq: they are on disk.
+func (s *Store) durable(j syncJob) {
+	if j.size > s.segBytes {
+		s.segBytes = j.size
+		s.logBytes.Store(s.segBytes)
+	}
+	n := 0
+	var records int64
+	for n < len(s.pend) && s.pend[n].seq <= j.seq {
+		records += int64(len(s.pend[n].waiters))
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	if s.written == s.segBytes {
+		s.dirty = false
+	}
+	s.records.Add(records)
+	s.lastSyncRecords = records
+	s.wroteOK()
+	now := time.Now()
+	var waited time.Duration
+	for _, b := range s.pend[:n] {
+		for _, w := range b.waiters {
+			waited += now.Sub(w.at)
+			s.complete(w, nil)
+		}
+	}
+	s.commitNanos.Add(int64(waited))
+	rest := copy(s.pend, s.pend[n:])
+	clear(s.pend[rest:])
+	s.pend = s.pend[:rest]
+	if s.compactAt > 0 && s.segBytes >= s.compactAt && !s.compacting.Load() {
+		s.rotating = true
+	}
+}
+
+// failPending fails every batch not yet durable with the error that
+// stopped the writer, and cuts the segment back to its durable size, so
+// that nothing of them stays behind: retrying is then honest, since what
+// precedes segBytes was made durable by fsyncs that succeeded. Called once
+// no fsync runs.
+func (s *Store) failPending() {
+	err := s.failErr
+	s.failErr, s.syncFailed = nil, false
+	if cerr := s.cutBack(); cerr != nil {
+		err = fmt.Errorf("%w; %w", err, cerr)
+	}
+	s.written = s.segBytes
+	s.requested = s.seq
+	err = s.writeFailed(err)
+	for _, b := range s.pend {
+		for _, w := range b.waiters {
+			s.complete(w, err)
+		}
+	}
+	clear(s.pend)
+	s.pend = s.pend[:0]
+}
+
+// syncFile returns a descriptor of the current segment for one fsync. Each
+// fsync running has its own: Linux reports a failed writeback once per
+// open file description, so an fsync on a descriptor of its own sees every
+// failure since that descriptor's previous fsync, whichever other fsync
+// ran meanwhile.
+func (s *Store) syncFile() (File, error) {
+	if n := len(s.syncFiles); n > 0 {
+		f := s.syncFiles[n-1]
+		s.syncFiles = s.syncFiles[:n-1]
+		return f, nil
+	}
+	f, err := os.Open(s.segPath(s.segNum))
+	if err != nil {
+		return nil, fmt.Errorf("filestore: open log %s to sync it: %w", s.seg.Name(), err)
+	}
+	if s.wrapFile != nil {
+		return s.wrapFile(f), nil
+	}
+	return f, nil
+}
+
+// closeSyncFiles closes the descriptors kept for fsyncs of the segment.
+// No fsync may be running.
+func (s *Store) closeSyncFiles() {
+	for _, f := range s.syncFiles {
+		f.Close()
+	}
+	clear(s.syncFiles)
+	s.syncFiles = s.syncFiles[:0]
 }
 
 // complete reports err (nil: durable) to w's Update, or, if that Update
@@ -185,6 +387,7 @@ func (s *Store) complete(w *waiter, err error) {
 // until their states are published, and the snapshot takes every stripe
 // lock in turn, so it includes every record of the old segments.
 func (s *Store) rotate() {
+	s.closeSyncFiles()
 	prev := s.segNum
 	if err := s.createSegment(prev + 1); err != nil {
 		s.log.Error("filestore: cannot start a new log segment; compaction postponed", "err", err)
