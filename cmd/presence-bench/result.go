@@ -64,6 +64,10 @@ type RunResult struct {
 	// during the window, from its /metrics.
 	RecordsPerFsync float64 `json:"records_per_fsync,omitempty"`
 	FsyncsPerSecond float64 `json:"fsyncs_per_second,omitempty"`
+	// CommitMs is the mean time from a record's arrival at the store's
+	// writer to the end of the fsync that made it durable, during the
+	// window (presenced_store_commit_seconds_total over records_total).
+	CommitMs float64 `json:"commit_ms,omitempty"`
 	// With --store redis: the number of presenced nodes (0 otherwise),
 	// redis-server's CPU during the window in cores and per request, and
 	// the Redis calls per request the nodes made (their
@@ -115,6 +119,9 @@ func (r *RunResult) usage(before, after snapshot, d time.Duration) {
 		if syncs > 0 {
 			r.RecordsPerFsync = (after.records - before.records) / syncs
 			r.FsyncsPerSecond = syncs / d.Seconds()
+		}
+		if recs := after.records - before.records; recs > 0 && after.commitSeconds > before.commitSeconds {
+			r.CommitMs = (after.commitSeconds - before.commitSeconds) / recs * 1000
 		}
 	}
 }

@@ -63,6 +63,7 @@ type snapshot struct {
 	machineCPU     time.Duration
 	hasMachine     bool
 	records, syncs float64
+	commitSeconds  float64
 	hasStore       bool
 	// redisCPU is redis-server's CPU time, and redisCalls the Redis calls
 	// the nodes made (presenced_redis_roundtrip_seconds_count), with
@@ -94,6 +95,7 @@ func (t *target) snapshot(ctx context.Context) snapshot {
 			rec, ok1 := m["presenced_store_records_total"]
 			syn, ok2 := m["presenced_store_syncs_total"]
 			s.records, s.syncs, s.hasStore = rec, syn, ok1 && ok2
+			s.commitSeconds = m["presenced_store_commit_seconds_total"]
 		}
 	}
 	return s

@@ -407,6 +407,8 @@ func registerStoreMetrics(reg prometheus.Registerer, fs *filestore.Store) {
 			stat(func(s filestore.Stats) float64 { return float64(s.Records) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_store_syncs_total", Help: "fsyncs of the log; records_total / syncs_total is the mean group-commit batch size."},
 			stat(func(s filestore.Stats) float64 { return float64(s.Syncs) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_store_commit_seconds_total", Help: "Sum over the records made durable of the time from queueing each to the end of its fsync; over records_total, the mean commit latency."},
+			stat(func(s filestore.Stats) float64 { return s.CommitSeconds })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_store_log_bytes", Help: "Size of the current log segment."},
 			stat(func(s filestore.Stats) float64 { return float64(s.LogBytes) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_store_compactions_total", Help: "Snapshots written."},
