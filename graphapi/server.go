@@ -220,9 +220,11 @@ func withIDs(w http.ResponseWriter, r *http.Request) (*http.Request, ids) {
 	if id.client == "" {
 		id.client = id.request
 	}
+	// One backing array for both values instead of one each.
+	vals := [...]string{id.request, id.client}
 	h := w.Header()
-	h.Set(hdrRequestID, id.request)
-	h.Set(hdrClientRequestID, id.client)
+	h[hdrRequestID] = vals[0:1:1]
+	h[hdrClientRequestID] = vals[1:2:2]
 	return r.WithContext(context.WithValue(r.Context(), idsKey, id)), id
 }
 
