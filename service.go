@@ -234,18 +234,23 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 			return Change{}, err
 		}
 	}
-	var ch Change
-	var dropped int
-	var recorded bool
+	// The step's outcome in one variable: the closure captures it, so it
+	// is allocated once rather than once per result.
+	var out struct {
+		ch       Change
+		dropped  int
+		recorded bool
+	}
 	before, after, err := s.store.Update(ctx, key, func(st *State) error {
 		var err error
-		ch, err = Step(key, st, cmd, now)
-		dropped, recorded = 0, false
-		if err == nil && len(ch.Events) > 0 && s.watcher != nil && s.watcher.Watching(key) {
-			dropped, recorded = st.record(ch.Events), true
+		out.ch, err = Step(key, st, cmd, now)
+		out.dropped, out.recorded = 0, false
+		if err == nil && len(out.ch.Events) > 0 && s.watcher != nil && s.watcher.Watching(key) {
+			out.dropped, out.recorded = st.record(out.ch.Events), true
 		}
 		return err
 	})
+	ch, dropped, recorded := out.ch, out.dropped, out.recorded
 	if errors.Is(err, ErrNothingDue) {
 		return Change{}, nil // a Tick that found nothing due: nothing written
 	}

@@ -125,6 +125,9 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
 	if c.outer != nil {
 		return presence.Errorf(presence.CodeBadRequest, "A batch request cannot contain another batch request.")
 	}
+	// The inner requests and their errors take the batch's ids from its
+	// context.
+	r = r.WithContext(context.WithValue(r.Context(), idsKey, idsOf(w, r)))
 	data, err := readJSON(r)
 	if err != nil {
 		return err

@@ -224,7 +224,62 @@ func plainString(raw []byte) (string, bool) {
 	if !utf8.Valid(raw) {
 		return "", false // encoding/json would replace the bad bytes
 	}
-	return string(raw[1 : len(raw)-1]), true
+	return vocabulary(raw[1 : len(raw)-1]), true
+}
+
+// memberName returns key as a string: the member names of the presence
+// actions' bodies without a copy (a switch on string(key) allocates
+// nothing), any other name copied.
+func memberName(key []byte) string {
+	switch string(key) {
+	case "sessionId":
+		return "sessionId"
+	case "availability":
+		return "availability"
+	case "activity":
+		return "activity"
+	case "expirationDuration":
+		return "expirationDuration"
+	case "statusMessage":
+		return "statusMessage"
+	}
+	return string(key)
+}
+
+// vocabulary returns v as a string: Graph's availability and activity
+// values without a copy, any other value copied.
+func vocabulary(v []byte) string {
+	switch string(v) {
+	case presence.Available:
+		return presence.Available
+	case presence.AvailableIdle:
+		return presence.AvailableIdle
+	case presence.Away:
+		return presence.Away
+	case presence.BeRightBack:
+		return presence.BeRightBack
+	case presence.Busy:
+		return presence.Busy
+	case presence.BusyIdle:
+		return presence.BusyIdle
+	case presence.DoNotDisturb:
+		return presence.DoNotDisturb
+	case presence.Offline:
+		return presence.Offline
+	case presence.PresenceUnknown:
+		return presence.PresenceUnknown
+	case presence.InACall:
+		return presence.InACall
+	case presence.InAConferenceCall:
+		return presence.InAConferenceCall
+	case presence.InAMeeting:
+		return presence.InAMeeting
+	case presence.Presenting:
+		return presence.Presenting
+	case presence.OutOfOffice:
+		return presence.OutOfOffice
+	}
+	return string(v)
 }
 
 // plainObject splits a JSON object whose members are all plain, the shape
@@ -259,7 +314,7 @@ func plainObject(data []byte) (map[string]json.RawMessage, bool) {
 		if i, ok = plainValue(data, start); !ok {
 			return nil, false
 		}
-		members[string(key)] = data[start:i:i]
+		members[memberName(key)] = data[start:i:i]
 		i = skipSpace(data, i)
 		if i >= len(data) {
 			return nil, false

@@ -135,3 +135,33 @@ func TestIsJSONContentType(t *testing.T) {
 		}
 	}
 }
+
+// TestSetPresenceBodyAllocations checks that splitting a setPresence body
+// copies neither the member names nor the vocabulary values: only the
+// members' map (its header and its slots) is allocated.
+func TestSetPresenceBodyAllocations(t *testing.T) {
+	body := []byte(`{"sessionId":"22553876-f5ab-4529-bffb-cfe50aa89f87","availability":"Busy","activity":"InACall","expirationDuration":"PT1H"}`)
+	var got string
+	allocs := testing.AllocsPerRun(100, func() {
+		m, ok := plainObject(body)
+		if !ok {
+			t.Fatal("not plain")
+		}
+		got, _ = plainString(m["availability"])
+		got, _ = plainString(m["activity"])
+	})
+	if got != "InACall" {
+		t.Errorf("activity %q", got)
+	}
+	if allocs > 2 {
+		t.Errorf("%v allocations, want at most 2 (the map; 8 when the names and values were copied)", allocs)
+	}
+	for _, v := range []string{"Busy", "InACall", "Available", "Other"} {
+		if s, ok := plainString([]byte(`"` + v + `"`)); !ok || s != v {
+			t.Errorf("plainString(%q) = %q, %v", v, s, ok)
+		}
+	}
+	if k := memberName([]byte("x-custom")); k != "x-custom" {
+		t.Errorf("memberName = %q", k)
+	}
+}

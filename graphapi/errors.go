@@ -78,7 +78,7 @@ type innerError struct {
 // code and message; anything else is logged with the request id and answered
 // as a generic internal error.
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, now time.Time, err error) {
-	ids := requestIDs(r.Context())
+	ids := idsOf(w, r)
 	env := envelope{Error: envelopeError{InnerError: innerError{
 		Date:            now.UTC().Format("2006-01-02T15:04:05"),
 		RequestID:       ids.request,

@@ -212,10 +212,22 @@ func requestIDs(ctx context.Context) ids {
 	return v
 }
 
-// withIDs gives a request its ids: a new request-id, and the
+// idsOf returns the ids of r, answered on w: those r's context carries (an
+// inner request of a $batch, or one given them by withIDs), else those
+// ServeHTTP set as w's headers (setIDs), which spares every request a copy
+// of itself and a context to carry them.
+func idsOf(w http.ResponseWriter, r *http.Request) ids {
+	if v, ok := r.Context().Value(idsKey).(ids); ok {
+		return v
+	}
+	h := w.Header()
+	return ids{request: h.Get(hdrRequestID), client: h.Get(hdrClientRequestID)}
+}
+
+// setIDs gives a request its ids: a new request-id, and the
 // client-request-id it was sent with, else the request-id. It sets both
-// response headers and returns r carrying the ids, for requestIDs.
-func withIDs(w http.ResponseWriter, r *http.Request) (*http.Request, ids) {
+// response headers, where idsOf finds them.
+func setIDs(w http.ResponseWriter, r *http.Request) ids {
 	id := ids{request: presence.NewGUID(), client: r.Header.Get(hdrClientRequestID)}
 	if id.client == "" {
 		id.client = id.request
@@ -225,13 +237,20 @@ func withIDs(w http.ResponseWriter, r *http.Request) (*http.Request, ids) {
 	h := w.Header()
 	h[hdrRequestID] = vals[0:1:1]
 	h[hdrClientRequestID] = vals[1:2:2]
+	return id
+}
+
+// withIDs is setIDs that also returns r carrying the ids in its context,
+// for requestIDs.
+func withIDs(w http.ResponseWriter, r *http.Request) (*http.Request, ids) {
+	id := setIDs(w, r)
 	return r.WithContext(context.WithValue(r.Context(), idsKey, id)), id
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	r, id := withIDs(w, r)
+	id := setIDs(w, r)
 	sw := &statusWriter{ResponseWriter: w}
 	routeName := s.serve(sw, r, nil)
 	status := sw.status
@@ -389,7 +408,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // client-request-id headers; other packages' handlers (the test hooks) use it
 // so every error presenced sends has one shape.
 func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	if requestIDs(r.Context()).request == "" {
+	if idsOf(w, r).request == "" {
 		r, _ = withIDs(w, r)
 	}
 	s.fail(w, r, err)
