@@ -13,8 +13,9 @@
 // queued while an fsync runs are written at once and form the next batch,
 // so the next fsync starts the moment the running one ends: that is the
 // group commit, and with 64 concurrent writers each fsync carries about 30
-// records. While batches are small (under 16 records an fsync, e.g. 16
-// writers) a second fsync may run beside the first (Options.SyncDepth), so
+// records. While there are few writers (the last fsync's records and
+// those waiting under 24, e.g. 16 writers) a second fsync may run beside
+// the first (Options.SyncDepth), so
 // that a record does not wait for an fsync that started before it was
 // written; each fsync uses a descriptor of its own, since Linux reports a
 // failed writeback once per open file description. At most 1 MiB is ever

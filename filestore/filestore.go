@@ -65,9 +65,9 @@ type Options struct {
 	// covering what was written before it started; zero means
 	// DefaultSyncDepth. With 1, records that arrive during an fsync are
 	// written at once and the next fsync starts as soon as it returns. More
-	// than one run at once only while the group commit is small (fewer
-	// than 16 records an fsync): with many writers, waiting for the running
-	// fsync gathers a bigger batch.
+	// than one run at once only while there are few writers (the last
+	// fsync's records and those waiting, fewer than 24): with many,
+	// waiting for the running fsync gathers a bigger batch.
 	SyncDepth int
 }
 
@@ -130,9 +130,10 @@ type Store struct {
 	syncFiles      []File
 	failErr        error
 	syncFailed     bool
-	// lastSyncRecords is how many records the last fsync made durable.
-	lastSyncRecords int64
-	rotating        bool
+	// pendRecords is the number of records in pend, lastSyncRecords the
+	// number the last fsync made durable.
+	pendRecords, lastSyncRecords int64
+	rotating                     bool
 	// Counters for Stats.
 	syncs, records, logBytes, compactions atomic.Int64
 	// commitNanos adds up, over the records made durable, the time from

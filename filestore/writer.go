@@ -66,12 +66,15 @@ func (s *Store) signal() {
 // when Options.SyncDepth is zero.
 const DefaultSyncDepth = 2
 
-// overlapBelow is the group commit under which a second fsync may start
-// while one runs: when the last fsync carried fewer records than this, few
-// writers wait on each and the latency of waiting for the running one
-// matters more than the work of another; at more, waiting gathers a bigger
-// batch, which saves the CPU and the disk an fsync.
-const overlapBelow = 16
+// overlapBelow bounds the writers for which a second fsync may start while
+// one runs. The writers are counted as the records the last fsync made
+// durable plus those written since and not yet durable: with few (16
+// connections), waiting for the running fsync costs each of them more
+// latency than another fsync costs; with many, waiting gathers a bigger
+// batch, which saves the CPU and the disk an fsync. Neither count alone
+// will do: right after an fsync returns few records are written yet, and
+// a second fsync makes the batches smaller.
+const overlapBelow = 24
 
 // batch is records written to the log, in order, waiting for an fsync that
 // covers them.
@@ -199,11 +202,13 @@ func (s *Store) writeQueued() bool {
 	if err := s.writeOut(buf); err != nil {
 		b.end = s.written
 		s.pend = append(s.pend, b)
+		s.pendRecords += int64(len(taken))
 		s.failErr = err
 		return true
 	}
 	b.end = s.written
 	s.pend = append(s.pend, b)
+	s.pendRecords += int64(len(taken))
 	if s.noSync {
 		s.durable(syncJob{seq: b.seq, size: b.end})
 	}
@@ -234,7 +239,7 @@ func (s *Store) startSync() bool {
 	if s.noSync || s.failErr != nil || s.inflight >= s.syncDepth || len(s.pend) == 0 || s.pend[len(s.pend)-1].seq <= s.requested {
 		return false
 	}
-	if s.inflight > 0 && s.lastSyncRecords >= overlapBelow {
+	if s.inflight > 0 && s.lastSyncRecords+s.pendRecords >= overlapBelow {
 		return false
 	}
 	f, err := s.syncFile()
@@ -294,6 +299,7 @@ func (s *Store) durable(j syncJob) {
 		s.dirty = false
 	}
 	s.records.Add(records)
+	s.pendRecords -= records
 	s.lastSyncRecords = records
 	s.wroteOK()
 	now := time.Now()
@@ -334,6 +340,7 @@ func (s *Store) failPending() {
 	}
 	clear(s.pend)
 	s.pend = s.pend[:0]
+	s.pendRecords = 0
 }
 
 // syncFile returns a descriptor of the current segment for one fsync. Each
