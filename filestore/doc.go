@@ -13,12 +13,12 @@
 // queued while an fsync runs are written at once and form the next batch,
 // so the next fsync starts the moment the running one ends: that is the
 // group commit, and with 64 concurrent writers each fsync carries about 30
-// records. While there are few writers (the last fsync's records and
-// those waiting under 24, e.g. 16 writers) a second fsync may run beside
-// the first (Options.SyncDepth), so
-// that a record does not wait for an fsync that started before it was
-// written; each fsync uses a descriptor of its own, since Linux reports a
-// failed writeback once per open file description. At most 1 MiB is ever
+// records. With Options.SyncDepth 2 (not the default), while there are
+// few writers (the last fsync's records and those waiting, under 24, e.g.
+// 16 writers) a second fsync may run beside the first, so that a record
+// does not wait for an fsync that started before it was written. Each
+// fsync uses a descriptor of its own, since Linux reports a failed
+// writeback once per open file description. At most 1 MiB is ever
 // written and not yet durable. Only once its record is
 // durable does an Update publish the new State to memory, release the
 // stripe lock and return. So a reader never sees a State that a crash could

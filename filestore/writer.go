@@ -63,8 +63,12 @@ func (s *Store) signal() {
 }
 
 // DefaultSyncDepth is how many fsyncs of the log may be in flight at once
-// when Options.SyncDepth is zero.
-const DefaultSyncDepth = 2
+// when Options.SyncDepth is zero: one, so that the batches are as large as
+// they can be. Two (an overlapping fsync while few writers wait) measured
+// better at 16 writers in the store's benchmark, but on a machine too busy
+// to tell whether the smaller batches cost presenced more than they gain
+// at 64 connections; see BENCHMARKS.md.
+const DefaultSyncDepth = 1
 
 // overlapBelow bounds the writers for which a second fsync may start while
 // one runs. The writers are counted as the records the last fsync made

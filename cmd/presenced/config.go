@@ -52,6 +52,9 @@ type Config struct {
 	// MaxConnections caps the connections served at once; more wait to be
 	// accepted.
 	MaxConnections int
+	// StoreSyncDepth is how many fsyncs of the file store's log may run at
+	// once (filestore.Options.SyncDepth); 0 is the store's default.
+	StoreSyncDepth int
 	// MetricsAddr, when set, serves /metrics on its own listener instead
 	// of the API's.
 	MetricsAddr string
@@ -116,6 +119,7 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fs.PrintDefaults()
 	}
 	var connGrace, connHeartbeat, connTimeout string
+	var syncDepth string
 	flags := []envFlag{
 		{"addr", "PRESENCED_ADDR", "127.0.0.1:8080", "listen address", &addr},
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
@@ -146,6 +150,7 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		{"connection-grace", "PRESENCED_CONNECTION_GRACE", "30s", "how long a client connection's session outlives the connection, for a reconnect to resume it", &connGrace},
 		{"connection-heartbeat", "PRESENCED_CONNECTION_HEARTBEAT", "15s", "how often presenced pings each client connection", &connHeartbeat},
 		{"connection-timeout", "PRESENCED_CONNECTION_TIMEOUT", "45s", "how long a client connection may stay silent (no message, no pong) before it is dead", &connTimeout},
+		{"store-sync-depth", "PRESENCED_STORE_SYNC_DEPTH", "1", "with --store file: fsyncs of the log that may run at once; 2 lets a second overlap the first while fewer than 24 writers wait (for measurements, see BENCHMARKS.md)", &syncDepth},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -201,6 +206,9 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	if cfg.ValidationTimeout > writeTimeout {
 		return Config{}, fmt.Errorf("--validation-timeout: %s exceeds the server's write timeout of %s: a subscription request would be cut off before its handshake ends", cfg.ValidationTimeout, writeTimeout)
+	}
+	if cfg.StoreSyncDepth, err = strconv.Atoi(syncDepth); err != nil || cfg.StoreSyncDepth < 1 || cfg.StoreSyncDepth > 8 {
+		return Config{}, fmt.Errorf("--store-sync-depth: want 1 to 8, got %q", syncDepth)
 	}
 	if cfg.MaxConnections, err = strconv.Atoi(maxConns); err != nil || cfg.MaxConnections < 1 {
 		return Config{}, fmt.Errorf("--max-connections: want a number of connections, 1 or more, got %q", maxConns)

@@ -316,7 +316,7 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (presence.S
 		logger.Warn("memory store: every write is lost when presenced stops")
 		return memstore.New(), nil
 	}
-	s, err := filestore.Open(ctx, cfg.DataDir, filestore.Options{Logger: logger})
+	s, err := filestore.Open(ctx, cfg.DataDir, filestore.Options{Logger: logger, SyncDepth: cfg.StoreSyncDepth})
 	if err != nil {
 		if errors.Is(err, filestore.ErrCorrupt) {
 			return nil, fmt.Errorf("open store in %s: %w; stop here and run `presenced repair --data %s` to keep every valid record (README: Storage faults and recovery)", cfg.DataDir, err, cfg.DataDir)
