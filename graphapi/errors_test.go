@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -32,5 +33,13 @@ func TestWriteErrorUnavailable(t *testing.T) {
 	}
 	if env.Error.Code != string(presence.CodeUnavailable) || env.Error.Message == "" {
 		t.Fatalf("envelope %+v", env.Error)
+	}
+}
+
+func TestStatusLabel(t *testing.T) {
+	for _, st := range []int{200, 201, 204, 400, 404, 429, 503} {
+		if got := statusLabel(st); got != strconv.Itoa(st) {
+			t.Errorf("statusLabel(%d) = %q", st, got)
+		}
 	}
 }

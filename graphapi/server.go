@@ -258,7 +258,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	took := time.Since(start)
-	s.requests.WithLabelValues(routeName, methodLabel(r.Method), strconv.Itoa(status)).Inc()
+	s.requests.WithLabelValues(routeName, methodLabel(r.Method), statusLabel(status)).Inc()
 	s.latency.WithLabelValues(routeName).Observe(took.Seconds())
 	if s.logger.Enabled(r.Context(), slog.LevelDebug) { // spares boxing the attributes on every request
 		s.logger.DebugContext(r.Context(), "request", "request_id", id.request, "method", r.Method,
@@ -412,6 +412,22 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		r, _ = withIDs(w, r)
 	}
 	s.fail(w, r, err)
+}
+
+// statusLabel is status as a metric label: the common ones without
+// formatting a string on every request.
+func statusLabel(status int) string {
+	switch status {
+	case http.StatusOK:
+		return "200"
+	case http.StatusCreated:
+		return "201"
+	case http.StatusNoContent:
+		return "204"
+	case http.StatusNotFound:
+		return "404"
+	}
+	return strconv.Itoa(status)
 }
 
 // methodLabel is the method as a metric label: the methods HTTP defines
