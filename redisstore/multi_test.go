@@ -531,8 +531,7 @@ func TestHandOverWaitsForBusy(t *testing.T) {
 	var busyAll atomic.Bool
 	busyAll.Store(true)
 	var lostA atomic.Int64
-	var a *Store
-	a = open(t, srv.URL(), Options{Prefix: prefix, NodeID: "a", DrainTimeout: time.Minute,
+	a := open(t, srv.URL(), Options{Prefix: prefix, NodeID: "a", DrainTimeout: time.Minute,
 		OnPartitions: func(_, l []int) { lostA.Add(int64(len(l))) },
 		Busy: func() []int {
 			if !busyAll.Load() {
