@@ -361,6 +361,7 @@ func TestNodesNotifyOnceWhileNodesComeAndGo(t *testing.T) {
 	}
 	w.waitMore(100, "after the graceful stop")
 	n4 := c.add(t, c.redis.URL(), "n4", extra...)
+	waitReady(t, n4)
 	live.add(n4)
 	// Node 4 takes its share of the partitions from the others while the
 	// writers go on.

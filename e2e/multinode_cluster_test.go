@@ -43,6 +43,7 @@ func startNodesURL(t *testing.T, url string, n int, extra ...string) *cluster {
 	for i := range n {
 		c.add(t, url, fmt.Sprintf("n%d", i+1), extra...)
 	}
+	waitReady(t, c.nodes...)
 	t.Cleanup(func() { noCrossSlot(t, c.nodes...) })
 	return c
 }

@@ -46,7 +46,28 @@ func startNodesWith(t *testing.T, redisArgs []string, n int, extra ...string) *c
 		c.args = append(c.args, args)
 		c.nodes = append(c.nodes, startRestartableServer(t, args))
 	}
+	waitReady(t, c.nodes...)
 	return c
+}
+
+// waitReady waits until every node's /readyz answers 200: it reaches Redis
+// and hears the other nodes' changes.
+func waitReady(t *testing.T, nodes ...*server) {
+	t.Helper()
+	for _, n := range nodes {
+		var last string
+		eventually(t, 30*time.Second, func() bool {
+			res, err := http.Get(n.base + "/readyz")
+			if err != nil {
+				last = err.Error()
+				return false
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			last = fmt.Sprintf("%d %s", res.StatusCode, b)
+			return res.StatusCode == http.StatusOK
+		}, func() string { return n.base + "/readyz: " + last })
+	}
 }
 
 // startFunc starts n presenced nodes on one Redis with extra flags:

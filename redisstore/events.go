@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"time"
@@ -244,6 +245,7 @@ func (s *Store) Events(ctx context.Context, fn func(RemoteEvent)) error {
 		case <-ctx.Done():
 		}
 	}()
+	s.eventsStarted.Store(true)
 	var wg sync.WaitGroup
 	for p := range Partitions {
 		wg.Go(func() { s.receive(ctx, p, fn) })
@@ -255,8 +257,35 @@ func (s *Store) Events(ctx context.Context, fn func(RemoteEvent)) error {
 	return ctx.Err()
 }
 
+// Following reports whether this node hears every other node's change
+// events (for /readyz): nil before Events was first called or while every
+// partition's channel is subscribed, else an error matching
+// presence.ErrUnavailable. A node that does not hear them would serve
+// event streams that miss other nodes' changes.
+func (s *Store) Following() error {
+	if !s.eventsStarted.Load() {
+		return nil
+	}
+	if n := s.following.Load(); n < Partitions {
+		return presence.Unavailable(fmt.Errorf("redisstore: following %d of %d partitions' change events", n, Partitions))
+	}
+	return nil
+}
+
 func (s *Store) receive(ctx context.Context, p int, fn func(RemoteEvent)) {
 	ch := s.channelKey(p)
+	// The subscription's confirmation counts the partition as followed;
+	// the end of Receive (a lost connection) uncounts it.
+	hooked := rueidis.WithOnSubscriptionHook(ctx, func(ps rueidis.PubSubSubscription) {
+		if ps.Kind == "ssubscribe" && !s.subscribed[p].Swap(true) {
+			s.following.Add(1)
+		}
+	})
+	defer func() {
+		if s.subscribed[p].Swap(false) {
+			s.following.Add(-1)
+		}
+	}()
 	for ctx.Err() == nil {
 		c := s.cli.Load()
 		if c == nil {
@@ -266,7 +295,7 @@ func (s *Store) receive(ctx context.Context, p int, fn func(RemoteEvent)) {
 			continue
 		}
 		cli := *c
-		err := cli.Receive(ctx, cli.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
+		err := cli.Receive(hooked, cli.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
 			ev, err := decodeEvent([]byte(m.Message))
 			if err != nil {
 				s.logger().Warn("redis: invalid event", "channel", m.Channel, "err", err)
@@ -276,6 +305,9 @@ func (s *Store) receive(ctx context.Context, p int, fn func(RemoteEvent)) {
 				fn(ev)
 			}
 		})
+		if s.subscribed[p].Swap(false) {
+			s.following.Add(-1)
+		}
 		if ctx.Err() != nil {
 			return
 		}

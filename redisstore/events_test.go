@@ -1,12 +1,15 @@
 package redisstore
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/internal/redistest"
 )
 
 func TestEventRoundTrip(t *testing.T) {
@@ -108,5 +111,27 @@ func TestQuietEvent(t *testing.T) {
 		if got := quietChange(&base, &after); got != tc.quiet {
 			t.Errorf("%s: quiet %v, want %v", tc.name, got, tc.quiet)
 		}
+	}
+}
+
+// Following is nil until Events is called, then once every partition's
+// channel is subscribed; it is an error again when Events has ended.
+func TestFollowing(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL(), Options{Prefix: "follow" + presence.NewGUID()[:8], NodeID: "a"})
+	if err := s.Following(); err != nil {
+		t.Fatalf("before Events: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Events(ctx, func(RemoteEvent) {})
+	}()
+	waitFor(t, 10*time.Second, "every partition followed", func() bool { return s.Following() == nil })
+	cancel()
+	<-done
+	if err := s.Following(); !errors.Is(err, presence.ErrUnavailable) {
+		t.Fatalf("after Events ended: %v, want ErrUnavailable", err)
 	}
 }

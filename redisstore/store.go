@@ -49,12 +49,18 @@ type Store struct {
 	// reportMu keeps the OnPartitions calls in order (leaseLoop, Leave and
 	// Close all report).
 	reportMu sync.Mutex
-	metrics  *metrics
-	bg       context.Context
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	closed   atomic.Bool
-	closeMu  sync.Mutex
+	// subscribed marks the partitions whose change events this node hears
+	// now, following counts them, and eventsStarted is set once Events
+	// was called (see Following).
+	subscribed    [Partitions]atomic.Bool
+	following     atomic.Int32
+	eventsStarted atomic.Bool
+	metrics       *metrics
+	bg            context.Context
+	stop          context.CancelFunc
+	wg            sync.WaitGroup
+	closed        atomic.Bool
+	closeMu       sync.Mutex
 }
 
 // Open opens the store described by opts.

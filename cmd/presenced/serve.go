@@ -166,6 +166,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 				return
 			}
 		}
+		// A node of several must hear the others' changes for its streams.
+		if f, ok := store.(interface{ Following() error }); ok {
+			if err := f.Following(); err != nil {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "not following the other nodes' changes: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		if err := verifier.Ready(); err != nil {
 			http.Error(w, "token keys not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
