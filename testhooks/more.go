@@ -68,6 +68,9 @@ func registerMore(mux *http.ServeMux, cfg Config, h func(func(http.ResponseWrite
 		if err != nil {
 			return presence.Errorf(presence.CodeBadRequest, "The member 'now' must be an RFC 3339 instant such as 2030-01-01T09:00:00Z, got '%s'.", *body.Now)
 		}
+		if err := clockReach(t); err != nil {
+			return err
+		}
 		if cfg.BeforeAdvance != nil && t.After(cfg.Clock.Now()) {
 			if err := cfg.BeforeAdvance(r.Context(), t); err != nil {
 				return err
@@ -123,6 +126,21 @@ func registerMore(mux *http.ServeMux, cfg Config, h func(func(http.ResponseWrite
 		}
 		return writeJSON(w, map[string]any{"tenantId": tid, "now": now.UTC(), "users": users})
 	}))
+}
+
+// clockLimitYear is the first year the test clock may not reach: every
+// instant presenced keeps or answers (an expiry hours or days after now,
+// a work plan's occurrences) must stay within what RFC 3339 and JSON can
+// write, years 0 to 9999, with centuries to spare.
+const clockLimitYear = 9000
+
+// clockReach refuses a move of the test clock to t at or past
+// clockLimitYear.
+func clockReach(t time.Time) error {
+	if t.Year() >= clockLimitYear || t.Year() < 1 {
+		return presence.Errorf(presence.CodeBadRequest, "The test clock stays between the years 1 and %d; %s is outside.", clockLimitYear-1, t.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // userDump is one user in GET /_test/tenants/{tid}/state.

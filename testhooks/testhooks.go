@@ -78,6 +78,9 @@ func NewHandler(cfg Config) http.Handler {
 		if err != nil {
 			return err
 		}
+		if err := clockReach(cfg.Clock.Now().Add(d)); err != nil {
+			return err
+		}
 		if cfg.BeforeAdvance != nil && d > 0 {
 			if err := cfg.BeforeAdvance(r.Context(), cfg.Clock.Now().Add(d)); err != nil {
 				return err

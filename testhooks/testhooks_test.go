@@ -219,3 +219,39 @@ func TestReset(t *testing.T) {
 		t.Errorf("subscriptions reset for %q, want the tenant, then all twice", resets)
 	}
 }
+
+// The clock cannot be moved where the state can no longer be written as
+// JSON (past year 9999): the fuzz campaign advanced it a century at a time
+// until GET .../state answered 500. Advances and sets beyond year 8999 are
+// refused with a Graph error, and the state stays readable.
+func TestClockStaysWritable(t *testing.T) {
+	h, clock := newHooks(t)
+	do := func(method, path, body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return rec
+	}
+	if rec := do("PUT", "/_test/tenants/"+tenant+"/users/"+user+"/clientSessions/desktop-1", `{"availability":"Busy","activity":"InACall"}`); rec.Code >= 300 {
+		t.Fatalf("client session: %d %s", rec.Code, rec.Body)
+	}
+	refused := false
+	for range 200 {
+		rec := do("POST", "/_test/clock/advance", `{"by":"P36500D"}`)
+		if rec.Code == http.StatusBadRequest {
+			refused = true
+			break
+		}
+		if rec.Code != http.StatusOK {
+			t.Fatalf("advance: %d %s", rec.Code, rec.Body)
+		}
+	}
+	if !refused || clock.Now().Year() >= 9000 {
+		t.Fatalf("advancing a century at a time reached %v without a refusal", clock.Now())
+	}
+	if rec := do("PUT", "/_test/clock", `{"now":"9999-12-31T00:00:00Z"}`); rec.Code != http.StatusBadRequest {
+		t.Errorf("set to year 9999: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do("GET", "/_test/tenants/"+tenant+"/state", ""); rec.Code != http.StatusOK {
+		t.Fatalf("state at %v: %d %s", clock.Now(), rec.Code, rec.Body)
+	}
+}
