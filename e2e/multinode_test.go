@@ -50,6 +50,20 @@ func startNodesWith(t *testing.T, redisArgs []string, n int, extra ...string) *c
 	return c
 }
 
+// unavailableShaped reports whether a 503 carries Graph's error envelope
+// and Retry-After, and fails the test when it does not.
+func unavailableShaped(t *testing.T, h http.Header, body []byte) bool {
+	t.Helper()
+	var env struct {
+		Error struct{ Code, Message string }
+	}
+	if json.Unmarshal(body, &env) != nil || env.Error.Code == "" || h.Get("Retry-After") == "" {
+		t.Errorf("a 503 without Graph's envelope or Retry-After: %v %s", h, body)
+		return false
+	}
+	return true
+}
+
 // waitReady waits until every node's /readyz answers 200: it reaches Redis
 // and hears the other nodes' changes.
 func waitReady(t *testing.T, nodes ...*server) {
@@ -440,11 +454,7 @@ func TestNodesRedisKilledUnderLoad(t *testing.T) {
 					total.Add(1)
 				case status == http.StatusServiceUnavailable:
 					unavailable.Add(1)
-					var env struct {
-						Error struct{ Code, Message string }
-					}
-					if json.Unmarshal(body, &env) != nil || env.Error.Code == "" || h.Get("Retry-After") == "" {
-						t.Errorf("a 503 without Graph's envelope or Retry-After: %v %s", h, body)
+					if !unavailableShaped(t, h, body) {
 						return
 					}
 					time.Sleep(20 * time.Millisecond) // a client honouring Retry-After, shortened

@@ -71,18 +71,8 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 	if len(socket) > 100 {
 		return nil, fmt.Errorf("start redis-server: socket path %s is too long for a Unix socket", socket)
 	}
-	args := []string{
-		"--port", "0",
-		"--unixsocket", socket,
-		"--unixsocketperm", "700",
-		"--dir", dir,
-		"--appendonly", "yes",
-		"--appendfsync", "always",
-		"--save", "",
-		"--maxmemory-policy", "noeviction",
-		"--daemonize", "no",
-		"--logfile", "",
-	}
+	args := append([]string{"--port", "0", "--unixsocket", socket, "--unixsocketperm", "700"},
+		redisprobe.DurableArgs(dir, "")...)
 	p := &process{name: "redis-server", out: &tailBuffer{max: 16 << 10}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir

@@ -76,3 +76,20 @@ func readReply(r *bufio.Reader) (string, error) {
 	}
 	return "", fmt.Errorf("redis: unexpected reply %q", line)
 }
+
+// DurableArgs returns the redis-server arguments every server started for
+// presenced's tests and load tool shares: data in dir, each write in the
+// append-only file and fsynced before its answer, no snapshots, no
+// eviction, in the foreground, logging to logfile ("" for stdout). The
+// caller adds where it listens.
+func DurableArgs(dir, logfile string) []string {
+	return []string{
+		"--dir", dir,
+		"--appendonly", "yes",
+		"--appendfsync", "always",
+		"--save", "",
+		"--maxmemory-policy", "noeviction",
+		"--daemonize", "no",
+		"--logfile", logfile,
+	}
+}

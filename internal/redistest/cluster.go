@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"fmt"
+	"github.com/presenced/presenced/internal/redisprobe"
 	"net"
 	"os"
 	"os/exec"
@@ -60,20 +61,13 @@ func startCluster(t testing.TB, replicas int) *Cluster {
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		port := freeClusterPort(t)
-		s := &Server{t: t, bin: bin, dir: dir, port: port, args: []string{
+		s := &Server{t: t, bin: bin, dir: dir, port: port, args: append([]string{
 			"--port", strconv.Itoa(port),
 			"--bind", "127.0.0.1",
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "2000",
-			"--dir", dir,
-			"--appendonly", "yes",
-			"--appendfsync", "always",
-			"--save", "",
-			"--maxmemory-policy", "noeviction",
-			"--daemonize", "no",
-			"--logfile", filepath.Join(dir, "redis.log"),
-		}}
+		}, redisprobe.DurableArgs(dir, filepath.Join(dir, "redis.log"))...)}
 		t.Cleanup(s.Stop)
 		if err := s.start(); err != nil {
 			t.Fatal(err)

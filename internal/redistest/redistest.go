@@ -95,18 +95,8 @@ func Start(t testing.TB, extra ...string) *Server {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	socket := filepath.Join(dir, "r.sock")
-	args := []string{
-		"--port", "0",
-		"--unixsocket", socket,
-		"--unixsocketperm", "700",
-		"--dir", dir,
-		"--appendonly", "yes",
-		"--appendfsync", "always",
-		"--save", "",
-		"--maxmemory-policy", "noeviction",
-		"--daemonize", "no",
-		"--logfile", filepath.Join(dir, "redis.log"),
-	}
+	args := append([]string{"--port", "0", "--unixsocket", socket, "--unixsocketperm", "700"},
+		redisprobe.DurableArgs(dir, filepath.Join(dir, "redis.log"))...)
 	s := &Server{t: t, bin: bin, args: append(args, extra...), dir: dir, socket: socket}
 	t.Cleanup(s.Stop)
 	if err := s.start(); err != nil {
