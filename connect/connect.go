@@ -16,11 +16,13 @@
 package connect
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,7 +240,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 // window past until. The test clock's advance calls it before the clock
 // jumps, as the renewals would have done had the time passed.
 func (s *Server) ExtendLeases(ctx context.Context, until time.Time) error {
-	return s.renew(ctx, until.Add(s.cfg.Grace), func(*conn) bool { return true })
+	return s.renew(ctx, until.Add(s.cfg.Grace), func(*conn) bool { return true }, nil)
 }
 
 // dispatch hands a change to the connections watching its user.
@@ -299,11 +301,19 @@ func (s *Server) heartbeats(ctx context.Context) {
 }
 
 // renewals renews each held lease a third of the grace window after it was
-// last renewed, on the service clock. Leases taken at different instants
-// are renewed at different instants, so the writes are spread.
+// last renewed, on the service clock. The renewals are paced: the loop
+// looks every renewTicks-th of that interval and renews at most a share
+// of the held leases a little over the steady rate (the oldest first), so
+// that leases taken together (a burst of connects, a node's restart) are
+// spread over the interval instead of renewed together ever after, and
+// their writes do not crowd out, every few seconds, the changes being
+// delivered. A lease renewed late still has more than a third of the
+// window left: the pace catches up on a full interval's leases within
+// renewCatchUp of an interval.
 func (s *Server) renewals(ctx context.Context) {
 	every := s.cfg.Grace / 3
-	t := time.NewTicker(max(min(every/8, time.Second), time.Millisecond))
+	tick := max(every/renewTicks, time.Millisecond)
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
@@ -314,18 +324,34 @@ func (s *Server) renewals(ctx context.Context) {
 		now := s.clock.Now()
 		s.sweepGraces(now)
 		due := func(c *conn) bool { return now.Sub(time.Unix(0, c.renewed.Load())) >= every }
-		if err := s.renew(ctx, now.Add(s.cfg.Grace), due); err != nil && ctx.Err() == nil {
+		if err := s.renew(ctx, now.Add(s.cfg.Grace), due, renewQuota); err != nil && ctx.Err() == nil {
 			s.logger.Warn("renewing connection leases", "err", err)
 		}
 	}
 }
 
-// renewWorkers is how many leases are renewed at once, so that the writes
-// share the store's group commit.
-const renewWorkers = 32
+const (
+	// renewTicks is how many times per renewal interval the loop looks
+	// for leases due.
+	renewTicks = 100
+	// renewCatchUp is the share of an interval in which the pace renews
+	// every held lease: a tick renews 1/(renewTicks × renewCatchUp) of
+	// them at most.
+	renewCatchUp = 0.8
+	// renewWorkers is how many leases are renewed at once, so that the
+	// writes share the store's group commit without taking every core.
+	renewWorkers = 16
+)
 
-// renew renews the held leases that due selects to last until until.
-func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) bool) error {
+// renewQuota is how many of held leases a tick of renewals renews at most.
+func renewQuota(held int) int {
+	return int(float64(held)/(renewTicks*renewCatchUp)) + renewWorkers
+}
+
+// renew renews the held leases that due selects to last until until: all
+// of them when quota is nil, else at most quota(held) of them, those
+// renewed longest ago first.
+func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) bool, quota func(held int) int) error {
 	s.mu.Lock()
 	var all []*conn
 	for _, c := range s.held {
@@ -333,7 +359,14 @@ func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) boo
 			all = append(all, c)
 		}
 	}
+	held := len(s.held)
 	s.mu.Unlock()
+	if quota != nil {
+		if q := quota(held); len(all) > q {
+			slices.SortFunc(all, func(a, b *conn) int { return cmp.Compare(a.renewed.Load(), b.renewed.Load()) })
+			all = all[:q]
+		}
+	}
 	var (
 		wg    sync.WaitGroup
 		next  atomic.Int64

@@ -168,3 +168,56 @@ func TestLeaseRenewedOnTheServiceClock(t *testing.T) {
 		t.Fatalf("after five renewals: %v", v[0].Pair)
 	}
 }
+
+// TestRenewalsArePaced: leases taken together are not all renewed in one
+// burst when they fall due together, but a share at a time (the oldest
+// first), and every one is renewed well within the grace window.
+func TestRenewalsArePaced(t *testing.T) {
+	h := newHarness(t, time.Minute, 3*time.Minute)
+	const n = 200
+	users := make([]string, n)
+	for i := range users {
+		users[i] = presence.NewGUID()
+		ws := h.dial(t, users[i])
+		write(t, ws, map[string]any{"type": "hello", "device": "d"})
+		if _, _, err := ws.Read(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				if _, _, err := ws.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	h.clock.Advance(DefaultGrace / 3)
+	want := h.clock.Now().Add(DefaultGrace)
+	renewed := func() int {
+		st, err := h.store.Get(context.Background(), tenant, users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for _, u := range st {
+			if len(u.Sessions) == 1 && u.Sessions[0].ExpiresAt.Equal(want) {
+				k++
+			}
+		}
+		return k
+	}
+	var partial []int
+	deadline := time.Now().Add(30 * time.Second)
+	for k := renewed(); k < n; k = renewed() {
+		if k > 0 {
+			partial = append(partial, k)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d leases renewed after 30 s", k, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if len(partial) == 0 {
+		t.Fatalf("all %d leases due together were renewed at once, want them paced", n)
+	}
+}

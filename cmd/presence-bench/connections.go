@@ -1,14 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,11 +112,21 @@ type ConnectionsResult struct {
 	// included) while the changes were made: a change is published once
 	// its write is durable.
 	StoreWriteMeanMs float64 `json:"store_write_mean_ms"`
+	// StoreWriteP99Ms bounds the 99th percentile of those writes: the
+	// upper bound of the histogram bucket it falls in.
+	StoreWriteP99Ms float64 `json:"store_write_p99_ms"`
 	// Unexpected changes arrived that were not sent (none should).
 	Unexpected uint64  `json:"unexpected"`
 	P50ms      float64 `json:"p50_ms"`
 	P99ms      float64 `json:"p99_ms"`
 	MaxMs      float64 `json:"max_ms"`
+	// Garbage collections while the changes were made, in presenced and in
+	// the tool (which reads the watchers' changes), with their total
+	// stop-the-world pauses.
+	ServerGCs       float64 `json:"server_gcs"`
+	ServerGCPauseMs float64 `json:"server_gc_pause_ms"`
+	ToolGCs         uint32  `json:"tool_gcs"`
+	ToolGCPauseMs   float64 `json:"tool_gc_pause_ms"`
 }
 
 // benchConn is one of the tool's client connections.
@@ -340,6 +356,9 @@ func runConnections(ctx context.Context, b *bench) error {
 	}
 	time.Sleep(time.Second) // the snapshots
 	writesBefore, _ := scrape(ctx, t.client, t.base)
+	stopProfiles := b.profileWatch(ctx, t)
+	var gcBefore runtime.MemStats
+	runtime.ReadMemStats(&gcBefore)
 	states := [2][]byte{
 		[]byte(`{"type":"state","availability":"Busy","activity":"InACall"}`),
 		[]byte(`{"type":"state","availability":"Available","activity":"Available"}`),
@@ -361,10 +380,18 @@ func runConnections(ctx context.Context, b *bench) error {
 	}
 	time.Sleep(5 * time.Second) // the last arrivals
 	onChange.Store(nil)
+	stopProfiles()
+	var gcAfter runtime.MemStats
+	runtime.ReadMemStats(&gcAfter)
+	res.ToolGCs = gcAfter.NumGC - gcBefore.NumGC
+	res.ToolGCPauseMs = ms(time.Duration(gcAfter.PauseTotalNs - gcBefore.PauseTotalNs))
 	if after, err := scrape(ctx, t.client, t.base); err == nil && writesBefore != nil {
 		if n := after["presenced_store_write_seconds_count"] - writesBefore["presenced_store_write_seconds_count"]; n > 0 {
 			res.StoreWriteMeanMs = 1000 * (after["presenced_store_write_seconds_sum"] - writesBefore["presenced_store_write_seconds_sum"]) / n
 		}
+		res.StoreWriteP99Ms = bucketQuantile(writesBefore, after, "presenced_store_write_seconds", 0.99) * 1000
+		res.ServerGCs = after["go_gc_duration_seconds_count"] - writesBefore["go_gc_duration_seconds_count"]
+		res.ServerGCPauseMs = 1000 * (after["go_gc_duration_seconds_sum"] - writesBefore["go_gc_duration_seconds_sum"])
 	}
 	var hist Histogram
 	watchMu.Lock()
@@ -464,8 +491,10 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 		}
 	}
 	if c.Changes > 0 {
-		fmt.Fprintf(w, "  change to arrival at %d watchers of %d users: %d changes, %d arrivals (%d missing, %d unexpected): p50 %.2f ms, p99 %.2f ms, max %.1f ms; presenced's mean durable write meanwhile %.1f ms\n",
-			c.Watchers, c.ChangedUsers, c.Changes, c.Arrivals, c.Missing, c.Unexpected, c.P50ms, c.P99ms, c.MaxMs, c.StoreWriteMeanMs)
+		fmt.Fprintf(w, "  change to arrival at %d watchers of %d users: %d changes, %d arrivals (%d missing, %d unexpected): p50 %.2f ms, p99 %.2f ms, max %.1f ms; presenced's durable writes meanwhile: mean %.1f ms, p99 <= %g ms\n",
+			c.Watchers, c.ChangedUsers, c.Changes, c.Arrivals, c.Missing, c.Unexpected, c.P50ms, c.P99ms, c.MaxMs, c.StoreWriteMeanMs, c.StoreWriteP99Ms)
+		fmt.Fprintf(w, "  garbage collections meanwhile: presenced %.0f (pauses %.1f ms in all), the tool %d (pauses %.1f ms)\n",
+			c.ServerGCs, c.ServerGCPauseMs, c.ToolGCs, c.ToolGCPauseMs)
 	}
 }
 
@@ -503,4 +532,68 @@ func fetchHeapProfile(ctx context.Context, t *target, file string) error {
 		return err
 	}
 	return os.WriteFile(file, data, 0o644)
+}
+
+// profileWatch, with --cpuprofile, profiles the watch phase: presenced
+// (connections-watch.pprof) and the tool itself (connections-watch-tool.pprof),
+// whose reading of 650 watchers' changes shares the machine with presenced.
+// The returned func stops the tool's profile.
+func (b *bench) profileWatch(ctx context.Context, t *target) (stop func()) {
+	if b.cfg.ProfileDir == "" {
+		return func() {}
+	}
+	go func() {
+		if err := t.profile(ctx, filepath.Join(b.cfg.ProfileDir, "connections-watch.pprof"), 10); err != nil {
+			b.log.Warn("profile", "err", err)
+		}
+	}()
+	f, err := os.Create(filepath.Join(b.cfg.ProfileDir, "connections-watch-tool.pprof"))
+	if err != nil {
+		b.log.Warn("profile", "err", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.log.Warn("profile", "err", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.log.Warn("profile", "err", err)
+		}
+	}
+}
+
+// bucketQuantile returns the upper bound of the bucket of histogram name
+// in which its q-quantile fell between two scrapes (+Inf as 0 when past
+// the last bound).
+func bucketQuantile(before, after map[string]float64, name string, q float64) float64 {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	prefix := name + `_bucket{le="`
+	for k, v := range after {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(k[len(prefix):], `"}`), 64)
+		if err != nil {
+			continue
+		}
+		bs = append(bs, bucket{le, v - before[k]})
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+		return 0
+	}
+	total := bs[len(bs)-1].n
+	for _, b := range bs {
+		if b.n >= q*total {
+			if math.IsInf(b.le, 1) {
+				return 0
+			}
+			return b.le
+		}
+	}
+	return 0
 }
