@@ -263,13 +263,16 @@ func (s *Server) dispatch(ev presence.Event) {
 
 // heartbeats pings every connection each heartbeat, and ends those from
 // which nothing was heard for longer than the timeout and those whose
-// token expired (within a sixteenth of a heartbeat).
+// token expired (within a sixty-fourth of a heartbeat).
 func (s *Server) heartbeats(ctx context.Context) {
 	// Each connection is pinged a heartbeat after its last ping: the
-	// loop looks sixteen times a heartbeat, so the pings are spread over
-	// it instead of all going out at once.
-	t := time.NewTicker(max(s.cfg.Heartbeat/16, time.Millisecond))
+	// loop looks heartbeatTicks times a heartbeat, so the pings (and the
+	// pongs they bring back) are spread over it in small groups instead
+	// of thousands going out at once, which would delay the changes being
+	// delivered meanwhile.
+	t := time.NewTicker(max(s.cfg.Heartbeat/heartbeatTicks, time.Millisecond))
 	defer t.Stop()
+	var all []*conn
 	for {
 		select {
 		case <-ctx.Done():
@@ -277,12 +280,13 @@ func (s *Server) heartbeats(ctx context.Context) {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		all := make([]*conn, 0, len(s.conns))
+		all = all[:0]
 		for c := range s.conns {
 			all = append(all, c)
 		}
 		s.mu.Unlock()
 		now := time.Now()
+		live := all[:0]
 		for _, c := range all {
 			if e := c.p.ExpiresAt; e > 0 && now.Unix() >= e && c.expired.CompareAndSwap(false, true) {
 				go c.expire()
@@ -292,13 +296,39 @@ func (s *Server) heartbeats(ctx context.Context) {
 				c.end(CloseTimeout, "no heartbeat")
 				continue
 			}
-			if now.Sub(time.Unix(0, c.pinged.Load())) >= s.cfg.Heartbeat && c.pinging.CompareAndSwap(false, true) {
-				c.pinged.Store(now.UnixNano())
-				go c.ping()
-			}
+			live = append(live, c)
 		}
+		for _, c := range pingsDue(now, live, s.cfg.Heartbeat) {
+			go c.ping()
+		}
+		clear(all) // keep no ended connection alive until the next look
 	}
 }
+
+// pingsDue marks as pinged at now, and returns, the connections of all
+// last pinged a heartbeat ago or more and not being pinged: at most a
+// share of all a little over the steady rate (pingQuota); the others wait
+// for the next look.
+func pingsDue(now time.Time, all []*conn, heartbeat time.Duration) []*conn {
+	quota := pingQuota(len(all))
+	var due []*conn
+	for _, c := range all {
+		if len(due) == quota {
+			break
+		}
+		if now.Sub(time.Unix(0, c.pinged.Load())) >= heartbeat && c.pinging.CompareAndSwap(false, true) {
+			c.pinged.Store(now.UnixNano())
+			due = append(due, c)
+		}
+	}
+	return due
+}
+
+// pingQuota is how many of n connections one look of the heartbeat loop
+// pings at most: the steady rate's share and a quarter more, so that a
+// heartbeat's pings of connections opened together are spread over four
+// fifths of it at least.
+func pingQuota(n int) int { return n/(heartbeatTicks*4/5) + 16 }
 
 // renewals renews each held lease a third of the grace window after it was
 // last renewed, on the service clock. The renewals are paced: the loop
@@ -331,6 +361,9 @@ func (s *Server) renewals(ctx context.Context) {
 }
 
 const (
+	// heartbeatTicks is how many times per heartbeat the heartbeat loop
+	// looks for connections to ping or to end.
+	heartbeatTicks = 64
 	// renewTicks is how many times per renewal interval the loop looks
 	// for leases due.
 	renewTicks = 100

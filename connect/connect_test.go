@@ -221,3 +221,40 @@ func TestRenewalsArePaced(t *testing.T) {
 		t.Fatalf("all %d leases due together were renewed at once, want them paced", n)
 	}
 }
+
+// TestPingsArePaced: connections last pinged together are not all pinged
+// again in one look of the heartbeat loop, but a share per look, so a
+// heartbeat pings each of them once, spread over it.
+func TestPingsArePaced(t *testing.T) {
+	const n, heartbeat = 2000, 15 * time.Second
+	start := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	all := make([]*conn, n)
+	for i := range all {
+		all[i] = &conn{}
+		all[i].pinged.Store(start.UnixNano())
+	}
+	if due := pingsDue(start.Add(heartbeat/2), all, heartbeat); len(due) != 0 {
+		t.Fatalf("half a heartbeat after their last ping, %d connections were pinged", len(due))
+	}
+	now := start.Add(heartbeat)
+	pinged := map[*conn]bool{}
+	looks := 0
+	for len(pinged) < n {
+		due := pingsDue(now, all, heartbeat)
+		if len(due) == 0 || len(due) > pingQuota(n) {
+			t.Fatalf("look %d pinged %d of %d connections due, want 1 to %d", looks, len(due), n-len(pinged), pingQuota(n))
+		}
+		for _, c := range due {
+			if pinged[c] {
+				t.Fatalf("look %d pinged a connection twice", looks)
+			}
+			pinged[c] = true
+			c.pinging.Store(false) // its ping was written
+		}
+		looks++
+		now = now.Add(heartbeat / heartbeatTicks)
+	}
+	if looks < 2 || time.Duration(looks)*heartbeat/heartbeatTicks > heartbeat {
+		t.Fatalf("%d connections due together took %d looks (%v), want them spread within a heartbeat", n, looks, time.Duration(looks)*heartbeat/heartbeatTicks)
+	}
+}
