@@ -158,16 +158,26 @@ func windowsZones() map[string]string {
 // IANA names. It needs the IANA database (the binary embeds time/tzdata).
 type TimeZones struct {
 	windows map[string]string
+	// zones holds the locations of the zones the Windows names map to,
+	// loaded once: most names resolve to one of them, without reading the
+	// database again. It is never written after NewTimeZones.
+	zones map[string]*time.Location
 }
 
 // NewTimeZones returns a resolver of Windows and IANA zone names.
 func NewTimeZones() *TimeZones {
 	w := windowsZones()
-	folded := make(map[string]string, len(w))
+	z := &TimeZones{windows: make(map[string]string, 2*len(w)), zones: make(map[string]*time.Location, len(w))}
 	for k, v := range w {
-		folded[strings.ToLower(k)] = v
+		z.windows[k] = v // as spelled: found without lowering the name
+		z.windows[strings.ToLower(k)] = v
+		if _, ok := z.zones[v]; !ok {
+			if loc, ok := z.load(v); ok {
+				z.zones[v] = loc
+			}
+		}
 	}
-	return &TimeZones{windows: folded}
+	return z
 }
 
 // Load returns the location named by a Windows or IANA zone name.
@@ -175,9 +185,19 @@ func (z *TimeZones) Load(name string) (*time.Location, bool) {
 	if name == "" {
 		return nil, false
 	}
-	if iana, ok := z.windows[strings.ToLower(name)]; ok {
+	if iana, ok := z.windows[name]; ok {
+		name = iana
+	} else if iana, ok := z.windows[strings.ToLower(name)]; ok {
 		name = iana
 	}
+	if loc, ok := z.zones[name]; ok {
+		return loc, true
+	}
+	return z.load(name)
+}
+
+// load reads an IANA zone from the database.
+func (z *TimeZones) load(name string) (*time.Location, bool) {
 	if strings.EqualFold(name, "UTC") || strings.EqualFold(name, "GMT") {
 		return time.UTC, true
 	}

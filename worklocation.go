@@ -89,23 +89,16 @@ func (w *WorkState) empty() bool {
 	return w.Manual == nil && w.Automatic == nil && w.TimeZone == "" && len(w.Recurrences) == 0 && len(w.Occurrences) == 0 && w.MaxShared == ""
 }
 
-// locations memoizes resolved zone names. The zone database is immutable,
-// so this cache only saves work: a view of a user with a work plan resolves
-// its zones on every read.
-var locations sync.Map // string -> *time.Location
+// zoneNames resolves zone names; built once, on first use, and read-only
+// after that.
+var zoneNames = sync.OnceValue(NewTimeZones)
 
-var zoneNames = NewTimeZones()
-
-// loadZone resolves a Windows or IANA zone name, memoized; nil when unknown.
+// loadZone resolves a Windows or IANA zone name; nil when unknown.
 func loadZone(name string) *time.Location {
-	if l, ok := locations.Load(name); ok {
-		return l.(*time.Location)
-	}
-	loc, ok := zoneNames.Load(name)
+	loc, ok := zoneNames().Load(name)
 	if !ok {
 		return nil
 	}
-	locations.Store(name, loc)
 	return loc
 }
 

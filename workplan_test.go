@@ -297,3 +297,28 @@ func BenchmarkViewAtWorkPlan(b *testing.B) {
 		_ = s.ViewAt(now.Add(30 * time.Minute))
 	}
 }
+
+// TestTimeZonesLoad: Windows names resolve in any letter case to their
+// IANA zone, IANA names resolve whether or not a Windows name maps to
+// them, and what is not a zone name (a path, an unknown name) does not.
+func TestTimeZonesLoad(t *testing.T) {
+	z := NewTimeZones()
+	for name, want := range map[string]string{
+		"Pacific Standard Time":   "America/Los_Angeles",
+		"pacific STANDARD time":   "America/Los_Angeles",
+		"W. Europe Standard Time": "Europe/Berlin",
+		"America/Los_Angeles":     "America/Los_Angeles",
+		"America/Vancouver":       "America/Vancouver",
+		"utc":                     "UTC",
+	} {
+		loc, ok := z.Load(name)
+		if !ok || loc.String() != want {
+			t.Errorf("Load(%q) = %v, %v; want %s", name, loc, ok, want)
+		}
+	}
+	for _, name := range []string{"", "Nowhere Standard Time", "../../etc/passwd", "/etc/localtime", "Local", "Europe\\Paris"} {
+		if loc, ok := z.Load(name); ok {
+			t.Errorf("Load(%q) = %v, want no zone", name, loc)
+		}
+	}
+}
