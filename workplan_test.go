@@ -309,7 +309,7 @@ func TestTimeZonesLoad(t *testing.T) {
 		"W. Europe Standard Time": "Europe/Berlin",
 		"America/Los_Angeles":     "America/Los_Angeles",
 		"America/Vancouver":       "America/Vancouver",
-		"utc":                     "UTC",
+		"utc":                     "Etc/UTC",
 	} {
 		loc, ok := z.Load(name)
 		if !ok || loc.String() != want {
