@@ -175,30 +175,16 @@ func (n *redisNode) run(ctx context.Context, svc *presence.Service) {
 	// Events calls its function on the Redis client's reading goroutine,
 	// which must never wait for Redis itself (it would wait for its own
 	// reply): wake-ups are handed over at once, and the events for local
-	// streams, which read the user's presence, go to a goroutine of their
-	// own through a bounded queue (pub/sub is at-most-once anyway; the
-	// notices themselves stay in the store).
-	queue := make(chan redisstore.RemoteEvent, remoteEventQueue)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case re := <-queue:
-				n.publishRemote(ctx, svc, re)
-			}
-		}
-	}()
+	// streams, which read the user's presence, go to the relay (pub/sub is
+	// at-most-once anyway; the notices themselves stay in the store).
+	relay := newRemoteRelay(remoteEventQueue, svc, n.logger)
+	go relay.run(ctx)
 	handle := func(re redisstore.RemoteEvent) {
 		n.wake(re)
 		if len(re.Events) == 0 && !re.Quiet {
 			return
 		}
-		select {
-		case queue <- re:
-		default:
-			n.logger.Warn("redis: other nodes' changes arrive faster than local streams take them; one was dropped", "user", re.Key.User)
-		}
+		relay.offer(re)
 	}
 	for ctx.Err() == nil {
 		err := n.store.Events(ctx, handle)
@@ -220,26 +206,6 @@ func (n *redisNode) wake(re redisstore.RemoteEvent) {
 		if nt := n.notifier.Load(); nt != nil {
 			nt.Pending(re.Key)
 		}
-	}
-}
-
-// publishRemote hands one change made on another node to this node's
-// event streams.
-func (n *redisNode) publishRemote(ctx context.Context, svc *presence.Service, re redisstore.RemoteEvent) {
-	// The event carries the pair and its version; a stream shows the whole
-	// presence (status message, out-of-office), so the last event carries
-	// the user's presence as it is now.
-	if re.Quiet {
-		// Its watchers (the console) read the user themselves.
-		svc.PublishRemoteQuiet(presence.Event{Key: re.Key, At: svc.Clock().Now()})
-		return
-	}
-	views, err := svc.Read(ctx, re.Key.Tenant, []string{re.Key.User})
-	if err == nil {
-		re.Events[len(re.Events)-1].After = views[0]
-	}
-	for _, ev := range re.Events {
-		svc.PublishRemote(ev)
 	}
 }
 

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/redisstore"
+)
+
+// fakeNode is what a relay reads from and publishes to: each user's
+// current presence, and the events published, in order.
+type fakeNode struct {
+	mu        sync.Mutex
+	current   map[presence.Key]presence.View
+	reads     int
+	published []presence.Event
+	gate      chan struct{} // when set, reads wait for it to close
+}
+
+func (f *fakeNode) relay(queue int) *remoteRelay {
+	return &remoteRelay{
+		queue: make(chan redisstore.RemoteEvent, queue),
+		read: func(_ context.Context, tenant string, users []string) ([]presence.View, error) {
+			if f.gate != nil {
+				<-f.gate
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.reads++
+			out := make([]presence.View, len(users))
+			for i, u := range users {
+				out[i] = f.current[presence.Key{Tenant: tenant, User: u}]
+			}
+			return out, nil
+		},
+		now: func() presence.Event { return presence.Event{At: time.Unix(0, 0)} },
+		loud: func(ev presence.Event) {
+			f.mu.Lock()
+			f.published = append(f.published, ev)
+			f.mu.Unlock()
+		},
+		quiet:  func(presence.Event) {},
+		logger: slog.New(slog.DiscardHandler),
+		lost:   map[presence.Key]struct{}{},
+	}
+}
+
+// change is the n-th change of user u: the event another node sends, and
+// the presence it leaves.
+func change(u string, n int) (redisstore.RemoteEvent, presence.View) {
+	k := presence.Key{Tenant: "84bd8158-6d4d-4958-8b9f-9d6445542f95", User: u}
+	v := presence.View{Pair: presence.Pair{Availability: "Busy", Activity: fmt.Sprintf("act-%d", n)}, Seq: uint64(n)}
+	return redisstore.RemoteEvent{Key: k, Events: []presence.Event{{Key: k, After: presence.View{Pair: v.Pair, Seq: v.Seq}}}}, v
+}
+
+// latest returns each user's last published presence.
+func (f *fakeNode) latest() map[presence.Key]presence.View {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[presence.Key]presence.View{}
+	for _, ev := range f.published {
+		if ev.After.Seq >= out[ev.Key].Seq {
+			out[ev.Key] = ev.After
+		}
+	}
+	return out
+}
+
+// TestRemoteRelayReadsABatchAtOnce: other nodes' changes are relayed with
+// one read per batch and tenant, not one per change, each change carrying
+// the user's presence as read.
+func TestRemoteRelayReadsABatchAtOnce(t *testing.T) {
+	f := &fakeNode{current: map[presence.Key]presence.View{}}
+	r := f.relay(4096)
+	const users, rounds = 20, 50
+	for n := 1; n <= rounds; n++ {
+		for i := range users {
+			re, v := change(fmt.Sprintf("user-%d", i), n)
+			f.current[re.Key] = v
+			r.offer(re)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.run(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		n := len(f.published)
+		f.mu.Unlock()
+		if n == users*rounds {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d changes relayed", n, users*rounds)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.mu.Lock()
+	reads := f.reads
+	f.mu.Unlock()
+	if max := (users*rounds + remoteBatch - 1) / remoteBatch; reads > max {
+		t.Fatalf("%d changes took %d reads, want at most %d (one per batch)", users*rounds, reads, max)
+	}
+	for k, v := range f.latest() {
+		if v != f.current[k] {
+			t.Fatalf("%s: relayed %v, want %v", k.User, v, f.current[k])
+		}
+	}
+}
+
+// TestRemoteRelayKeepsTheLatestStateOfDroppedChanges: when changes arrive
+// faster than the relay takes them, some are dropped, but every user's
+// latest presence is still relayed.
+func TestRemoteRelayKeepsTheLatestStateOfDroppedChanges(t *testing.T) {
+	f := &fakeNode{current: map[presence.Key]presence.View{}, gate: make(chan struct{})}
+	r := f.relay(8)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.run(ctx)
+	const users, rounds = 50, 4
+	for n := 1; n <= rounds; n++ {
+		for i := range users {
+			re, v := change(fmt.Sprintf("user-%d", i), n)
+			f.mu.Lock()
+			f.current[re.Key] = v
+			f.mu.Unlock()
+			r.offer(re)
+		}
+	}
+	if r.dropped.Load() == 0 {
+		t.Fatal("no change was dropped: the test does not test drops")
+	}
+	close(f.gate) // the relay reads again
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := f.latest()
+		missing := 0
+		f.mu.Lock()
+		for k, v := range f.current {
+			if got[k] != v {
+				missing++
+			}
+		}
+		f.mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d users' latest presence never relayed (%d changes dropped)", missing, users, r.dropped.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
