@@ -13,12 +13,14 @@ import (
 // 600-byte record (a typical batch at low concurrency) and syncs it:
 //
 //   - append-fsync: what the store does (an O_APPEND segment, fsync);
+//
 //   - append-fdatasync: the same with fdatasync, which still commits the
 //     growing file size;
+//
 //   - prealloc-fdatasync: into a segment whose blocks were written (zeros)
 //     and synced beforehand, so that fdatasync has no metadata to commit.
 //
-//	go test -run '^$' -bench BenchmarkSync -benchtime 3000x ./filestore/
+//     go test -run '^$' -bench BenchmarkSync -benchtime 3000x ./filestore/
 func BenchmarkSync(b *testing.B) {
 	const preallocated = 8 << 20 // written over and over: never grown
 	record := make([]byte, 600)
