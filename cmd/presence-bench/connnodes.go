@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The presenced nodes of the connections scenario: one on the file store,
+// or --nodes on the tool's redis-server with --store redis, the
+// connections spread round-robin over them (connection i on node
+// i % nodes), so that the watchers and the changers are on every node
+// and a change reaches most watchers through Redis.
+
+// connNodeResult is what the connections scenario measured of one node.
+type connNodeResult struct {
+	ID string `json:"id"`
+	// Connections is the node's presenced_connections_open after the
+	// hold; Watchers and Changers are how many of the watching and
+	// changing connections it serves.
+	Connections        float64 `json:"connections"`
+	Watchers           int     `json:"watchers"`
+	Changers           int     `json:"changers"`
+	MemoryBefore       memory  `json:"memory_before"`
+	MemoryAfter        memory  `json:"memory_after"`
+	BytesPerConnection float64 `json:"bytes_per_connection"`
+}
+
+// connectionNodes starts the scenario's presenced: with --store redis the
+// redis-server and --nodes nodes, else one on the file store. It returns
+// the nodes, their ids, and the data dir whose development key signs
+// tokens they all accept.
+func (b *bench) connectionNodes(ctx context.Context, profile bool) (nodes []*target, ids []string, dataDir string, err error) {
+	if b.cfg.Store != storeRedis {
+		t, dir, err := b.spawn(ctx, "connections", profile)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return []*target{t}, []string{"n1"}, dir, nil
+	}
+	_, nodes, dataDir, err = b.spawnRedisNodes(ctx, "connections", profile)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	for i := range nodes {
+		ids = append(ids, fmt.Sprintf("n%d", i+1))
+	}
+	return nodes, ids, dataDir, nil
+}
+
+// nodesMemory returns the resident memory of every node, read together
+// after leaving them alone for settle.
+func nodesMemory(ctx context.Context, nodes []*target) ([]memory, error) {
+	for _, t := range nodes {
+		t.client.CloseIdleConnections()
+	}
+	if err := sleepUntil(ctx, time.Now().Add(settle)); err != nil {
+		return nil, err
+	}
+	out := make([]memory, len(nodes))
+	for i, t := range nodes {
+		m, err := processMemory(t.proc.pid())
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// sumMemory adds the nodes' memory up.
+func sumMemory(ms []memory) memory {
+	var s memory
+	for _, m := range ms {
+		s.RSS += m.RSS
+		s.Peak += m.Peak
+	}
+	return s
+}
+
+// scrapeNodes scrapes every node's /metrics and returns each series
+// summed over them, and each node's own; it fails when a node's does.
+func scrapeNodes(ctx context.Context, nodes []*target) (map[string]float64, []map[string]float64, error) {
+	sum := map[string]float64{}
+	each := make([]map[string]float64, len(nodes))
+	for i, t := range nodes {
+		m, err := scrape(ctx, t.client, t.base)
+		if err != nil {
+			return nil, nil, err
+		}
+		each[i] = m
+		for k, v := range m {
+			sum[k] += v
+		}
+	}
+	return sum, each, nil
+}
+
+// nodesCPU returns the CPU time the nodes used in all.
+func nodesCPU(nodes []*target) (time.Duration, error) {
+	var sum time.Duration
+	for _, t := range nodes {
+		cpu, err := processCPU(t.proc.pid())
+		if err != nil {
+			return 0, err
+		}
+		sum += cpu
+	}
+	return sum, nil
+}
+
+// spread counts, for connections [from, to), how many are on each of
+// nodes nodes (connection i on node i % nodes).
+func spread(from, to, nodes int) []int {
+	out := make([]int, nodes)
+	for i := from; i < to; i++ {
+		out[i%nodes]++
+	}
+	return out
+}
+
+// describeSpread says how counts are spread over the nodes ids, as
+// "217 on n1, 217 on n2, 216 on n3".
+func describeSpread(counts []int, ids []string) string {
+	parts := make([]string, len(counts))
+	for i, n := range counts {
+		parts[i] = fmt.Sprintf("%d on %s", n, ids[i])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// redisCPU returns the CPU time of the run's redis-server, 0 without one.
+func (b *bench) redisCPU() time.Duration {
+	if b.redis == nil {
+		return 0
+	}
+	cpu, err := processCPU(b.redis.proc.pid())
+	if err != nil {
+		return 0
+	}
+	return cpu
+}
+
+// holdLoad records the store writes of the nodes while the connections
+// were held for d, from the sum of their metrics before (nil when that
+// scrape failed), and redis-server's CPU.
+func (c *ConnectionsResult) holdLoad(before map[string]float64, nodes []*target, d time.Duration, redisBefore, redisAfter time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if redisAfter > redisBefore {
+		c.HoldRedisCPUCores = (redisAfter - redisBefore).Seconds() / d.Seconds()
+	}
+	if before == nil {
+		return
+	}
+	after, _, err := scrapeNodes(context.Background(), nodes)
+	if err != nil {
+		return
+	}
+	const count, sum = "presenced_store_write_seconds_count", "presenced_store_write_seconds_sum"
+	if n := after[count] - before[count]; n > 0 {
+		c.HoldWritesPerSecond = n / d.Seconds()
+		c.HoldWriteMeanMs = 1000 * (after[sum] - before[sum]) / n
+	}
+}
+
+// perNode records each node's memory and connections (from its metrics
+// after the hold, each nil when that scrape failed).
+func (c *ConnectionsResult) perNode(ids []string, before, after []memory, metrics []map[string]float64) {
+	w := spread(0, watchers, len(ids))
+	ch := spread(watchers, watchers+changedUsers, len(ids))
+	c.PerNode = make([]connNodeResult, len(ids))
+	for i, id := range ids {
+		r := connNodeResult{ID: id, Watchers: w[i], Changers: ch[i], MemoryBefore: before[i], MemoryAfter: after[i]}
+		if i < len(metrics) && metrics[i] != nil {
+			r.Connections = metrics[i]["presenced_connections_open"]
+		}
+		if r.Connections > 0 {
+			r.BytesPerConnection = float64(r.MemoryAfter.RSS-r.MemoryBefore.RSS) / r.Connections
+		}
+		c.PerNode[i] = r
+	}
+}
