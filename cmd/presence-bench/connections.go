@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -72,12 +73,25 @@ type ConnectionsResult struct {
 	ConnectSeconds float64 `json:"connect_seconds"`
 	ConnectRate    float64 `json:"connect_rate"`
 	ConnectErrors  int     `json:"connect_errors"`
+	// ConnectRetries are hellos answered serviceNotAvailable (presenced's
+	// store timed out) and sent again a second later on a new connection.
+	ConnectRetries int64 `json:"connect_retries"`
 	// ServerCPUPerConnectMs is presenced's CPU time per connection made
 	// (upgrade, token, hello and its durable write); LoadAverage is the
 	// machine's one-minute load average as the connecting ended.
 	ServerCPUPerConnectMs float64 `json:"server_cpu_ms_per_connect"`
-	LoadAverage           string  `json:"load_average"`
-	FirstError            string  `json:"first_error,omitempty"`
+	// ToolCPUPerConnectMs is the CPU time of the tool's processes (dialing,
+	// the clients' side of the upgrade and hello), RedisCPUPerConnectMs
+	// redis-server's, per connection made.
+	ToolCPUPerConnectMs  float64 `json:"tool_cpu_ms_per_connect"`
+	RedisCPUPerConnectMs float64 `json:"redis_cpu_ms_per_connect"`
+	// RedisErrors are the nodes' failed Redis calls by operation, and
+	// LeaseTakeovers the partition leases they took, over the run until
+	// the connections were held.
+	RedisErrors    map[string]float64 `json:"redis_errors,omitempty"`
+	LeaseTakeovers float64            `json:"lease_takeovers"`
+	LoadAverage    string             `json:"load_average"`
+	FirstError     string             `json:"first_error,omitempty"`
 	// Memory before connecting and after holding the connections idle for
 	// HoldSeconds; BytesPerConnection is the growth over Held.
 	MemoryBefore       memory  `json:"memory_before"`
@@ -98,8 +112,11 @@ type ConnectionsResult struct {
 	// of the connect burst that the next GC frees.
 	LiveHeapBefore float64 `json:"go_heap_live_bytes_before,omitempty"`
 	LiveHeapAfter  float64 `json:"go_heap_live_bytes_after,omitempty"`
-	// Dropped connections ended while held.
-	Dropped int64 `json:"dropped"`
+	// Dropped connections ended while held; DroppedWatching those of the
+	// tool's own (the watchers and changers among them) that ended while
+	// changes were made.
+	Dropped         int64 `json:"dropped"`
+	DroppedWatching int64 `json:"dropped_watching"`
 	// Nodes is how many presenced held the connections (connection i on
 	// node i % Nodes), each measured in PerNode; Processes how many
 	// processes of the tool dialed and held them (the tool and its
@@ -154,6 +171,7 @@ type benchConn struct {
 // watchState is what one watcher received.
 type watchState struct {
 	mu         sync.Mutex
+	node       int // of the watching connection
 	counts     [changedUsers]int
 	hist       Histogram
 	unexpected uint64
@@ -247,6 +265,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	var watchMu sync.Mutex
 	var watchStates []*watchState
 	var errMu sync.Mutex
+	var retried atomic.Int64
 	b.log.Info("connecting", "connections", n, "nodes", len(nodes), "processes", res.Processes, "by_the_tool", own, "workers", connectWorkers)
 	connectProfiled := make(chan struct{})
 	if !profile {
@@ -261,6 +280,8 @@ func runConnections(ctx context.Context, b *bench) error {
 		}()
 	}
 	cpuBefore, _ := nodesCPU(nodes)
+	toolBefore, toolErr := toolCPU(workers)
+	redisBefore := b.redisCPU()
 	start := time.Now()
 	for _, w := range workers {
 		if err := w.command(cmdGo); err != nil {
@@ -268,7 +289,7 @@ func runConnections(ctx context.Context, b *bench) error {
 		}
 	}
 	_ = parallel(ctx, connectWorkers, own, func(i int) error {
-		c, err := benchDial(ctx, clients[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i))
+		c, err := benchDialRetrying(ctx, clients[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i), &retried)
 		if err != nil {
 			errMu.Lock()
 			res.ConnectErrors++
@@ -297,7 +318,7 @@ func runConnections(ctx context.Context, b *bench) error {
 					var m struct{ Type, ID string }
 					if json.Unmarshal(data, &m) == nil && m.Type == "change" {
 						if w == nil {
-							w = &watchState{}
+							w = &watchState{node: i % len(wsURLs)}
 							watchMu.Lock()
 							watchStates = append(watchStates, w)
 							watchMu.Unlock()
@@ -316,15 +337,21 @@ func runConnections(ctx context.Context, b *bench) error {
 			return err
 		}
 		res.ConnectErrors += r.Errors
+		res.ConnectRetries += r.Retries
 		if res.FirstError == "" {
 			res.FirstError = r.FirstError
 		}
 	}
 	res.ConnectSeconds = time.Since(start).Seconds()
+	res.ConnectRetries += retried.Load()
 	res.Held = n - res.ConnectErrors
 	res.ConnectRate = float64(res.Held) / res.ConnectSeconds
 	if cpuAfter, err := nodesCPU(nodes); err == nil && res.Held > 0 {
 		res.ServerCPUPerConnectMs = ms(cpuAfter-cpuBefore) / float64(res.Held)
+	}
+	if toolAfter, err := toolCPU(workers); err == nil && toolErr == nil && res.Held > 0 {
+		res.ToolCPUPerConnectMs = ms(toolAfter-toolBefore) / float64(res.Held)
+		res.RedisCPUPerConnectMs = ms(b.redisCPU()-redisBefore) / float64(res.Held)
 	}
 	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res.LoadAverage = strings.Join(strings.Fields(string(data))[:3], " ")
@@ -354,6 +381,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	}
 	holdMetrics, _, _ := scrapeNodes(ctx, nodes)
 	redisCPUBefore := b.redisCPU()
+	cpuHold, _ := eachCPU(nodes)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -387,6 +415,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	}
 	res.BytesPerConnection = float64(res.MemoryAfter.RSS-res.MemoryBefore.RSS) / float64(res.Held)
 	res.perNode(nodeIDs, memBefore, memAfter, perNode)
+	res.cpuPerNode(nodes, cpuHold, res.HoldSeconds, func(r *connNodeResult, cores float64) { r.HoldCPUCores = cores })
 	b.log.Info("held", "rss", mib(res.MemoryAfter.RSS), "bytes_per_connection", res.BytesPerConnection, "dropped", res.Dropped)
 
 	// Change to arrival at 650 watchers.
@@ -435,7 +464,9 @@ func runConnections(ctx context.Context, b *bench) error {
 		}
 	}
 	time.Sleep(time.Second) // the snapshots
-	writesBefore, _, _ := scrapeNodes(ctx, nodes)
+	writesBefore, eachBefore, _ := scrapeNodes(ctx, nodes)
+	cpuWatch, _ := eachCPU(nodes)
+	watchStart, droppedBefore := time.Now(), dropped.Load()
 	stopProfiles := b.profileWatch(ctx, t)
 	var gcBefore runtime.MemStats
 	runtime.ReadMemStats(&gcBefore)
@@ -465,6 +496,8 @@ func runConnections(ctx context.Context, b *bench) error {
 	runtime.ReadMemStats(&gcAfter)
 	res.ToolGCs = gcAfter.NumGC - gcBefore.NumGC
 	res.ToolGCPauseMs = ms(time.Duration(gcAfter.PauseTotalNs - gcBefore.PauseTotalNs))
+	res.DroppedWatching = dropped.Load() - droppedBefore
+	res.watchPerNode(nodes, eachBefore, cpuWatch, time.Since(watchStart))
 	if after, _, err := scrapeNodes(ctx, nodes); err == nil && writesBefore != nil {
 		if n := after["presenced_store_write_seconds_count"] - writesBefore["presenced_store_write_seconds_count"]; n > 0 {
 			res.StoreWriteMeanMs = 1000 * (after["presenced_store_write_seconds_sum"] - writesBefore["presenced_store_write_seconds_sum"]) / n
@@ -479,6 +512,7 @@ func runConnections(ctx context.Context, b *bench) error {
 		w.mu.Lock()
 		hist.Merge(&w.hist)
 		res.Unexpected += w.unexpected
+		res.PerNode[w.node].Arrivals += w.hist.Count()
 		w.mu.Unlock()
 	}
 	watchMu.Unlock()
@@ -510,12 +544,43 @@ func benchDial(ctx context.Context, client *http.Client, url, token, device stri
 		_ = ws.CloseNow()
 		return nil, err
 	}
-	var m struct{ Type string }
+	var m struct{ Type, Code string }
 	if err := json.Unmarshal(data, &m); err != nil || m.Type != "ready" {
 		_ = ws.CloseNow()
+		if m.Type == "error" && m.Code == "serviceNotAvailable" {
+			return nil, fmt.Errorf("%w: hello answered %s", errHelloUnavailable, data)
+		}
 		return nil, fmt.Errorf("hello answered %s", data)
 	}
 	return &benchConn{ws: ws}, nil
+}
+
+// errHelloUnavailable is a hello answered serviceNotAvailable: presenced
+// could not write the session (its store timed out), and says to retry.
+var errHelloUnavailable = errors.New("presenced unavailable")
+
+// Retries of a connection whose hello was answered serviceNotAvailable.
+const (
+	helloRetries    = 3
+	helloRetryAfter = time.Second
+)
+
+// benchDialRetrying is benchDial, again after helloRetryAfter (at most
+// helloRetries times) while the hello is answered serviceNotAvailable, as
+// a client told to retry later does; retried counts the retries.
+func benchDialRetrying(ctx context.Context, client *http.Client, url, token, device string, retried *atomic.Int64) (*benchConn, error) {
+	for k := 0; ; k++ {
+		c, err := benchDial(ctx, client, url, token, device)
+		if err == nil || !errors.Is(err, errHelloUnavailable) || k == helloRetries {
+			return c, err
+		}
+		retried.Add(1)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(helloRetryAfter):
+		}
+	}
 }
 
 // parallel runs fn(0..n-1) on workers goroutines; it returns the first
@@ -563,15 +628,22 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 		fmt.Fprintf(w, "  NOT the %d asked: the file-descriptor limit (ulimit -Hn) is %d, so at most %d connections per presenced (one descriptor each, %d kept for everything else) on %d node(s); %s\n",
 			c.Asked, c.FDLimit, int(c.FDLimit)-fdMargin, fdMargin, nodes, hint)
 	}
-	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors); presenced CPU %.2f ms per connection; load average %s\n",
-		c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors, c.ServerCPUPerConnectMs, c.LoadAverage)
+	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors, %d hellos retried after serviceNotAvailable); presenced CPU %.2f ms per connection; load average %s\n",
+		c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors, c.ConnectRetries, c.ServerCPUPerConnectMs, c.LoadAverage)
+	if c.ToolCPUPerConnectMs > 0 {
+		fmt.Fprintf(w, "  CPU per connection while connecting: presenced %.2f ms, redis-server %.2f ms, the tool's processes %.2f ms: %.2f ms in all, at most %.0f connections/s on this machine's %d cores\n",
+			c.ServerCPUPerConnectMs, c.RedisCPUPerConnectMs, c.ToolCPUPerConnectMs, c.allCPUPerConnectMs(), 1000*float64(runtime.NumCPU())/c.allCPUPerConnectMs(), runtime.NumCPU())
+	}
 	fmt.Fprintf(w, "  presenced resident memory: %s before, %s after holding them %.0f s idle with heartbeats: %.0f bytes (%.1f KiB) per connection; %d dropped\n",
 		mib(c.MemoryBefore.RSS), mib(c.MemoryAfter.RSS), c.HoldSeconds, c.BytesPerConnection, c.BytesPerConnection/1024, c.Dropped)
 	if len(c.PerNode) > 1 {
 		for _, n := range c.PerNode {
-			fmt.Fprintf(w, "    node %s: %.0f connections, %s before, %s after: %.0f bytes (%.1f KiB) per connection\n",
-				n.ID, n.Connections, mib(n.MemoryBefore.RSS), mib(n.MemoryAfter.RSS), n.BytesPerConnection, n.BytesPerConnection/1024)
+			fmt.Fprintf(w, "    node %s: %.0f connections, %s before, %s after: %.0f bytes (%.1f KiB) per connection; CPU %.2f cores while held\n",
+				n.ID, n.Connections, mib(n.MemoryBefore.RSS), mib(n.MemoryAfter.RSS), n.BytesPerConnection, n.BytesPerConnection/1024, n.HoldCPUCores)
 		}
+	}
+	if len(c.RedisErrors) > 0 {
+		fmt.Fprintf(w, "  the nodes' failed Redis calls until then: %v; partition leases taken: %.0f\n", c.RedisErrors, c.LeaseTakeovers)
 	}
 	if c.HoldWritesPerSecond > 0 {
 		fmt.Fprintf(w, "  while held: %.0f durable writes/s (lease renewals) over the node(s), mean %.2f ms", c.HoldWritesPerSecond, c.HoldWriteMeanMs)
@@ -596,6 +668,13 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 			c.ServerGCs, c.ServerGCPauseMs, c.ToolGCs, c.ToolGCPauseMs)
 		if nodes > 1 {
 			fmt.Fprintf(w, "    watchers %s; changers %s: most changes reach their watchers through Redis\n", c.WatchersOn, c.ChangersOn)
+			for _, n := range c.PerNode {
+				fmt.Fprintf(w, "    node %s: %d watchers received %d changes (%.0f change messages sent, %.0f slow watchers dropped); CPU %.2f cores meanwhile\n",
+					n.ID, n.Watchers, n.Arrivals, n.ChangesSent, n.SlowConsumers, n.WatchCPUCores)
+			}
+		}
+		if c.DroppedWatching > 0 {
+			fmt.Fprintf(w, "    %d of the watching and changing connections ended meanwhile\n", c.DroppedWatching)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -25,6 +26,66 @@ type connNodeResult struct {
 	MemoryBefore       memory  `json:"memory_before"`
 	MemoryAfter        memory  `json:"memory_after"`
 	BytesPerConnection float64 `json:"bytes_per_connection"`
+	// HoldCPUCores is the node's CPU, in cores, while the connections
+	// were held idle; WatchCPUCores while the changes were made.
+	HoldCPUCores  float64 `json:"hold_cpu_cores"`
+	WatchCPUCores float64 `json:"watch_cpu_cores"`
+	// Of the changes made: the arrivals at the watchers on this node, the
+	// change messages it sent and the watchers it dropped as slow.
+	Arrivals      uint64  `json:"arrivals"`
+	ChangesSent   float64 `json:"change_messages_sent"`
+	SlowConsumers float64 `json:"slow_consumers"`
+}
+
+// Metrics of a node's connections read for the watch phase.
+const (
+	metricChangesSent   = `presenced_connection_messages_out_total{type="change"}`
+	metricSlowConsumers = "presenced_connection_slow_consumers_total"
+)
+
+// eachCPU returns the CPU time of each node.
+func eachCPU(nodes []*target) ([]time.Duration, error) {
+	out := make([]time.Duration, len(nodes))
+	for i, t := range nodes {
+		cpu, err := processCPU(t.proc.pid())
+		if err != nil {
+			return nil, err
+		}
+		out[i] = cpu
+	}
+	return out, nil
+}
+
+// cpuPerNode sets, with set, each node's CPU in cores since before (nil
+// when that reading failed), seconds ago.
+func (c *ConnectionsResult) cpuPerNode(nodes []*target, before []time.Duration, seconds float64, set func(*connNodeResult, float64)) {
+	if before == nil || seconds <= 0 {
+		return
+	}
+	after, err := eachCPU(nodes)
+	if err != nil {
+		return
+	}
+	for i := range c.PerNode {
+		set(&c.PerNode[i], (after[i]-before[i]).Seconds()/seconds)
+	}
+}
+
+// watchPerNode records what each node did while the changes were made,
+// from its metrics (nil when that scrape failed) and CPU before, d ago.
+func (c *ConnectionsResult) watchPerNode(nodes []*target, before []map[string]float64, cpuBefore []time.Duration, d time.Duration) {
+	c.cpuPerNode(nodes, cpuBefore, d.Seconds(), func(r *connNodeResult, cores float64) { r.WatchCPUCores = cores })
+	if before == nil {
+		return
+	}
+	_, after, err := scrapeNodes(context.Background(), nodes)
+	if err != nil {
+		return
+	}
+	for i := range c.PerNode {
+		c.PerNode[i].ChangesSent = after[i][metricChangesSent] - before[i][metricChangesSent]
+		c.PerNode[i].SlowConsumers = after[i][metricSlowConsumers] - before[i][metricSlowConsumers]
+	}
 }
 
 // connectionNodes starts the scenario's presenced: with --store redis the
@@ -176,10 +237,41 @@ func (c *ConnectionsResult) perNode(ids []string, before, after []memory, metric
 		r := connNodeResult{ID: id, Watchers: w[i], Changers: ch[i], MemoryBefore: before[i], MemoryAfter: after[i]}
 		if i < len(metrics) && metrics[i] != nil {
 			r.Connections = metrics[i]["presenced_connections_open"]
+			c.LeaseTakeovers += metrics[i]["presenced_lease_takeovers_total"]
+			for k, v := range metrics[i] {
+				if op, ok := strings.CutPrefix(k, "presenced_redis_errors_total{"); ok && v > 0 {
+					if c.RedisErrors == nil {
+						c.RedisErrors = map[string]float64{}
+					}
+					c.RedisErrors[strings.TrimSuffix(op, "}")] += v
+				}
+			}
 		}
 		if r.Connections > 0 {
 			r.BytesPerConnection = float64(r.MemoryAfter.RSS-r.MemoryBefore.RSS) / r.Connections
 		}
 		c.PerNode[i] = r
 	}
+}
+
+// toolCPU returns the CPU time of this process and its workers.
+func toolCPU(workers []*connWorker) (time.Duration, error) {
+	sum, err := processCPU(os.Getpid())
+	if err != nil {
+		return 0, err
+	}
+	for _, w := range workers {
+		cpu, err := processCPU(w.cmd.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += cpu
+	}
+	return sum, nil
+}
+
+// allCPUPerConnectMs is the CPU per connection of presenced, redis-server
+// and the tool together.
+func (c *ConnectionsResult) allCPUPerConnectMs() float64 {
+	return c.ServerCPUPerConnectMs + c.RedisCPUPerConnectMs + c.ToolCPUPerConnectMs
 }

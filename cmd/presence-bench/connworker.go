@@ -76,6 +76,7 @@ type connReport struct {
 	Errors         int     `json:"errors,omitempty"`
 	FirstError     string  `json:"first_error,omitempty"`
 	ConnectSeconds float64 `json:"connect_seconds,omitempty"`
+	Retries        int64   `json:"retries,omitempty"`
 	// Of "status" (and "connected"): the connections that ended since.
 	Dropped int64 `json:"dropped,omitempty"`
 	// Of "failed": why.
@@ -101,7 +102,7 @@ func parseConnReport(line []byte) (connReport, error) {
 	default:
 		return connReport{}, fmt.Errorf("worker line %q: unknown type %q", truncate(line, 200), r.Type)
 	}
-	if r.Dropped < 0 {
+	if r.Dropped < 0 || r.Retries < 0 {
 		return connReport{}, fmt.Errorf("worker line %q: negative dropped count", truncate(line, 200))
 	}
 	return r, nil
@@ -244,11 +245,12 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	var closing atomic.Bool
 	var held sync.WaitGroup
 	var errMu sync.Mutex
+	var retried atomic.Int64
 	r := connReport{Type: reportConnected}
 	start := time.Now()
 	_ = parallel(ctx, connectWorkers, len(users), func(k int) error {
 		i := job.From + k
-		c, err := benchDial(ctx, clients[i%sourceAddrs], job.URLs[i%len(job.URLs)], tokens[k], fmt.Sprintf("bench-%d", i))
+		c, err := benchDialRetrying(ctx, clients[i%sourceAddrs], job.URLs[i%len(job.URLs)], tokens[k], fmt.Sprintf("bench-%d", i), &retried)
 		if err != nil {
 			errMu.Lock()
 			r.Errors++
@@ -274,6 +276,7 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	r.ConnectSeconds = time.Since(start).Seconds()
 	r.Connected = len(users) - r.Errors
 	r.Dropped = dropped.Load()
+	r.Retries = retried.Load()
 	defer func() {
 		closing.Store(true)
 		for _, c := range conns {
