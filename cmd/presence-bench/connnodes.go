@@ -35,6 +35,24 @@ type connNodeResult struct {
 	Arrivals      uint64  `json:"arrivals"`
 	ChangesSent   float64 `json:"change_messages_sent"`
 	SlowConsumers float64 `json:"slow_consumers"`
+	// RemoteDropped counts, in the last lines the node logged (its
+	// output's tail the tool keeps), the warnings that a change made on
+	// another node was dropped before its local watchers heard of it.
+	RemoteDropped int `json:"remote_changes_dropped_logged"`
+}
+
+// remoteDroppedWarning is what a node logs when other nodes' changes come
+// faster than it hands them to its local watchers, and it drops one.
+const remoteDroppedWarning = "arrive faster than local streams take them"
+
+// countRemoteDropped records, for each node, the warnings of dropped
+// remote changes in its output's tail.
+func (c *ConnectionsResult) countRemoteDropped(nodes []*target) {
+	for i, t := range nodes {
+		if i < len(c.PerNode) && t.proc != nil {
+			c.PerNode[i].RemoteDropped = strings.Count(t.proc.out.String(), remoteDroppedWarning)
+		}
+	}
 }
 
 // Metrics of a node's connections read for the watch phase.
