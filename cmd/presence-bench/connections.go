@@ -497,7 +497,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	res.ToolGCs = gcAfter.NumGC - gcBefore.NumGC
 	res.ToolGCPauseMs = ms(time.Duration(gcAfter.PauseTotalNs - gcBefore.PauseTotalNs))
 	res.DroppedWatching = dropped.Load() - droppedBefore
-	res.countRemoteDropped(nodes)
+	res.countRemoteDropped(nodes, watchStart)
 	res.watchPerNode(nodes, eachBefore, cpuWatch, time.Since(watchStart))
 	if after, _, err := scrapeNodes(ctx, nodes); err == nil && writesBefore != nil {
 		if n := after["presenced_store_write_seconds_count"] - writesBefore["presenced_store_write_seconds_count"]; n > 0 {
@@ -673,7 +673,7 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 				fmt.Fprintf(w, "    node %s: %d watchers received %d changes (%.0f change messages sent, %.0f slow watchers dropped); CPU %.2f cores meanwhile\n",
 					n.ID, n.Watchers, n.Arrivals, n.ChangesSent, n.SlowConsumers, n.WatchCPUCores)
 				if n.RemoteDropped > 0 {
-					fmt.Fprintf(w, "      node %s logged %d times (in the last 16 KiB of its log) that it dropped a change made on another node: other nodes' changes came faster than it handed them to its watchers\n", n.ID, n.RemoteDropped)
+					fmt.Fprintf(w, "      node %s logged %d times (in the last 16 KiB of its log; the last %.1f s before the changes began) that it dropped a change made on another node: other nodes' changes came faster than it handed them to its watchers\n", n.ID, n.RemoteDropped, n.RemoteDroppedLast)
 				}
 			}
 		}

@@ -39,6 +39,10 @@ type connNodeResult struct {
 	// output's tail the tool keeps), the warnings that a change made on
 	// another node was dropped before its local watchers heard of it.
 	RemoteDropped int `json:"remote_changes_dropped_logged"`
+	// RemoteDroppedLast is how long before the changes were made the
+	// last of those warnings was logged, in seconds (negative: after they
+	// began).
+	RemoteDroppedLast float64 `json:"remote_changes_dropped_last_seconds_before_watch,omitempty"`
 }
 
 // remoteDroppedWarning is what a node logs when other nodes' changes come
@@ -46,13 +50,34 @@ type connNodeResult struct {
 const remoteDroppedWarning = "arrive faster than local streams take them"
 
 // countRemoteDropped records, for each node, the warnings of dropped
-// remote changes in its output's tail.
-func (c *ConnectionsResult) countRemoteDropped(nodes []*target) {
+// remote changes in its output's tail, and when the last was logged
+// relative to watchStart.
+func (c *ConnectionsResult) countRemoteDropped(nodes []*target, watchStart time.Time) {
 	for i, t := range nodes {
-		if i < len(c.PerNode) && t.proc != nil {
-			c.PerNode[i].RemoteDropped = strings.Count(t.proc.out.String(), remoteDroppedWarning)
+		if i >= len(c.PerNode) || t.proc == nil {
+			continue
+		}
+		for _, line := range strings.Split(t.proc.out.String(), "\n") {
+			if !strings.Contains(line, remoteDroppedWarning) {
+				continue
+			}
+			c.PerNode[i].RemoteDropped++
+			if at, ok := logTime(line); ok {
+				c.PerNode[i].RemoteDroppedLast = watchStart.Sub(at).Seconds()
+			}
 		}
 	}
+}
+
+// logTime returns the time= of a log line of slog's text handler.
+func logTime(line string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(line, "time=")
+	if !ok {
+		return time.Time{}, false
+	}
+	v, _, _ := strings.Cut(rest, " ")
+	at, err := time.Parse(time.RFC3339Nano, v)
+	return at, err == nil
 }
 
 // Metrics of a node's connections read for the watch phase.

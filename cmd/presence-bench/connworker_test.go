@@ -260,3 +260,18 @@ func TestRunConnWorkerBadJob(t *testing.T) {
 		t.Error("no job: no error")
 	}
 }
+
+func TestCountRemoteDropped(t *testing.T) {
+	p := &process{out: &tailBuffer{max: 1 << 10}}
+	_, _ = p.out.Write([]byte("time=2026-12-06T21:00:00.5Z level=WARN msg=\"redis: other nodes' changes " + remoteDroppedWarning + "; one was dropped\" user=u1\n" +
+		"time=2026-12-06T21:00:01Z level=WARN msg=other\n" +
+		"time=2026-12-06T21:00:02Z level=WARN msg=\"redis: other nodes' changes " + remoteDroppedWarning + "; one was dropped\" user=u2\n"))
+	c := &ConnectionsResult{PerNode: make([]connNodeResult, 2)}
+	c.countRemoteDropped([]*target{{proc: p}, {}}, time.Date(2026, 12, 6, 21, 0, 12, 0, time.UTC))
+	if n := c.PerNode[0]; n.RemoteDropped != 2 || n.RemoteDroppedLast != 10 {
+		t.Errorf("node 1: %+v", n)
+	}
+	if n := c.PerNode[1]; n.RemoteDropped != 0 {
+		t.Errorf("node 2: %+v", n)
+	}
+}
