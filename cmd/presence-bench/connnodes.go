@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -49,35 +50,53 @@ type connNodeResult struct {
 // faster than it hands them to its local watchers, and it drops one.
 const remoteDroppedWarning = "arrive faster than local streams take them"
 
-// countRemoteDropped records, for each node, the warnings of dropped
-// remote changes in its output's tail, and when the last was logged
-// relative to watchStart.
+// countRemoteDropped records, for each node, the dropped remote changes
+// its output's tail tells of, and when it last told of one relative to
+// watchStart. presenced logs JSON lines and at most 5 of one warning per
+// 10 s; the rest it counts in a "log lines suppressed" line when the next
+// window opens, so the count is a floor.
 func (c *ConnectionsResult) countRemoteDropped(nodes []*target, watchStart time.Time) {
 	for i, t := range nodes {
 		if i >= len(c.PerNode) || t.proc == nil {
 			continue
 		}
-		for _, line := range strings.Split(t.proc.out.String(), "\n") {
-			if !strings.Contains(line, remoteDroppedWarning) {
-				continue
-			}
-			c.PerNode[i].RemoteDropped++
-			if at, ok := logTime(line); ok {
-				c.PerNode[i].RemoteDroppedLast = watchStart.Sub(at).Seconds()
-			}
+		n, last := remoteDropped(t.proc.out.String())
+		c.PerNode[i].RemoteDropped = n
+		if !last.IsZero() {
+			c.PerNode[i].RemoteDroppedLast = watchStart.Sub(last).Seconds()
 		}
 	}
 }
 
-// logTime returns the time= of a log line of slog's text handler.
-func logTime(line string) (time.Time, bool) {
-	_, rest, ok := strings.Cut(line, "time=")
-	if !ok {
-		return time.Time{}, false
+// remoteDropped counts the dropped remote changes presenced's log tells
+// of, and returns when it last did.
+func remoteDropped(log string) (n int, last time.Time) {
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, remoteDroppedWarning) {
+			continue
+		}
+		var rec struct {
+			Time       time.Time `json:"time"`
+			Msg        string    `json:"msg"`
+			Message    string    `json:"message"`
+			Suppressed int       `json:"suppressed"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(rec.Msg, remoteDroppedWarning):
+			n++
+		case strings.Contains(rec.Message, remoteDroppedWarning) && rec.Suppressed > 0:
+			n += rec.Suppressed
+		default:
+			continue
+		}
+		if rec.Time.After(last) {
+			last = rec.Time
+		}
 	}
-	v, _, _ := strings.Cut(rest, " ")
-	at, err := time.Parse(time.RFC3339Nano, v)
-	return at, err == nil
+	return n, last
 }
 
 // Metrics of a node's connections read for the watch phase.

@@ -262,13 +262,16 @@ func TestRunConnWorkerBadJob(t *testing.T) {
 }
 
 func TestCountRemoteDropped(t *testing.T) {
-	p := &process{out: &tailBuffer{max: 1 << 10}}
-	_, _ = p.out.Write([]byte("time=2026-12-06T21:00:00.5Z level=WARN msg=\"redis: other nodes' changes " + remoteDroppedWarning + "; one was dropped\" user=u1\n" +
-		"time=2026-12-06T21:00:01Z level=WARN msg=other\n" +
-		"time=2026-12-06T21:00:02Z level=WARN msg=\"redis: other nodes' changes " + remoteDroppedWarning + "; one was dropped\" user=u2\n"))
+	p := &process{out: &tailBuffer{max: 4 << 10}}
+	_, _ = p.out.Write([]byte(`{"time":"2026-12-06T21:00:00.5Z","level":"WARN","msg":"redis: other nodes' changes ` + remoteDroppedWarning + `; one was dropped","user":"u1"}
+{"time":"2026-12-06T21:00:01Z","level":"WARN","msg":"other"}
+{"time":"2026-12-06T21:00:02Z","level":"WARN","msg":"redis: other nodes' changes ` + remoteDroppedWarning + `; one was dropped","user":"u2"}
+{"time":"2026-12-06T21:00:02Z","level":"WARN","msg":"log lines suppressed (at most 5 of one message every 10s)","message":"redis: other nodes' changes ` + remoteDroppedWarning + `; one was dropped","suppressed":40}
+not json ` + remoteDroppedWarning + `
+`))
 	c := &ConnectionsResult{PerNode: make([]connNodeResult, 2)}
 	c.countRemoteDropped([]*target{{proc: p}, {}}, time.Date(2026, 12, 6, 21, 0, 12, 0, time.UTC))
-	if n := c.PerNode[0]; n.RemoteDropped != 2 || n.RemoteDroppedLast != 10 {
+	if n := c.PerNode[0]; n.RemoteDropped != 42 || n.RemoteDroppedLast != 10 {
 		t.Errorf("node 1: %+v", n)
 	}
 	if n := c.PerNode[1]; n.RemoteDropped != 0 {
