@@ -187,9 +187,9 @@ func runConnections(ctx context.Context, b *bench) error {
 	n := res.Asked
 	if max := (int(limit) - fdMargin) * res.Nodes; n > max {
 		if b.cfg.Store == storeRedis {
-			b.log.Warn("fewer connections than asked: the file-descriptor limit allows each node one per descriptor; add nodes", "asked", n, "held", max, "limit", limit, "nodes", res.Nodes)
+			b.log.Warn("fewer connections than asked: each node holds one connection per file descriptor, and the limit is per process; add nodes", "asked", n, "held", max, "limit", limit, "nodes", res.Nodes)
 		} else {
-			b.log.Warn("fewer connections than asked: the file-descriptor limit allows one presenced one per descriptor; use --store redis --nodes 3 for 50,000", "asked", n, "held", max, "limit", limit)
+			b.log.Warn("fewer connections than asked: one presenced holds one connection per file descriptor, and the limit is per process; use --store redis --nodes 3 for 50,000", "asked", n, "held", max, "limit", limit)
 		}
 		n = max
 	}
@@ -632,8 +632,12 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors, %d hellos retried after serviceNotAvailable); presenced CPU %.2f ms per connection; load average %s\n",
 		c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors, c.ConnectRetries, c.ServerCPUPerConnectMs, c.LoadAverage)
 	if c.ToolCPUPerConnectMs > 0 {
-		fmt.Fprintf(w, "  CPU per connection while connecting: presenced %.2f ms, redis-server %.2f ms, the tool's processes %.2f ms: %.2f ms in all, at most %.0f connections/s on this machine's %d cores\n",
-			c.ServerCPUPerConnectMs, c.RedisCPUPerConnectMs, c.ToolCPUPerConnectMs, c.allCPUPerConnectMs(), 1000*float64(runtime.NumCPU())/c.allCPUPerConnectMs(), runtime.NumCPU())
+		redis := ""
+		if c.Nodes > 1 || c.RedisCPUPerConnectMs > 0 {
+			redis = fmt.Sprintf(", redis-server %.2f ms", c.RedisCPUPerConnectMs)
+		}
+		fmt.Fprintf(w, "  CPU per connection while connecting: presenced %.2f ms%s, the tool's processes %.2f ms: %.2f ms in all, at most %.0f connections/s on this machine's %d cores\n",
+			c.ServerCPUPerConnectMs, redis, c.ToolCPUPerConnectMs, c.allCPUPerConnectMs(), 1000*float64(runtime.NumCPU())/c.allCPUPerConnectMs(), runtime.NumCPU())
 	}
 	fmt.Fprintf(w, "  presenced resident memory: %s before, %s after holding them %.0f s idle with heartbeats: %.0f bytes (%.1f KiB) per connection; %d dropped\n",
 		mib(c.MemoryBefore.RSS), mib(c.MemoryAfter.RSS), c.HoldSeconds, c.BytesPerConnection, c.BytesPerConnection/1024, c.Dropped)
