@@ -677,7 +677,7 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 				fmt.Fprintf(w, "    node %s: %d watchers received %d changes (%.0f change messages sent, %.0f slow watchers dropped); CPU %.2f cores meanwhile\n",
 					n.ID, n.Watchers, n.Arrivals, n.ChangesSent, n.SlowConsumers, n.WatchCPUCores)
 				if n.RemoteDropped > 0 {
-					fmt.Fprintf(w, "      node %s dropped at least %d changes made on other nodes (its log's last 16 KiB; the last %.1f s before the changes began): they came faster than it handed them to its watchers\n", n.ID, n.RemoteDropped, n.RemoteDroppedLast)
+					fmt.Fprintf(w, "      node %s dropped at least %d changes made on other nodes from its relay queue (its log's last 16 KiB; the last %.1f s before the changes began): they came faster than it relayed them to its watchers\n", n.ID, n.RemoteDropped, n.RemoteDroppedLast)
 				}
 			}
 		}

@@ -46,9 +46,11 @@ type connNodeResult struct {
 	RemoteDroppedLast float64 `json:"remote_changes_dropped_last_seconds_before_watch,omitempty"`
 }
 
-// remoteDroppedWarning is what a node logs when other nodes' changes come
-// faster than it hands them to its local watchers, and it drops one.
-const remoteDroppedWarning = "arrive faster than local streams take them"
+// remoteDroppedWarning begins what a node logs when other nodes' changes
+// come faster than it relays them to its local watchers, and it drops one
+// (since the relay reads such users again, the watchers still get their
+// latest presence).
+const remoteDroppedWarning = "other nodes' changes arrive faster than"
 
 // countRemoteDropped records, for each node, the dropped remote changes
 // its output's tail tells of, and when it last told of one relative to

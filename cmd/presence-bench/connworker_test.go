@@ -263,10 +263,10 @@ func TestRunConnWorkerBadJob(t *testing.T) {
 
 func TestCountRemoteDropped(t *testing.T) {
 	p := &process{out: &tailBuffer{max: 4 << 10}}
-	_, _ = p.out.Write([]byte(`{"time":"2026-12-06T21:00:00.5Z","level":"WARN","msg":"redis: other nodes' changes ` + remoteDroppedWarning + `; one was dropped","user":"u1"}
+	_, _ = p.out.Write([]byte(`{"time":"2026-12-06T21:00:00.5Z","level":"WARN","msg":"redis: ` + remoteDroppedWarning + ` local streams take them; one was dropped","user":"u1"}
 {"time":"2026-12-06T21:00:01Z","level":"WARN","msg":"other"}
-{"time":"2026-12-06T21:00:02Z","level":"WARN","msg":"redis: other nodes' changes ` + remoteDroppedWarning + `; one was dropped","user":"u2"}
-{"time":"2026-12-06T21:00:02Z","level":"WARN","msg":"log lines suppressed (at most 5 of one message every 10s)","message":"redis: other nodes' changes ` + remoteDroppedWarning + `; one was dropped","suppressed":40}
+{"time":"2026-12-06T21:00:02Z","level":"WARN","msg":"redis: ` + remoteDroppedWarning + ` local streams take them; one was dropped","user":"u2"}
+{"time":"2026-12-06T21:00:02Z","level":"WARN","msg":"log lines suppressed (at most 5 of one message every 10s)","message":"redis: ` + remoteDroppedWarning + ` this node relays them","suppressed":40}
 not json ` + remoteDroppedWarning + `
 `))
 	c := &ConnectionsResult{PerNode: make([]connNodeResult, 2)}
