@@ -108,7 +108,7 @@ type ConnectionsResult struct {
 	GoroutinesAfter  float64 `json:"goroutines_after"`
 	// The server's live Go heap (allocated bytes right after a forced
 	// GC), before and after; only with --cpuprofile, whose pprof endpoint
-	// forces the GC. Unlike the resident memory it leaves out the garbage
+	// forces the GC (on several nodes, the first node's). Unlike the resident memory it leaves out the garbage
 	// of the connect burst that the next GC frees.
 	LiveHeapBefore float64 `json:"go_heap_live_bytes_before,omitempty"`
 	LiveHeapAfter  float64 `json:"go_heap_live_bytes_after,omitempty"`
@@ -661,7 +661,11 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 		per := func(after, before float64) float64 { return (after - before) / float64(c.Held) }
 		fmt.Fprintf(w, "  of which, per connection: Go heap %.0f bytes, goroutine stacks %.0f bytes, %.2f goroutines\n",
 			per(c.HeapAfter, c.HeapBefore), per(c.StackAfter, c.StackBefore), per(c.GoroutinesAfter, c.GoroutinesBefore))
-		if c.LiveHeapAfter > 0 {
+		if c.LiveHeapAfter > 0 && len(c.PerNode) > 1 && c.PerNode[0].Connections > 0 {
+			// Only the first node serves pprof.
+			fmt.Fprintf(w, "  live Go heap of node %s right after a forced GC: %.0f bytes per connection (the rest of the heap above is garbage of the connect burst and GC headroom)\n",
+				c.PerNode[0].ID, (c.LiveHeapAfter-c.LiveHeapBefore)/c.PerNode[0].Connections)
+		} else if c.LiveHeapAfter > 0 {
 			fmt.Fprintf(w, "  live Go heap right after a forced GC: %.0f bytes per connection (the rest of the heap above is garbage of the connect burst and GC headroom)\n",
 				per(c.LiveHeapAfter, c.LiveHeapBefore))
 		}

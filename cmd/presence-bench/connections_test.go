@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -74,5 +75,45 @@ func TestRunConnectionsRedisWorkers(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in the table:\n%s", want, out.String())
 		}
+	}
+}
+
+// The table of a run over several nodes gives each node's figures, and
+// says where the watchers and changers are; the file store's says how to
+// hold more than one process's descriptors allow.
+func TestWriteConnections(t *testing.T) {
+	c := &ConnectionsResult{Asked: 50000, Held: 50000, FDLimit: 20000, Nodes: 3, Processes: 3, ConnectRate: 1300, ConnectSeconds: 38,
+		ServerCPUPerConnectMs: 0.6, ToolCPUPerConnectMs: 0.45, RedisCPUPerConnectMs: 0.05,
+		MemoryBefore: memory{RSS: 60 << 20}, MemoryAfter: memory{RSS: 900 << 20}, BytesPerConnection: 17000,
+		HeapBefore: 1, HeapAfter: 2, GoroutinesBefore: 30, GoroutinesAfter: 50030, LiveHeapBefore: 1 << 20, LiveHeapAfter: 1<<20 + 16667*5000,
+		HoldWritesPerSecond: 5000, HoldWriteMeanMs: 5, HoldRedisCPUCores: 0.2, RedisErrors: map[string]float64{`op="subscriptions"`: 9},
+		Watchers: watchers, ChangedUsers: changedUsers, Changes: 200, Arrivals: 130000,
+		WatchersOn: "217 on n1, 217 on n2, 216 on n3", ChangersOn: "3 on n1, 3 on n2, 4 on n3"}
+	for i := range 3 {
+		c.PerNode = append(c.PerNode, connNodeResult{ID: fmt.Sprintf("n%d", i+1), Connections: 16667, Watchers: 217, Arrivals: 43400, ChangesSent: 43400})
+	}
+	c.PerNode[1].RemoteDropped, c.PerNode[1].RemoteDroppedLast = 25000, 29
+	var out strings.Builder
+	writeConnections(&out, c)
+	for _, want := range []string{
+		"50000 held of 50000 asked", "to 3 presenced node(s), dialed and held by 3 process(es)",
+		"presenced 0.60 ms, redis-server 0.05 ms, the tool's processes 0.45 ms: 1.10 ms in all",
+		"node n2: 16667 connections", "5000 durable writes/s", "redis-server 0.20 cores",
+		"live Go heap of node n1 right after a forced GC: 5000 bytes per connection",
+		"watchers 217 on n1, 217 on n2, 216 on n3; changers 3 on n1, 3 on n2, 4 on n3",
+		"node n2 dropped at least 25000 changes made on other nodes",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "NOT the") {
+		t.Errorf("three nodes hold 50,000, yet:\n%s", out.String())
+	}
+	file := &ConnectionsResult{Asked: 50000, Held: 19500, FDLimit: 20000, Nodes: 1, Processes: 1, ConnectRate: 1700}
+	out.Reset()
+	writeConnections(&out, file)
+	if !strings.Contains(out.String(), "NOT the 50000 asked") || !strings.Contains(out.String(), "use --store redis --nodes 3 for 50,000") {
+		t.Errorf("file store:\n%s", out.String())
 	}
 }
