@@ -100,6 +100,10 @@ type ConnectionsResult struct {
 	BytesPerConnection float64 `json:"bytes_per_connection"`
 	// The server's Go memory (heap and goroutine stacks in use) and
 	// goroutines, before and after, from its /metrics.
+	// HeapUnused is heap memory the runtime holds without using it (idle
+	// spans not yet returned to the system), before and after.
+	HeapUnusedBefore float64 `json:"go_heap_unused_bytes_before"`
+	HeapUnusedAfter  float64 `json:"go_heap_unused_bytes_after"`
 	HeapBefore       float64 `json:"go_heap_inuse_bytes_before"`
 	HeapAfter        float64 `json:"go_heap_inuse_bytes_after"`
 	StackBefore      float64 `json:"go_stack_inuse_bytes_before"`
@@ -251,6 +255,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	res.MemoryBefore = sumMemory(memBefore)
 	if m, _, err := scrapeNodes(ctx, nodes); err == nil {
 		res.HeapBefore, res.StackBefore, res.GoroutinesBefore = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]
+		res.HeapUnusedBefore = m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
 	}
 	if profile {
 		res.LiveHeapBefore = liveHeap(ctx, t, "")
@@ -399,6 +404,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	var perNode []map[string]float64
 	if m, each, err := scrapeNodes(ctx, nodes); err == nil {
 		res.HeapAfter, res.StackAfter, res.GoroutinesAfter = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]
+		res.HeapUnusedAfter = m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
 		perNode = each
 	}
 	res.HoldSeconds = time.Since(holdStart).Seconds()
@@ -659,8 +665,8 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 	}
 	if c.GoroutinesAfter > 0 {
 		per := func(after, before float64) float64 { return (after - before) / float64(c.Held) }
-		fmt.Fprintf(w, "  of which, per connection: Go heap %.0f bytes, goroutine stacks %.0f bytes, %.2f goroutines\n",
-			per(c.HeapAfter, c.HeapBefore), per(c.StackAfter, c.StackBefore), per(c.GoroutinesAfter, c.GoroutinesBefore))
+		fmt.Fprintf(w, "  of which, per connection: Go heap %.0f bytes, goroutine stacks %.0f bytes, heap held unused (not yet returned to the system) %.0f bytes, %.2f goroutines\n",
+			per(c.HeapAfter, c.HeapBefore), per(c.StackAfter, c.StackBefore), per(c.HeapUnusedAfter, c.HeapUnusedBefore), per(c.GoroutinesAfter, c.GoroutinesBefore))
 		if c.LiveHeapAfter > 0 && len(c.PerNode) > 1 && c.PerNode[0].Connections > 0 {
 			// Only the first node serves pprof.
 			fmt.Fprintf(w, "  live Go heap of node %s right after a forced GC: %.0f bytes per connection (the rest of the heap above is garbage of the connect burst and GC headroom)\n",
