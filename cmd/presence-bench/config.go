@@ -128,7 +128,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&c.Verbose, "v", false, "log progress in detail")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary directory (presenced binary, data dirs) for inspection")
 	fs.StringVar(&c.Store, "store", storeFile, "store of the spawned presenced: file, or redis (the tool starts a redis-server with appendfsync always, and --nodes presenced on it; the baseline is then the same Redis work without HTTP)")
-	fs.IntVar(&c.Nodes, "nodes", 1, fmt.Sprintf("with --store redis: presenced nodes sharing the redis-server, requests round-robin over them (1 to %d)", maxNodes))
+	fs.IntVar(&c.Nodes, "nodes", 1, fmt.Sprintf("with --store redis: presenced nodes sharing the redis-server, requests (or the connections scenario's connections) round-robin over them (1 to %d)", maxNodes))
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}

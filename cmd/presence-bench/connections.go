@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,7 +40,7 @@ const (
 	connectWorkers = 256
 	// sourceAddrs is how many loopback source addresses (127.0.0.1 …)
 	// the connections come from, each with its own ephemeral ports.
-	sourceAddrs = 4
+	sourceAddrs = 8
 	// holdFor is how long the connections are held idle before the memory
 	// is read: more than presenced's default heartbeat of 15 s, so every
 	// connection is pinged and answers meanwhile.
@@ -73,12 +73,25 @@ type ConnectionsResult struct {
 	ConnectSeconds float64 `json:"connect_seconds"`
 	ConnectRate    float64 `json:"connect_rate"`
 	ConnectErrors  int     `json:"connect_errors"`
+	// ConnectRetries are hellos answered serviceNotAvailable (presenced's
+	// store timed out) and sent again a second later on a new connection.
+	ConnectRetries int64 `json:"connect_retries"`
 	// ServerCPUPerConnectMs is presenced's CPU time per connection made
 	// (upgrade, token, hello and its durable write); LoadAverage is the
 	// machine's one-minute load average as the connecting ended.
 	ServerCPUPerConnectMs float64 `json:"server_cpu_ms_per_connect"`
-	LoadAverage           string  `json:"load_average"`
-	FirstError            string  `json:"first_error,omitempty"`
+	// ToolCPUPerConnectMs is the CPU time of the tool's processes (dialing,
+	// the clients' side of the upgrade and hello), RedisCPUPerConnectMs
+	// redis-server's, per connection made.
+	ToolCPUPerConnectMs  float64 `json:"tool_cpu_ms_per_connect"`
+	RedisCPUPerConnectMs float64 `json:"redis_cpu_ms_per_connect"`
+	// RedisErrors are the nodes' failed Redis calls by operation, and
+	// LeaseTakeovers the partition leases they took, over the run until
+	// the connections were held.
+	RedisErrors    map[string]float64 `json:"redis_errors,omitempty"`
+	LeaseTakeovers float64            `json:"lease_takeovers"`
+	LoadAverage    string             `json:"load_average"`
+	FirstError     string             `json:"first_error,omitempty"`
 	// Memory before connecting and after holding the connections idle for
 	// HoldSeconds; BytesPerConnection is the growth over Held.
 	MemoryBefore       memory  `json:"memory_before"`
@@ -87,6 +100,10 @@ type ConnectionsResult struct {
 	BytesPerConnection float64 `json:"bytes_per_connection"`
 	// The server's Go memory (heap and goroutine stacks in use) and
 	// goroutines, before and after, from its /metrics.
+	// HeapUnused is heap memory the runtime holds without using it (idle
+	// spans not yet returned to the system), before and after.
+	HeapUnusedBefore float64 `json:"go_heap_unused_bytes_before"`
+	HeapUnusedAfter  float64 `json:"go_heap_unused_bytes_after"`
 	HeapBefore       float64 `json:"go_heap_inuse_bytes_before"`
 	HeapAfter        float64 `json:"go_heap_inuse_bytes_after"`
 	StackBefore      float64 `json:"go_stack_inuse_bytes_before"`
@@ -95,12 +112,32 @@ type ConnectionsResult struct {
 	GoroutinesAfter  float64 `json:"goroutines_after"`
 	// The server's live Go heap (allocated bytes right after a forced
 	// GC), before and after; only with --cpuprofile, whose pprof endpoint
-	// forces the GC. Unlike the resident memory it leaves out the garbage
+	// forces the GC (on several nodes, the first node's). Unlike the resident memory it leaves out the garbage
 	// of the connect burst that the next GC frees.
 	LiveHeapBefore float64 `json:"go_heap_live_bytes_before,omitempty"`
 	LiveHeapAfter  float64 `json:"go_heap_live_bytes_after,omitempty"`
-	// Dropped connections ended while held.
-	Dropped int64 `json:"dropped"`
+	// Dropped connections ended while held; DroppedWatching those of the
+	// tool's own (the watchers and changers among them) that ended while
+	// changes were made.
+	Dropped         int64 `json:"dropped"`
+	DroppedWatching int64 `json:"dropped_watching"`
+	// Nodes is how many presenced held the connections (connection i on
+	// node i % Nodes), each measured in PerNode; Processes how many
+	// processes of the tool dialed and held them (the tool and its
+	// workers, each within its file-descriptor limit).
+	Nodes     int              `json:"nodes"`
+	Processes int              `json:"processes"`
+	PerNode   []connNodeResult `json:"per_node,omitempty"`
+	// While the connections were held idle: the nodes' durable writes per
+	// second (lease renewals, mostly) and their mean, and redis-server's
+	// CPU in cores (with --store redis).
+	HoldWritesPerSecond float64 `json:"hold_store_writes_per_second"`
+	HoldWriteMeanMs     float64 `json:"hold_store_write_mean_ms"`
+	HoldRedisCPUCores   float64 `json:"hold_redis_cpu_cores,omitempty"`
+	// WatchersOn and ChangersOn say on which nodes the watching and the
+	// changing connections are.
+	WatchersOn string `json:"watchers_on,omitempty"`
+	ChangersOn string `json:"changers_on,omitempty"`
 	// Watchers watch ChangedUsers; Changes were made, Arrivals of them
 	// received (Changes × Watchers when none is missing).
 	Watchers     int    `json:"watchers"`
@@ -138,6 +175,7 @@ type benchConn struct {
 // watchState is what one watcher received.
 type watchState struct {
 	mu         sync.Mutex
+	node       int // of the watching connection
 	counts     [changedUsers]int
 	hist       Histogram
 	unexpected uint64
@@ -148,54 +186,83 @@ func runConnections(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	res := &ConnectionsResult{Asked: b.cfg.usersFor("connections"), FDLimit: limit}
+	res := &ConnectionsResult{Asked: b.cfg.usersFor("connections"), FDLimit: limit, Nodes: max(1, b.cfg.Nodes)}
 	b.report.Connections = res
 	n := res.Asked
-	if max := int(limit) - fdMargin; n > max {
-		b.log.Warn("fewer connections than asked: the file-descriptor limit allows one per descriptor on each side", "asked", n, "held", max, "limit", limit)
+	if max := (int(limit) - fdMargin) * res.Nodes; n > max {
+		if b.cfg.Store == storeRedis {
+			b.log.Warn("fewer connections than asked: each node holds one connection per file descriptor, and the limit is per process; add nodes", "asked", n, "held", max, "limit", limit, "nodes", res.Nodes)
+		} else {
+			b.log.Warn("fewer connections than asked: one presenced holds one connection per file descriptor, and the limit is per process; use --store redis --nodes 3 for 50,000", "asked", n, "held", max, "limit", limit)
+		}
 		n = max
 	}
 	if n < watchers+changedUsers {
 		return fmt.Errorf("connections: %d connections are too few to watch with %d", n, watchers)
 	}
+	share, err := connShare(limit)
+	if err != nil {
+		return err
+	}
+	plan := planConnections(n, share)
+	res.Processes = 1 + len(plan.Workers)
 	profile := b.cfg.ProfileDir != ""
-	t, dataDir, err := b.spawn(ctx, "connections", profile)
+	nodes, nodeIDs, dataDir, err := b.connectionNodes(ctx, profile)
 	if err != nil {
 		return err
 	}
-	issuer, err := auth.NewDevIssuer(filepath.Join(dataDir, "dev-signing-key.pem"))
+	t := nodes[0]
+	keyFile := filepath.Join(dataDir, "dev-signing-key.pem")
+	issuer, err := auth.NewDevIssuer(keyFile)
 	if err != nil {
 		return err
 	}
-	users := userIDs(b.cfg.Seed, n)
-	tokens := make([]string, n)
-	app := b.apps[0]
-	if err := parallel(ctx, 4, n, func(i int) error {
-		var err error
-		tokens[i], err = issuer.Mint(auth.TokenRequest{Tenant: devTenant, User: users[i], AppID: app,
-			Scopes: []string{"Presence.ReadWrite", "Presence.Read.All"}, Issuer: devIssuer, TTL: tokenTTL})
-		return err
-	}); err != nil {
+	wsURLs := make([]string, len(nodes))
+	for i, nt := range nodes {
+		wsURLs[i] = "ws" + nt.base[len("http"):] + "/presenced/connect"
+	}
+	// The workers mint their tokens while the tool mints its own.
+	var workers []*connWorker
+	defer func() {
+		for _, w := range workers {
+			if err := w.stop(); err != nil {
+				b.log.Warn("connections worker", "err", err)
+			}
+		}
+	}()
+	for _, r := range plan.Workers {
+		w, err := startConnWorker(connJob{URLs: wsURLs, KeyFile: keyFile, App: b.apps[0], Seed: b.cfg.Seed, From: r[0], To: r[1]})
+		if err != nil {
+			return err
+		}
+		workers = append(workers, w)
+	}
+	own := plan.Own
+	users := userIDs(b.cfg.Seed, own)
+	tokens, err := mintConnTokens(ctx, issuer, b.apps[0], users)
+	if err != nil {
 		return err
 	}
-	if res.MemoryBefore, err = settledMemory(ctx, t); err != nil {
+	for _, w := range workers {
+		if _, err := w.next(ctx, reportPrepared); err != nil {
+			return err
+		}
+	}
+	memBefore, err := nodesMemory(ctx, nodes)
+	if err != nil {
 		return err
 	}
-	if m, err := scrape(ctx, t.client, t.base); err == nil {
+	res.MemoryBefore = sumMemory(memBefore)
+	if m, _, err := scrapeNodes(ctx, nodes); err == nil {
 		res.HeapBefore, res.StackBefore, res.GoroutinesBefore = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]
+		res.HeapUnusedBefore = m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
 	}
 	if profile {
 		res.LiveHeapBefore = liveHeap(ctx, t, "")
 	}
 
-	wsURL := "ws" + t.base[len("http"):] + "/presenced/connect"
-	clients := make([]*http.Client, sourceAddrs)
-	for i := range clients {
-		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
-		d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
-		clients[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: -1}}
-	}
-	conns := make([]*benchConn, n)
+	clients := sourceClients()
+	conns := make([]*benchConn, own)
 	var dropped atomic.Int64
 	var held sync.WaitGroup
 	// onChange, once set, takes the change messages of the watchers.
@@ -203,7 +270,8 @@ func runConnections(ctx context.Context, b *bench) error {
 	var watchMu sync.Mutex
 	var watchStates []*watchState
 	var errMu sync.Mutex
-	b.log.Info("connecting", "connections", n, "workers", connectWorkers)
+	var retried atomic.Int64
+	b.log.Info("connecting", "connections", n, "nodes", len(nodes), "processes", res.Processes, "by_the_tool", own, "workers", connectWorkers)
 	connectProfiled := make(chan struct{})
 	if !profile {
 		close(connectProfiled)
@@ -216,10 +284,17 @@ func runConnections(ctx context.Context, b *bench) error {
 			}
 		}()
 	}
-	cpuBefore, _ := processCPU(t.proc.pid())
+	cpuBefore, _ := nodesCPU(nodes)
+	toolBefore, toolErr := toolCPU(workers)
+	redisBefore := b.redisCPU()
 	start := time.Now()
-	_ = parallel(ctx, connectWorkers, n, func(i int) error {
-		c, err := benchDial(ctx, clients[i%sourceAddrs], wsURL, tokens[i], fmt.Sprintf("bench-%d", i))
+	for _, w := range workers {
+		if err := w.command(cmdGo); err != nil {
+			return err
+		}
+	}
+	_ = parallel(ctx, connectWorkers, own, func(i int) error {
+		c, err := benchDialRetrying(ctx, clients[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i), &retried)
 		if err != nil {
 			errMu.Lock()
 			res.ConnectErrors++
@@ -248,7 +323,7 @@ func runConnections(ctx context.Context, b *bench) error {
 					var m struct{ Type, ID string }
 					if json.Unmarshal(data, &m) == nil && m.Type == "change" {
 						if w == nil {
-							w = &watchState{}
+							w = &watchState{node: i % len(wsURLs)}
 							watchMu.Lock()
 							watchStates = append(watchStates, w)
 							watchMu.Unlock()
@@ -260,16 +335,33 @@ func runConnections(ctx context.Context, b *bench) error {
 		}()
 		return nil
 	})
+	ownErrors := res.ConnectErrors
+	for _, w := range workers {
+		r, err := w.next(ctx, reportConnected)
+		if err != nil {
+			return err
+		}
+		res.ConnectErrors += r.Errors
+		res.ConnectRetries += r.Retries
+		if res.FirstError == "" {
+			res.FirstError = r.FirstError
+		}
+	}
 	res.ConnectSeconds = time.Since(start).Seconds()
+	res.ConnectRetries += retried.Load()
 	res.Held = n - res.ConnectErrors
 	res.ConnectRate = float64(res.Held) / res.ConnectSeconds
-	if cpuAfter, err := processCPU(t.proc.pid()); err == nil && res.Held > 0 {
+	if cpuAfter, err := nodesCPU(nodes); err == nil && res.Held > 0 {
 		res.ServerCPUPerConnectMs = ms(cpuAfter-cpuBefore) / float64(res.Held)
+	}
+	if toolAfter, err := toolCPU(workers); err == nil && toolErr == nil && res.Held > 0 {
+		res.ToolCPUPerConnectMs = ms(toolAfter-toolBefore) / float64(res.Held)
+		res.RedisCPUPerConnectMs = ms(b.redisCPU()-redisBefore) / float64(res.Held)
 	}
 	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res.LoadAverage = strings.Join(strings.Fields(string(data))[:3], " ")
 	}
-	b.log.Info("connected", "held", res.Held, "seconds", res.ConnectSeconds, "rate", res.ConnectRate, "errors", res.ConnectErrors)
+	b.log.Info("connected", "held", res.Held, "seconds", res.ConnectSeconds, "rate", res.ConnectRate, "errors", res.ConnectErrors, "by_the_tool", own-ownErrors)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -292,27 +384,50 @@ func runConnections(ctx context.Context, b *bench) error {
 			}
 		}()
 	}
+	holdMetrics, _, _ := scrapeNodes(ctx, nodes)
+	redisCPUBefore := b.redisCPU()
+	cpuHold, _ := eachCPU(nodes)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(holdFor):
 	}
-	if res.MemoryAfter, err = settledMemory(ctx, t); err != nil {
+	res.holdLoad(holdMetrics, nodes, time.Since(holdStart), redisCPUBefore, b.redisCPU())
+	memAfter, err := nodesMemory(ctx, nodes)
+	if err != nil {
 		return err
 	}
+	res.MemoryAfter = sumMemory(memAfter)
 	if profile {
 		res.LiveHeapAfter = liveHeap(ctx, t, filepath.Join(b.cfg.ProfileDir, "connections-heap.pprof"))
 	}
-	if m, err := scrape(ctx, t.client, t.base); err == nil {
+	var perNode []map[string]float64
+	if m, each, err := scrapeNodes(ctx, nodes); err == nil {
 		res.HeapAfter, res.StackAfter, res.GoroutinesAfter = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]
+		res.HeapUnusedAfter = m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
+		perNode = each
 	}
 	res.HoldSeconds = time.Since(holdStart).Seconds()
 	res.Dropped = dropped.Load()
+	for _, w := range workers {
+		if err := w.command(cmdStatus); err != nil {
+			return err
+		}
+		r, err := w.next(ctx, reportStatus)
+		if err != nil {
+			return err
+		}
+		res.Dropped += r.Dropped
+	}
 	res.BytesPerConnection = float64(res.MemoryAfter.RSS-res.MemoryBefore.RSS) / float64(res.Held)
+	res.perNode(nodeIDs, memBefore, memAfter, perNode)
+	res.cpuPerNode(nodes, cpuHold, res.HoldSeconds, func(r *connNodeResult, cores float64) { r.HoldCPUCores = cores })
 	b.log.Info("held", "rss", mib(res.MemoryAfter.RSS), "bytes_per_connection", res.BytesPerConnection, "dropped", res.Dropped)
 
 	// Change to arrival at 650 watchers.
 	res.Watchers, res.ChangedUsers = watchers, changedUsers
+	res.WatchersOn = describeSpread(spread(0, watchers, len(nodes)), nodeIDs)
+	res.ChangersOn = describeSpread(spread(watchers, watchers+changedUsers, len(nodes)), nodeIDs)
 	changers := conns[watchers : watchers+changedUsers]
 	ids := make([]string, changedUsers)
 	for i, c := range changers {
@@ -355,7 +470,9 @@ func runConnections(ctx context.Context, b *bench) error {
 		}
 	}
 	time.Sleep(time.Second) // the snapshots
-	writesBefore, _ := scrape(ctx, t.client, t.base)
+	writesBefore, eachBefore, _ := scrapeNodes(ctx, nodes)
+	cpuWatch, _ := eachCPU(nodes)
+	watchStart, droppedBefore := time.Now(), dropped.Load()
 	stopProfiles := b.profileWatch(ctx, t)
 	var gcBefore runtime.MemStats
 	runtime.ReadMemStats(&gcBefore)
@@ -385,7 +502,10 @@ func runConnections(ctx context.Context, b *bench) error {
 	runtime.ReadMemStats(&gcAfter)
 	res.ToolGCs = gcAfter.NumGC - gcBefore.NumGC
 	res.ToolGCPauseMs = ms(time.Duration(gcAfter.PauseTotalNs - gcBefore.PauseTotalNs))
-	if after, err := scrape(ctx, t.client, t.base); err == nil && writesBefore != nil {
+	res.DroppedWatching = dropped.Load() - droppedBefore
+	res.countRemoteDropped(nodes, watchStart)
+	res.watchPerNode(nodes, eachBefore, cpuWatch, time.Since(watchStart))
+	if after, _, err := scrapeNodes(ctx, nodes); err == nil && writesBefore != nil {
 		if n := after["presenced_store_write_seconds_count"] - writesBefore["presenced_store_write_seconds_count"]; n > 0 {
 			res.StoreWriteMeanMs = 1000 * (after["presenced_store_write_seconds_sum"] - writesBefore["presenced_store_write_seconds_sum"]) / n
 		}
@@ -399,6 +519,7 @@ func runConnections(ctx context.Context, b *bench) error {
 		w.mu.Lock()
 		hist.Merge(&w.hist)
 		res.Unexpected += w.unexpected
+		res.PerNode[w.node].Arrivals += w.hist.Count()
 		w.mu.Unlock()
 	}
 	watchMu.Unlock()
@@ -430,12 +551,43 @@ func benchDial(ctx context.Context, client *http.Client, url, token, device stri
 		_ = ws.CloseNow()
 		return nil, err
 	}
-	var m struct{ Type string }
+	var m struct{ Type, Code string }
 	if err := json.Unmarshal(data, &m); err != nil || m.Type != "ready" {
 		_ = ws.CloseNow()
+		if m.Type == "error" && m.Code == "serviceNotAvailable" {
+			return nil, fmt.Errorf("%w: hello answered %s", errHelloUnavailable, data)
+		}
 		return nil, fmt.Errorf("hello answered %s", data)
 	}
 	return &benchConn{ws: ws}, nil
+}
+
+// errHelloUnavailable is a hello answered serviceNotAvailable: presenced
+// could not write the session (its store timed out), and says to retry.
+var errHelloUnavailable = errors.New("presenced unavailable")
+
+// Retries of a connection whose hello was answered serviceNotAvailable.
+const (
+	helloRetries    = 3
+	helloRetryAfter = time.Second
+)
+
+// benchDialRetrying is benchDial, again after helloRetryAfter (at most
+// helloRetries times) while the hello is answered serviceNotAvailable, as
+// a client told to retry later does; retried counts the retries.
+func benchDialRetrying(ctx context.Context, client *http.Client, url, token, device string, retried *atomic.Int64) (*benchConn, error) {
+	for k := 0; ; k++ {
+		c, err := benchDial(ctx, client, url, token, device)
+		if err == nil || !errors.Is(err, errHelloUnavailable) || k == helloRetries {
+			return c, err
+		}
+		retried.Add(1)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(helloRetryAfter):
+		}
+	}
 }
 
 // parallel runs fn(0..n-1) on workers goroutines; it returns the first
@@ -472,20 +624,54 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 	if c == nil || c.Held == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nconnections: %d held of %d asked (file-descriptor limit %d), from %d loopback source addresses\n", c.Held, c.Asked, c.FDLimit, sourceAddrs)
-	if limited := int(c.FDLimit) - fdMargin; c.Asked > limited && limited > 0 {
-		fmt.Fprintf(w, "  NOT the %d asked: the file-descriptor limit (ulimit -Hn) is %d, so at most %d connections (one descriptor each in presenced, %d kept for everything else); raise the hard limit to hold more\n",
-			c.Asked, c.FDLimit, limited, fdMargin)
+	nodes := max(1, c.Nodes)
+	fmt.Fprintf(w, "\nconnections: %d held of %d asked (file-descriptor limit %d per process), from %d loopback source addresses, to %d presenced node(s), dialed and held by %d process(es) of the tool\n",
+		c.Held, c.Asked, c.FDLimit, sourceAddrs, nodes, max(1, c.Processes))
+	if limited := (int(c.FDLimit) - fdMargin) * nodes; c.Asked > limited && limited > 0 {
+		hint := "use --store redis --nodes 3 for 50,000 (each node then holds its share), or raise the hard limit"
+		if c.Nodes > 1 {
+			hint = "add nodes, or raise the hard limit"
+		}
+		fmt.Fprintf(w, "  NOT the %d asked: the file-descriptor limit (ulimit -Hn) is %d, so at most %d connections per presenced (one descriptor each, %d kept for everything else) on %d node(s); %s\n",
+			c.Asked, c.FDLimit, int(c.FDLimit)-fdMargin, fdMargin, nodes, hint)
 	}
-	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors); presenced CPU %.2f ms per connection; load average %s\n",
-		c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors, c.ServerCPUPerConnectMs, c.LoadAverage)
+	fmt.Fprintf(w, "  connect rate: %.0f connections/s (%d in %.2f s, %d errors, %d hellos retried after serviceNotAvailable); presenced CPU %.2f ms per connection; load average %s\n",
+		c.ConnectRate, c.Held, c.ConnectSeconds, c.ConnectErrors, c.ConnectRetries, c.ServerCPUPerConnectMs, c.LoadAverage)
+	if c.ToolCPUPerConnectMs > 0 {
+		redis := ""
+		if c.Nodes > 1 || c.RedisCPUPerConnectMs > 0 {
+			redis = fmt.Sprintf(", redis-server %.2f ms", c.RedisCPUPerConnectMs)
+		}
+		fmt.Fprintf(w, "  CPU per connection while connecting: presenced %.2f ms%s, the tool's processes %.2f ms: %.2f ms in all, at most %.0f connections/s on this machine's %d cores\n",
+			c.ServerCPUPerConnectMs, redis, c.ToolCPUPerConnectMs, c.allCPUPerConnectMs(), 1000*float64(runtime.NumCPU())/c.allCPUPerConnectMs(), runtime.NumCPU())
+	}
 	fmt.Fprintf(w, "  presenced resident memory: %s before, %s after holding them %.0f s idle with heartbeats: %.0f bytes (%.1f KiB) per connection; %d dropped\n",
 		mib(c.MemoryBefore.RSS), mib(c.MemoryAfter.RSS), c.HoldSeconds, c.BytesPerConnection, c.BytesPerConnection/1024, c.Dropped)
+	if len(c.PerNode) > 1 {
+		for _, n := range c.PerNode {
+			fmt.Fprintf(w, "    node %s: %.0f connections, %s before, %s after: %.0f bytes (%.1f KiB) per connection; CPU %.2f cores while held\n",
+				n.ID, n.Connections, mib(n.MemoryBefore.RSS), mib(n.MemoryAfter.RSS), n.BytesPerConnection, n.BytesPerConnection/1024, n.HoldCPUCores)
+		}
+	}
+	if len(c.RedisErrors) > 0 {
+		fmt.Fprintf(w, "  the nodes' failed Redis calls until then: %v; partition leases taken: %.0f\n", c.RedisErrors, c.LeaseTakeovers)
+	}
+	if c.HoldWritesPerSecond > 0 {
+		fmt.Fprintf(w, "  while held: %.0f durable writes/s (lease renewals) over the node(s), mean %.2f ms", c.HoldWritesPerSecond, c.HoldWriteMeanMs)
+		if c.HoldRedisCPUCores > 0 {
+			fmt.Fprintf(w, "; redis-server %.2f cores", c.HoldRedisCPUCores)
+		}
+		fmt.Fprintln(w)
+	}
 	if c.GoroutinesAfter > 0 {
 		per := func(after, before float64) float64 { return (after - before) / float64(c.Held) }
-		fmt.Fprintf(w, "  of which, per connection: Go heap %.0f bytes, goroutine stacks %.0f bytes, %.2f goroutines\n",
-			per(c.HeapAfter, c.HeapBefore), per(c.StackAfter, c.StackBefore), per(c.GoroutinesAfter, c.GoroutinesBefore))
-		if c.LiveHeapAfter > 0 {
+		fmt.Fprintf(w, "  of which, per connection: Go heap %.0f bytes, goroutine stacks %.0f bytes, heap held unused (not yet returned to the system) %.0f bytes, %.2f goroutines\n",
+			per(c.HeapAfter, c.HeapBefore), per(c.StackAfter, c.StackBefore), per(c.HeapUnusedAfter, c.HeapUnusedBefore), per(c.GoroutinesAfter, c.GoroutinesBefore))
+		if c.LiveHeapAfter > 0 && len(c.PerNode) > 1 && c.PerNode[0].Connections > 0 {
+			// Only the first node serves pprof.
+			fmt.Fprintf(w, "  live Go heap of node %s right after a forced GC: %.0f bytes per connection (the rest of the heap above is garbage of the connect burst and GC headroom)\n",
+				c.PerNode[0].ID, (c.LiveHeapAfter-c.LiveHeapBefore)/c.PerNode[0].Connections)
+		} else if c.LiveHeapAfter > 0 {
 			fmt.Fprintf(w, "  live Go heap right after a forced GC: %.0f bytes per connection (the rest of the heap above is garbage of the connect burst and GC headroom)\n",
 				per(c.LiveHeapAfter, c.LiveHeapBefore))
 		}
@@ -495,6 +681,19 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 			c.Watchers, c.ChangedUsers, c.Changes, c.Arrivals, c.Missing, c.Unexpected, c.P50ms, c.P99ms, c.MaxMs, c.StoreWriteMeanMs, c.StoreWriteP99Ms)
 		fmt.Fprintf(w, "  garbage collections meanwhile: presenced %.0f (pauses %.1f ms in all), the tool %d (pauses %.1f ms)\n",
 			c.ServerGCs, c.ServerGCPauseMs, c.ToolGCs, c.ToolGCPauseMs)
+		if nodes > 1 {
+			fmt.Fprintf(w, "    watchers %s; changers %s: most changes reach their watchers through Redis\n", c.WatchersOn, c.ChangersOn)
+			for _, n := range c.PerNode {
+				fmt.Fprintf(w, "    node %s: %d watchers received %d changes (%.0f change messages sent, %.0f slow watchers dropped); CPU %.2f cores meanwhile\n",
+					n.ID, n.Watchers, n.Arrivals, n.ChangesSent, n.SlowConsumers, n.WatchCPUCores)
+				if n.RemoteDropped > 0 {
+					fmt.Fprintf(w, "      node %s dropped at least %d changes made on other nodes from its relay queue (its log's last 16 KiB; the last %.1f s before the changes began): they came faster than it relayed them to its watchers\n", n.ID, n.RemoteDropped, n.RemoteDroppedLast)
+				}
+			}
+		}
+		if c.DroppedWatching > 0 {
+			fmt.Fprintf(w, "    %d of the watching and changing connections ended meanwhile\n", c.DroppedWatching)
+		}
 	}
 }
 

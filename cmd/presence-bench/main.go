@@ -57,6 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == baselineCmd {
 		return runBaseline(ctx, args[2:], stdout, stderr)
 	}
+	if len(args) > 1 && args[1] == connWorkerCmd {
+		return runConnWorker(ctx, os.Stdin, stdout)
+	}
 	cfg, err := parseConfig(args[1:], stderr)
 	if err != nil {
 		return err

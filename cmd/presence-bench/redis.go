@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -198,31 +199,45 @@ func (b *bench) redisServerFor(ctx context.Context) (*redisServer, error) {
 	return r, nil
 }
 
+// spawnRedisNodes starts the redis-server of the run (once) and --nodes
+// presenced nodes on it (--store redis, node ids n1, n2, …, data dirs
+// named after prefix), each its own target; with profileFirst the first
+// node serves pprof. The nodes share their development key through Redis,
+// so the key file in dataDir, the first node's, signs tokens every node
+// accepts.
+func (b *bench) spawnRedisNodes(ctx context.Context, prefix string, profileFirst bool) (m *multiTarget, nodes []*target, dataDir string, err error) {
+	r, err := b.redisServerFor(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	m = &multiTarget{redis: r}
+	for i := range b.cfg.Nodes {
+		id := "n" + strconv.Itoa(i+1)
+		t, dir, err := b.spawn(ctx, prefix+"-"+id, i == 0 && profileFirst,
+			"--store", storeRedis, "--redis-url", r.URL(), "--node-id", id)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("node %s: %w", id, err)
+		}
+		m.bases = append(m.bases, t.base)
+		m.nodes = append(m.nodes, t.proc)
+		nodes = append(nodes, t)
+		if i == 0 {
+			dataDir = dir
+		}
+	}
+	return m, nodes, dataDir, nil
+}
+
 // redisLoadTarget starts a redis-server and --nodes presenced nodes on it
 // (--store redis, node ids n1, n2, …), gives every user a session through
 // the first node, and returns the nodes as one target whose requests go
 // round-robin over them. With --cpuprofile, the first node is profiled.
 func (b *bench) redisLoadTarget(ctx context.Context) (*target, *workload, error) {
-	r, err := b.redisServerFor(ctx)
+	m, nodes, dataDir, err := b.spawnRedisNodes(ctx, "load", b.cfg.ProfileDir != "")
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &multiTarget{redis: r}
-	var first *target
-	var dataDir string
-	for i := range b.cfg.Nodes {
-		id := "n" + strconv.Itoa(i+1)
-		t, dir, err := b.spawn(ctx, "load-"+id, i == 0 && b.cfg.ProfileDir != "",
-			"--store", storeRedis, "--redis-url", r.URL(), "--node-id", id)
-		if err != nil {
-			return nil, nil, fmt.Errorf("node %s: %w", id, err)
-		}
-		m.bases = append(m.bases, t.base)
-		m.nodes = append(m.nodes, t.proc)
-		if first == nil {
-			first, dataDir = t, dir
-		}
-	}
+	first := nodes[0]
 	// One target for them all: the client of the first node, which every
 	// base shares (its pool holds conns connections per host).
 	t := &target{name: targetPresenced, base: first.base, client: newClient(b.cfg.maxConns() * len(m.bases)),
@@ -288,11 +303,19 @@ func (c Config) validateStore() error {
 	if !c.Spawn() {
 		return errors.New("--store redis starts its own redis-server and presenced nodes: it needs --spawn, not --url")
 	}
+	if slices.Contains(c.Scenarios, "connections") {
+		// Its nodes are its own: the load scenarios' would share their
+		// node ids and Redis.
+		if len(c.Scenarios) > 1 {
+			return errors.New("--store redis: the connections scenario runs alone (--scenario connections)")
+		}
+		return nil
+	}
 	for _, s := range c.Scenarios {
 		switch s {
 		case "set", "get", "bulk", "mix":
 		default:
-			return fmt.Errorf("--store redis runs the load scenarios set, get, bulk and mix, not %s", s)
+			return fmt.Errorf("--store redis runs the load scenarios set, get, bulk and mix, or connections alone, not %s", s)
 		}
 	}
 	if c.usersFor("set") < bulkIDs {

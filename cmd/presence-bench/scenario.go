@@ -47,7 +47,7 @@ func scenarios() []scenario {
 			run: runTimers},
 		{name: "webhook", optIn: true, about: "change-notification latency: setPresence at --rate changes/s to subscribed users, a local receiver timestamps each notification",
 			run: runWebhook},
-		{name: "connections", optIn: true, about: "hold --users idle client connections (default 50,000, as the file-descriptor limit allows) with heartbeats: memory per connection, connect rate, change to arrival at 650 watchers",
+		{name: "connections", optIn: true, about: "hold --users idle client connections (default 50,000, as each node's file-descriptor limit allows; --store redis --nodes 3 for 50,000) with heartbeats: memory per connection, connect rate, change to arrival at 650 watchers",
 			run: runConnections},
 	}
 }
