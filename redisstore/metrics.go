@@ -69,7 +69,7 @@ func (m *metrics) roundTrip(op string, start time.Time, err error) {
 	m.trips.Add(1)
 	m.nanos.Add(uint64(d))
 	m.latency.WithLabelValues(op).Observe(d.Seconds())
-	if err != nil {
+	if err != nil && !isRedisNil(err) { // a nil reply (no such key) is an answer
 		m.errors.Add(1)
 		m.errorsC.WithLabelValues(op).Inc()
 	}

@@ -34,3 +34,20 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("Stats = %+v", st)
 	}
 }
+
+// TestMissingKeyIsNoError: reading what does not exist yet (the
+// subscriptions' version before any subscription, a user never written)
+// is an answer, not a Redis error in the metrics.
+func TestMissingKeyIsNoError(t *testing.T) {
+	s := open(t, redistest.Start(t).URL(), Options{Registerer: prometheus.NewRegistry()})
+	ctx := context.Background()
+	if v, err := s.Subscriptions().Version(ctx); err != nil || v != 0 {
+		t.Fatalf("Version = %d, %v; want 0, nil", v, err)
+	}
+	if _, err := s.Get(ctx, presence.NewGUID(), []string{presence.NewGUID()}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Errors != 0 {
+		t.Fatalf("%d Redis errors counted for reads of missing keys", st.Errors)
+	}
+}
