@@ -31,7 +31,7 @@ type conn struct {
 	greeted atomic.Bool  // hello was served
 	pinged  atomic.Int64 // real-clock Unix nanoseconds of the last ping sent
 	// renewed is when the lease was last taken or renewed, service-clock
-	// Unix nanoseconds.
+	// Unix milliseconds.
 	renewed atomic.Int64
 	pinging atomic.Bool
 	idle    atomic.Bool
@@ -41,7 +41,7 @@ type conn struct {
 	pair *presence.Pair // the state the client announced, nil for none
 	name string
 
-	// watching is the set of users watched; the Server's mu guards it.
+	// watching is the set of users watched; the Server's wmu guards it.
 	watching map[presence.Key]struct{}
 
 	// The watch pump: started by the first watch.
@@ -85,7 +85,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	c.ws = ws
 	c.heard.Store(time.Now().UnixNano())
 	c.pinged.Store(time.Now().UnixNano())
-	c.renewed.Store(s.clock.Now().UnixNano()) // its hello takes the lease
+	c.renewed.Store(s.clock.Now().UnixMilli()) // its hello takes the lease
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -299,7 +299,7 @@ func (c *conn) hello(ctx context.Context, m clientMessage) error {
 	if _, err := c.s.svc.Do(ctx, c.key, hold); err != nil {
 		return err
 	}
-	c.renewed.Store(c.s.clock.Now().UnixNano())
+	c.renewed.Store(c.s.clock.Now().UnixMilli())
 	resumed := hold.Resumed
 	if c.s.resumed(c.key, c.device) || resumed {
 		c.s.m.resumes.Inc()
@@ -327,7 +327,7 @@ func (c *conn) renew(ctx context.Context, until time.Time) error {
 		_, err = c.s.svc.Do(ctx, c.key, c.holdCommand())
 	}
 	if err == nil {
-		c.renewed.Store(now.UnixNano())
+		c.renewed.Store(now.UnixMilli())
 	}
 	return err
 }
@@ -345,7 +345,7 @@ func (c *conn) watch(ids []string) error {
 		}
 	}
 	keys := make([]presence.Key, 0, len(ids))
-	c.s.mu.Lock()
+	c.s.wmu.Lock()
 	n := len(c.watching)
 	for _, id := range ids {
 		k := presence.Key{Tenant: c.key.Tenant, User: id}
@@ -355,7 +355,7 @@ func (c *conn) watch(ids []string) error {
 		keys = append(keys, k)
 	}
 	if n > MaxWatch {
-		c.s.mu.Unlock()
+		c.s.wmu.Unlock()
 		return invalid("A connection watches at most %d users.", MaxWatch)
 	}
 	if c.watching == nil {
@@ -364,7 +364,7 @@ func (c *conn) watch(ids []string) error {
 	for _, k := range keys {
 		c.watching[k] = struct{}{}
 	}
-	c.s.mu.Unlock()
+	c.s.wmu.Unlock()
 	c.pumpOnce.Do(func() {
 		c.ctl = make(chan []string, 4)
 		c.events = make(chan *encodedChange, c.s.cfg.Queue)
@@ -380,7 +380,7 @@ func (c *conn) watch(ids []string) error {
 }
 
 // deliver queues a change for the pump; a full queue makes the client a
-// slow consumer, told and dropped. The Server's mu is held.
+// slow consumer, told and dropped. The Server's wmu is held.
 func (c *conn) deliver(ev *encodedChange) {
 	select {
 	case c.events <- ev:

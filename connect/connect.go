@@ -100,10 +100,14 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	// held are the connections holding a session, by user and device.
-	held map[graceKey]*conn
+	held    map[graceKey]*conn
+	closing bool
+	// wmu guards watchers and every connection's watching set, apart from
+	// mu: handing a change to its watchers never waits for the heartbeat
+	// and renewal loops, which go over every connection under mu.
+	wmu sync.Mutex
 	// watchers are the connections watching each user.
 	watchers map[presence.Key]map[*conn]struct{}
-	closing  bool
 	graces   graces
 	// running counts the connections whose goroutine has not finished.
 	running sync.WaitGroup
@@ -190,8 +194,8 @@ const feedBuffer = 1 << 16
 // resnapshot has every watching connection send a new snapshot of the
 // users it watches.
 func (s *Server) resnapshot() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	seen := make(map[*conn]bool)
 	for _, w := range s.watchers {
 		for c := range w {
@@ -245,8 +249,8 @@ func (s *Server) ExtendLeases(ctx context.Context, until time.Time) error {
 
 // dispatch hands a change to the connections watching its user.
 func (s *Server) dispatch(ev presence.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	watching := s.watchers[ev.Key]
 	if len(watching) == 0 {
 		return
@@ -286,13 +290,14 @@ func (s *Server) heartbeats(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		now := time.Now()
+		nowUnix, nowNano, timeout := now.Unix(), now.UnixNano(), s.cfg.Timeout.Nanoseconds()
 		live := all[:0]
 		for _, c := range all {
-			if e := c.p.ExpiresAt; e > 0 && now.Unix() >= e && c.expired.CompareAndSwap(false, true) {
+			if e := c.p.ExpiresAt; e > 0 && nowUnix >= e && c.expired.CompareAndSwap(false, true) {
 				go c.expire()
 				continue
 			}
-			if now.Sub(time.Unix(0, c.heard.Load())) > s.cfg.Timeout {
+			if nowNano-c.heard.Load() > timeout {
 				c.end(CloseTimeout, "no heartbeat")
 				continue
 			}
@@ -311,13 +316,14 @@ func (s *Server) heartbeats(ctx context.Context) {
 // for the next look.
 func pingsDue(now time.Time, all []*conn, heartbeat time.Duration) []*conn {
 	quota := pingQuota(len(all))
+	nowNano, every := now.UnixNano(), heartbeat.Nanoseconds()
 	var due []*conn
 	for _, c := range all {
 		if len(due) == quota {
 			break
 		}
-		if now.Sub(time.Unix(0, c.pinged.Load())) >= heartbeat && c.pinging.CompareAndSwap(false, true) {
-			c.pinged.Store(now.UnixNano())
+		if nowNano-c.pinged.Load() >= every && c.pinging.CompareAndSwap(false, true) {
+			c.pinged.Store(nowNano)
 			due = append(due, c)
 		}
 	}
@@ -353,7 +359,8 @@ func (s *Server) renewals(ctx context.Context) {
 		}
 		now := s.clock.Now()
 		s.sweepGraces(now)
-		due := func(c *conn) bool { return now.Sub(time.Unix(0, c.renewed.Load())) >= every }
+		nowMilli, everyMilli := now.UnixMilli(), every.Milliseconds()
+		due := func(c *conn) bool { return nowMilli-c.renewed.Load() >= everyMilli }
 		if err := s.renew(ctx, now.Add(s.cfg.Grace), due, renewQuota); err != nil && ctx.Err() == nil {
 			s.logger.Warn("renewing connection leases", "err", err)
 		}
@@ -448,11 +455,13 @@ func (s *Server) hold(c *conn) *conn {
 // it over).
 func (s *Server) unhold(c *conn) (held bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if k := (graceKey{c.key, c.device}); c.device != "" && s.held[k] == c {
 		held = true
 		delete(s.held, k)
 	}
+	s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	for u := range c.watching {
 		s.unwatchLocked(c, u)
 	}
@@ -467,8 +476,8 @@ func (s *Server) forget(c *conn) {
 }
 
 func (s *Server) watch(c *conn, keys []presence.Key) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	for _, k := range keys {
 		w := s.watchers[k]
 		if w == nil {
@@ -480,8 +489,8 @@ func (s *Server) watch(c *conn, keys []presence.Key) {
 }
 
 func (s *Server) unwatch(c *conn, keys []presence.Key) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	for _, k := range keys {
 		s.unwatchLocked(c, k)
 	}

@@ -157,6 +157,13 @@ type ConnectionsResult struct {
 	P50ms      float64 `json:"p50_ms"`
 	P99ms      float64 `json:"p99_ms"`
 	MaxMs      float64 `json:"max_ms"`
+	// Per change: its first arrival at any watcher (the write and the
+	// hand-out), and the spread from its first to its last arrival (the
+	// fan-out to every watcher).
+	FirstP50ms  float64 `json:"first_p50_ms"`
+	FirstP99ms  float64 `json:"first_p99_ms"`
+	SpreadP50ms float64 `json:"spread_p50_ms"`
+	SpreadP99ms float64 `json:"spread_p99_ms"`
 	// Garbage collections while the changes were made, in presenced and in
 	// the tool (which reads the watchers' changes), with their total
 	// stop-the-world pauses.
@@ -441,6 +448,13 @@ func runConnections(ctx context.Context, b *bench) error {
 	}
 	var sentMu sync.RWMutex
 	sent := make([][]time.Time, changedUsers)
+	// The first and last arrival of each change (user k's n-th at
+	// k*maxChanges+n): the first says how long the change took to be
+	// written and handed out, the spread how long the fan-out to every
+	// watcher took.
+	const maxChanges = 1 << 20
+	var spanMu sync.Mutex
+	spans := map[int][2]time.Duration{}
 	f := func(w *watchState, user string, at time.Time) {
 		k, ok := index[user]
 		if !ok {
@@ -460,7 +474,16 @@ func runConnections(ctx context.Context, b *bench) error {
 			w.unexpected++
 			return
 		}
-		w.hist.Record(at.Sub(from))
+		d := at.Sub(from)
+		w.hist.Record(d)
+		spanMu.Lock()
+		sp, ok := spans[k*maxChanges+n]
+		if !ok || d < sp[0] {
+			sp[0] = d
+		}
+		sp[1] = max(sp[1], d)
+		spans[k*maxChanges+n] = sp
+		spanMu.Unlock()
 	}
 	onChange.Store(&f)
 	watch, _ := json.Marshal(map[string]any{"type": "watch", "ids": ids})
@@ -528,6 +551,15 @@ func runConnections(ctx context.Context, b *bench) error {
 	res.P50ms = ms(hist.Quantile(0.50))
 	res.P99ms = ms(hist.Quantile(0.99))
 	res.MaxMs = ms(hist.Max())
+	var first, spread Histogram
+	spanMu.Lock()
+	for _, sp := range spans {
+		first.Record(sp[0])
+		spread.Record(sp[1] - sp[0])
+	}
+	spanMu.Unlock()
+	res.FirstP50ms, res.FirstP99ms = ms(first.Quantile(0.50)), ms(first.Quantile(0.99))
+	res.SpreadP50ms, res.SpreadP99ms = ms(spread.Quantile(0.50)), ms(spread.Quantile(0.99))
 	b.log.Info("watched", "changes", res.Changes, "arrivals", res.Arrivals, "p99_ms", res.P99ms)
 	return nil
 }
@@ -679,6 +711,8 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 	if c.Changes > 0 {
 		fmt.Fprintf(w, "  change to arrival at %d watchers of %d users: %d changes, %d arrivals (%d missing, %d unexpected): p50 %.2f ms, p99 %.2f ms, max %.1f ms; presenced's durable writes meanwhile: mean %.1f ms, p99 <= %g ms\n",
 			c.Watchers, c.ChangedUsers, c.Changes, c.Arrivals, c.Missing, c.Unexpected, c.P50ms, c.P99ms, c.MaxMs, c.StoreWriteMeanMs, c.StoreWriteP99Ms)
+		fmt.Fprintf(w, "  per change: first arrival p50 %.2f ms, p99 %.2f ms (the write and the hand-out); first to last arrival p50 %.2f ms, p99 %.2f ms (the fan-out)\n",
+			c.FirstP50ms, c.FirstP99ms, c.SpreadP50ms, c.SpreadP99ms)
 		fmt.Fprintf(w, "  garbage collections meanwhile: presenced %.0f (pauses %.1f ms in all), the tool %d (pauses %.1f ms)\n",
 			c.ServerGCs, c.ServerGCPauseMs, c.ToolGCs, c.ToolGCPauseMs)
 		if nodes > 1 {
