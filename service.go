@@ -102,7 +102,7 @@ func NewService(store Store, clock Clock, logger *slog.Logger) *Service {
 	return &Service{
 		store:  store,
 		clock:  clock,
-		env:    Env{Zones: NewTimeZones()},
+		env:    Env{Zones: zoneNames()},
 		logger: logger,
 		feed:   NewFeed(),
 		quiet:  NewFeed(),

@@ -42,9 +42,13 @@ func newHooks(t testing.TB) (http.Handler, *testclock.Clock) {
 	return testhooks.NewHandler(testhooks.Config{Service: svc, Clock: clock, SetRateLimit: func(int) {}, WriteError: api.WriteError}), clock
 }
 
-// FuzzHooks sends arbitrary bodies to every hook: each must answer a
-// success or a Graph error (never a 5xx or a panic), and the test clock
-// never moves backwards.
+// FuzzHooks sends sequences of arbitrary bodies to the hooks, each
+// sequence to hooks of its own (a fresh service and clock): every answer
+// must be a success or a Graph error (never a 5xx or a panic, and an
+// answer at all), and the test clock never moves backwards. A sequence
+// rather than one call, so that what one hook leaves (the clock far on, a
+// session) meets the next; each input its own state, so that an input
+// that fails fails alone too.
 func FuzzHooks(f *testing.F) {
 	hooks := []string{
 		"POST /_test/clock/advance",
@@ -63,33 +67,67 @@ func FuzzHooks(f *testing.F) {
 		``, `{"isOutOfOffice":true,"message":"away"}`, `{"active":true}`, `{"enabled":false}`, `{"active":1}`,
 		`{"by":"-PT5M"}`, `{"by":"P99999999D"}`, `{"availability":"Nope","activity":"x"}`, `[]`, `null`, `{"extra":1}`,
 		`{"now":"2030-01-01T09:00:00Z"}`, `{"now":"2001-01-01T00:00:00Z"}`, `{"tenantId":"` + tenant + `"}`, `{}`, `{"tenantId":"x"}`} {
-		f.Add(uint8(i), []byte(body))
+		f.Add(hookSteps(hookStep{uint8(i), body}))
 	}
-	h, clock := newHooks(f)
-	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		method, path, _ := strings.Cut(hooks[int(which)%len(hooks)], " ")
-		before := clock.Now()
-		req := httptest.NewRequest(method, path, bytes.NewReader(body))
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code >= 500 {
-			t.Fatalf("%s %s %q: status %d: %s", method, path, body, rec.Code, rec.Body)
-		}
-		if rec.Code >= 400 {
-			var env struct {
-				Error struct {
-					Code    string `json:"code"`
-					Message string `json:"message"`
-				} `json:"error"`
+	// Far on, then a session due after the clock's now, then an advance:
+	// past April 2262 the advance never answered.
+	for _, far := range []string{"2199-12-31T22:00:00Z", "2299-12-31T22:00:00Z"} {
+		f.Add(hookSteps(hookStep{8, `{"now":"` + far + `"}`}, hookStep{2, `{"availability":"Busy","activity":"InACall","expirationDuration":"PT1H"}`},
+			hookStep{0, `{"by":"PT30M"}`}, hookStep{10, ``}, hookStep{0, `{"by":"PT1H"}`}))
+	}
+	f.Fuzz(func(t *testing.T, steps []byte) {
+		h, clock := newHooks(t)
+		for n := 0; len(steps) >= 2 && n < maxHookSteps; n++ {
+			which, size := steps[0], int(steps[1])
+			steps = steps[2:]
+			body := steps[:min(size, len(steps))]
+			steps = steps[len(body):]
+			method, path, _ := strings.Cut(hooks[int(which)%len(hooks)], " ")
+			before := clock.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(ctx)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			cancel()
+			if rec.Code >= 500 {
+				t.Fatalf("step %d, %s %s %q: status %d: %s", n, method, path, body, rec.Code, rec.Body)
 			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.Error.Code == "" || env.Error.Message == "" {
-				t.Fatalf("%s %s %q: %d without a Graph error: %s", method, path, body, rec.Code, rec.Body)
+			if rec.Code >= 400 {
+				var env struct {
+					Error struct {
+						Code    string `json:"code"`
+						Message string `json:"message"`
+					} `json:"error"`
+				}
+				if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.Error.Code == "" || env.Error.Message == "" {
+					t.Fatalf("step %d, %s %s %q: %d without a Graph error: %s", n, method, path, body, rec.Code, rec.Body)
+				}
 			}
-		}
-		if clock.Now().Before(before) {
-			t.Fatalf("the clock went back from %v to %v", before, clock.Now())
+			if clock.Now().Before(before) {
+				t.Fatalf("step %d: the clock went back from %v to %v", n, before, clock.Now())
+			}
 		}
 	})
+}
+
+// maxHookSteps bounds the hooks one FuzzHooks input calls.
+const maxHookSteps = 8
+
+// hookStep is one call of a FuzzHooks input: the hook's index and a body.
+type hookStep struct {
+	which uint8
+	body  string
+}
+
+// hookSteps encodes steps as a FuzzHooks input: for each, the hook's
+// index, the body's length (a byte) and the body.
+func hookSteps(steps ...hookStep) []byte {
+	var b []byte
+	for _, s := range steps {
+		b = append(b, s.which, byte(len(s.body)))
+		b = append(b, s.body...)
+	}
+	return b
 }
 
 // TestUnknownHookIs404 checks that a path under /_test/ with no hook is a
