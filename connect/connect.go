@@ -188,8 +188,13 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// feedBuffer is how many changes may wait for the dispatcher.
-const feedBuffer = 1 << 16
+// feedBuffer is how many changes may wait for the dispatcher: seconds of
+// the heaviest bursts (thousands of connects a second, each a change), as
+// handing a change to no watcher is a map lookup. A change is ~300 bytes,
+// and a buffer's slots become resident memory once a burst has gone
+// through them: 65,536 of them were 17 MB, a kilobyte per connection of a
+// node holding 17,000. Beyond it, watchers get a new snapshot (Run).
+const feedBuffer = 1 << 13
 
 // resnapshot has every watching connection send a new snapshot of the
 // users it watches.
