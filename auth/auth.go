@@ -291,6 +291,37 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (presence.Principal, 
 	return p, err
 }
 
+// VerifyUncached is Verify for a token that authenticates one long-lived
+// connection: it is answered from the cache when the cache holds it, but a
+// token it does not hold is verified without being added. Thousands of
+// connections, each with a token of its own, would otherwise keep a copy of
+// every token (a kilobyte or so each) in the cache beside their own
+// Principals, for requests that do not come.
+func (v *Verifier) VerifyUncached(ctx context.Context, raw string) (presence.Principal, error) {
+	p, err := v.verifyUncached(ctx, raw)
+	if err != nil && raw != "" {
+		v.logRefusal(ctx, raw, err)
+	}
+	return p, err
+}
+
+func (v *Verifier) verifyUncached(ctx context.Context, raw string) (presence.Principal, error) {
+	if raw == "" {
+		return presence.Principal{}, tokenError(messageEmpty, nil)
+	}
+	if p, ok := v.cache.get(raw, v.now()); ok {
+		return p, nil
+	}
+	if len(raw) > maxTokenLen {
+		return presence.Principal{}, tokenError(messageInvalid, errTooLong)
+	}
+	if !compact(raw) {
+		return presence.Principal{}, tokenError(messageMalformed, errNotCompact)
+	}
+	p, _, err := v.verify(ctx, raw)
+	return p, err
+}
+
 // verifyCached is Verify without the log of refusals.
 func (v *Verifier) verifyCached(ctx context.Context, raw string) (presence.Principal, error) {
 	if raw == "" {

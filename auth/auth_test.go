@@ -723,3 +723,47 @@ func TestVerifyRetriesWhenFirstCallerGivesUp(t *testing.T) {
 		t.Fatalf("second Verify = %v, want it to verify on its own", err)
 	}
 }
+
+// TestVerifyUncached: a connection's token is verified like any other
+// (refused when bad), served from the cache when a request put it there,
+// and never added to the cache itself.
+func TestVerifyUncached(t *testing.T) {
+	ks := authtest.NewKeySet(t)
+	v := fileVerifier(t, ks, testConfig())
+	checks := countKeys(v)
+	ctx := context.Background()
+	token := ks.Mint("RS256", delegatedClaims())
+	want, err := v.Verify(context.Background(), ks.Mint("RS256", delegatedClaims()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.cache = newCache(DefaultCacheSize) // forget that one
+	for range 2 {
+		p, err := v.VerifyUncached(ctx, token)
+		if err != nil {
+			t.Fatalf("VerifyUncached: %v", err)
+		}
+		if p.User != want.User || p.Tenant != want.Tenant {
+			t.Fatalf("VerifyUncached = %+v, want the user of %+v", p, want)
+		}
+	}
+	if n := v.cache.len(); n != 0 {
+		t.Fatalf("the cache holds %d tokens after VerifyUncached only", n)
+	}
+	if n := checks.Load(); n != 3 {
+		t.Fatalf("signature checked %d times, want 3 (one per uncached verification)", n)
+	}
+	if _, err := v.Verify(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.VerifyUncached(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks.Load(); n != 4 {
+		t.Fatalf("signature checked %d times, want 4 (the cached token is served from the cache)", n)
+	}
+	_, err = v.VerifyUncached(ctx, token[:len(token)-4]+"AAAA")
+	if err == nil {
+		t.Fatal("a token with a bad signature was accepted")
+	}
+}

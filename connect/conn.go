@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	presence "github.com/presenced/presenced"
+	"github.com/presenced/presenced/ticket"
 )
 
 // conn is one client connection.
@@ -57,7 +58,7 @@ type conn struct {
 }
 
 func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
-	p, err := s.cfg.Tickets.Authenticate(r, s.cfg.Auth)
+	p, err := s.cfg.Tickets.Authenticate(r, connectAuth{s.cfg.Auth})
 	if err != nil {
 		s.cfg.WriteError(w, r, err)
 		return
@@ -524,6 +525,22 @@ func outLabel(v any) string {
 		return m.Type
 	}
 	return "other"
+}
+
+// connectAuth verifies a connection's token without adding it to the
+// verifier's cache when the verifier can (auth.Verifier.VerifyUncached):
+// the connection keeps its Principal, and a cached copy of every
+// connection's token would only take memory.
+type connectAuth struct{ ticket.Authenticator }
+
+// Verify implements ticket.Authenticator.
+func (a connectAuth) Verify(ctx context.Context, raw string) (presence.Principal, error) {
+	if u, ok := a.Authenticator.(interface {
+		VerifyUncached(ctx context.Context, raw string) (presence.Principal, error)
+	}); ok {
+		return u.VerifyUncached(ctx, raw)
+	}
+	return a.Authenticator.Verify(ctx, raw)
 }
 
 // The buffers an idle connection keeps: net/http's are 4 KiB each way,
