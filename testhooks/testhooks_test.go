@@ -33,17 +33,25 @@ func (noAuth) Verify(context.Context, string) (presence.Principal, error) {
 // errors as the Graph surface does.
 func newHooks(t testing.TB) (http.Handler, *testclock.Clock) {
 	t.Helper()
+	h, clock, _ := newHooksOn(t, memstore.New())
+	return h, clock
+}
+
+// newHooksOn is newHooks over store, returning the service too.
+func newHooksOn(t testing.TB, store presence.Store) (http.Handler, *testclock.Clock, *presence.Service) {
+	t.Helper()
 	clock := testclock.New(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
-	svc := presence.NewService(memstore.New(), clock, nil)
+	svc := presence.NewService(store, clock, nil)
 	api, err := graphapi.NewServer(graphapi.Config{Service: svc, Auth: noAuth{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testhooks.NewHandler(testhooks.Config{Service: svc, Clock: clock, SetRateLimit: func(int) {}, WriteError: api.WriteError}), clock
+	return testhooks.NewHandler(testhooks.Config{Service: svc, Clock: clock, SetRateLimit: func(int) {}, WriteError: api.WriteError}), clock, svc
 }
 
 // FuzzHooks sends sequences of arbitrary bodies to the hooks, each
-// sequence to hooks of its own (a fresh service and clock): every answer
+// sequence to hooks of its own (a fresh service and clock, and an empty
+// store): every answer
 // must be a success or a Graph error (never a 5xx or a panic, and an
 // answer at all), and the test clock never moves backwards. A sequence
 // rather than one call, so that what one hook leaves (the clock far on, a
@@ -75,8 +83,15 @@ func FuzzHooks(f *testing.F) {
 		f.Add(hookSteps(hookStep{8, `{"now":"` + far + `"}`}, hookStep{2, `{"availability":"Busy","activity":"InACall","expirationDuration":"PT1H"}`},
 			hookStep{0, `{"by":"PT30M"}`}, hookStep{10, ``}, hookStep{0, `{"by":"PT1H"}`}))
 	}
+	// One store for every input, emptied before each (a store costs more
+	// to make than a short sequence costs to run); a clock and a service
+	// of their own.
+	store := memstore.New()
 	f.Fuzz(func(t *testing.T, steps []byte) {
-		h, clock := newHooks(t)
+		h, clock, svc := newHooksOn(t, store)
+		if _, err := svc.Reset(context.Background(), ""); err != nil {
+			t.Fatal(err)
+		}
 		for n := 0; len(steps) >= 2 && n < maxHookSteps; n++ {
 			which, size := steps[0], int(steps[1])
 			steps = steps[2:]
