@@ -175,8 +175,18 @@ type ConnectionsResult struct {
 
 // benchConn is one of the tool's client connections.
 type benchConn struct {
-	ws   *websocket.Conn
+	ws   *websocket.Conn // a watcher's or a changer's
+	raw  *rawConn        // an idle connection's
 	user string
+}
+
+// close closes the connection at once.
+func (c *benchConn) close() {
+	if c.raw != nil {
+		_ = c.raw.Close()
+		return
+	}
+	_ = c.ws.CloseNow()
 }
 
 // watchState is what one watcher received.
@@ -300,7 +310,31 @@ func runConnections(ctx context.Context, b *bench) error {
 			return err
 		}
 	}
+	dialers := sourceDialers()
 	_ = parallel(ctx, connectWorkers, own, func(i int) error {
+		if i >= watchers+changedUsers {
+			// An idle connection, spoken by hand.
+			raw, err := rawDialRetrying(ctx, dialers[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i), &retried)
+			if err != nil {
+				errMu.Lock()
+				res.ConnectErrors++
+				if res.FirstError == "" {
+					res.FirstError = err.Error()
+				}
+				errMu.Unlock()
+				return nil
+			}
+			conns[i] = &benchConn{raw: raw, user: users[i]}
+			held.Add(1)
+			go func() {
+				defer held.Done()
+				raw.hold()
+				if ctx.Err() == nil {
+					dropped.Add(1)
+				}
+			}()
+			return nil
+		}
 		c, err := benchDialRetrying(ctx, clients[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i), &retried)
 		if err != nil {
 			errMu.Lock()
@@ -372,7 +406,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
-				_ = c.ws.CloseNow()
+				c.close()
 			}
 		}
 		held.Wait()

@@ -239,8 +239,8 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			break
 		}
 	}
-	clients := sourceClients()
-	conns := make([]*benchConn, len(users))
+	dialers := sourceDialers()
+	conns := make([]*rawConn, len(users))
 	var dropped atomic.Int64
 	var closing atomic.Bool
 	var held sync.WaitGroup
@@ -250,7 +250,7 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	start := time.Now()
 	_ = parallel(ctx, connectWorkers, len(users), func(k int) error {
 		i := job.From + k
-		c, err := benchDialRetrying(ctx, clients[i%sourceAddrs], job.URLs[i%len(job.URLs)], tokens[k], fmt.Sprintf("bench-%d", i), &retried)
+		c, err := rawDialRetrying(ctx, dialers[i%sourceAddrs], job.URLs[i%len(job.URLs)], tokens[k], fmt.Sprintf("bench-%d", i), &retried)
 		if err != nil {
 			errMu.Lock()
 			r.Errors++
@@ -262,13 +262,9 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		}
 		conns[k] = c
 		held.Go(func() {
-			for {
-				if _, _, err := c.ws.Read(context.Background()); err != nil {
-					if !closing.Load() && ctx.Err() == nil {
-						dropped.Add(1)
-					}
-					return
-				}
+			c.hold()
+			if !closing.Load() && ctx.Err() == nil {
+				dropped.Add(1)
 			}
 		})
 		return nil
@@ -281,7 +277,7 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		closing.Store(true)
 		for _, c := range conns {
 			if c != nil {
-				_ = c.ws.CloseNow()
+				_ = c.Close()
 			}
 		}
 		held.Wait()
