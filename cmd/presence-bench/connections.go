@@ -20,8 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/presenced/presenced/auth"
 )
 
@@ -175,19 +173,12 @@ type ConnectionsResult struct {
 
 // benchConn is one of the tool's client connections.
 type benchConn struct {
-	ws   *websocket.Conn // a watcher's or a changer's
-	raw  *rawConn        // an idle connection's
+	raw  *rawConn
 	user string
 }
 
 // close closes the connection at once.
-func (c *benchConn) close() {
-	if c.raw != nil {
-		_ = c.raw.Close()
-		return
-	}
-	_ = c.ws.CloseNow()
-}
+func (c *benchConn) close() { _ = c.raw.Close() }
 
 // watchState is what one watcher received.
 type watchState struct {
@@ -278,7 +269,6 @@ func runConnections(ctx context.Context, b *bench) error {
 		res.LiveHeapBefore = liveHeap(ctx, t, "")
 	}
 
-	clients := sourceClients()
 	conns := make([]*benchConn, own)
 	var dropped atomic.Int64
 	var held sync.WaitGroup
@@ -312,30 +302,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	}
 	dialers := sourceDialers()
 	_ = parallel(ctx, connectWorkers, own, func(i int) error {
-		if i >= watchers+changedUsers {
-			// An idle connection, spoken by hand.
-			raw, err := rawDialRetrying(ctx, dialers[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i), &retried)
-			if err != nil {
-				errMu.Lock()
-				res.ConnectErrors++
-				if res.FirstError == "" {
-					res.FirstError = err.Error()
-				}
-				errMu.Unlock()
-				return nil
-			}
-			conns[i] = &benchConn{raw: raw, user: users[i]}
-			held.Add(1)
-			go func() {
-				defer held.Done()
-				raw.hold()
-				if ctx.Err() == nil {
-					dropped.Add(1)
-				}
-			}()
-			return nil
-		}
-		c, err := benchDialRetrying(ctx, clients[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i), &retried)
+		raw, err := rawDialRetrying(ctx, dialers[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i), &retried)
 		if err != nil {
 			errMu.Lock()
 			res.ConnectErrors++
@@ -345,33 +312,30 @@ func runConnections(ctx context.Context, b *bench) error {
 			errMu.Unlock()
 			return nil
 		}
-		c.user = users[i]
-		conns[i] = c
+		conns[i] = &benchConn{raw: raw, user: users[i]}
 		held.Add(1)
 		go func() {
 			defer held.Done()
 			var w *watchState // of a watcher, once a change came
-			for {
-				_, data, err := c.ws.Read(context.Background())
-				if err != nil {
-					if ctx.Err() == nil {
-						dropped.Add(1)
-					}
+			raw.hold(func(data []byte) {
+				f := onChange.Load()
+				if f == nil {
 					return
 				}
-				if f := onChange.Load(); f != nil {
-					at := time.Now()
-					var m struct{ Type, ID string }
-					if json.Unmarshal(data, &m) == nil && m.Type == "change" {
-						if w == nil {
-							w = &watchState{node: i % len(wsURLs)}
-							watchMu.Lock()
-							watchStates = append(watchStates, w)
-							watchMu.Unlock()
-						}
-						(*f)(w, m.ID, at)
+				at := time.Now()
+				var m struct{ Type, ID string }
+				if json.Unmarshal(data, &m) == nil && m.Type == "change" {
+					if w == nil {
+						w = &watchState{node: i % len(wsURLs)}
+						watchMu.Lock()
+						watchStates = append(watchStates, w)
+						watchMu.Unlock()
 					}
+					(*f)(w, m.ID, at)
 				}
+			})
+			if ctx.Err() == nil {
+				dropped.Add(1)
 			}
 		}()
 		return nil
@@ -522,7 +486,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	onChange.Store(&f)
 	watch, _ := json.Marshal(map[string]any{"type": "watch", "ids": ids})
 	for _, c := range conns[:watchers] {
-		if err := c.ws.Write(ctx, websocket.MessageText, watch); err != nil {
+		if err := c.raw.send(watch); err != nil {
 			return fmt.Errorf("connections: watch: %w", err)
 		}
 	}
@@ -547,7 +511,7 @@ func runConnections(ctx context.Context, b *bench) error {
 		sentMu.Lock()
 		sent[k] = append(sent[k], time.Now())
 		sentMu.Unlock()
-		if err := changers[k].ws.Write(ctx, websocket.MessageText, states[round]); err != nil {
+		if err := changers[k].raw.send(states[round]); err != nil {
 			return fmt.Errorf("connections: state: %w", err)
 		}
 		res.Changes++
@@ -598,36 +562,6 @@ func runConnections(ctx context.Context, b *bench) error {
 	return nil
 }
 
-// benchDial opens one connection and says hello.
-func benchDial(ctx context.Context, client *http.Client, url, token, device string) (*benchConn, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: client,
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
-	if err != nil {
-		return nil, err
-	}
-	hello, _ := json.Marshal(map[string]string{"type": "hello", "device": device})
-	if err := ws.Write(ctx, websocket.MessageText, hello); err != nil {
-		_ = ws.CloseNow()
-		return nil, err
-	}
-	_, data, err := ws.Read(ctx)
-	if err != nil {
-		_ = ws.CloseNow()
-		return nil, err
-	}
-	var m struct{ Type, Code string }
-	if err := json.Unmarshal(data, &m); err != nil || m.Type != "ready" {
-		_ = ws.CloseNow()
-		if m.Type == "error" && m.Code == "serviceNotAvailable" {
-			return nil, fmt.Errorf("%w: hello answered %s", errHelloUnavailable, data)
-		}
-		return nil, fmt.Errorf("hello answered %s", data)
-	}
-	return &benchConn{ws: ws}, nil
-}
-
 // errHelloUnavailable is a hello answered serviceNotAvailable: presenced
 // could not write the session (its store timed out), and says to retry.
 var errHelloUnavailable = errors.New("presenced unavailable")
@@ -637,24 +571,6 @@ const (
 	helloRetries    = 3
 	helloRetryAfter = time.Second
 )
-
-// benchDialRetrying is benchDial, again after helloRetryAfter (at most
-// helloRetries times) while the hello is answered serviceNotAvailable, as
-// a client told to retry later does; retried counts the retries.
-func benchDialRetrying(ctx context.Context, client *http.Client, url, token, device string, retried *atomic.Int64) (*benchConn, error) {
-	for k := 0; ; k++ {
-		c, err := benchDial(ctx, client, url, token, device)
-		if err == nil || !errors.Is(err, errHelloUnavailable) || k == helloRetries {
-			return c, err
-		}
-		retried.Add(1)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(helloRetryAfter):
-		}
-	}
-}
 
 // parallel runs fn(0..n-1) on workers goroutines; it returns the first
 // error, after which no new call starts.

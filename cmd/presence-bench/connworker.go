@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -167,17 +165,6 @@ func planConnections(n, share int) connPlan {
 	return p
 }
 
-// sourceClients returns one HTTP client per loopback source address.
-func sourceClients() []*http.Client {
-	clients := make([]*http.Client, sourceAddrs)
-	for i := range clients {
-		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
-		d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
-		clients[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: -1}}
-	}
-	return clients
-}
-
 // mintConnTokens mints the delegated tokens of users, with 4 goroutines.
 func mintConnTokens(ctx context.Context, issuer *auth.DevIssuer, app string, users []string) ([]string, error) {
 	tokens := make([]string, len(users))
@@ -262,7 +249,7 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		}
 		conns[k] = c
 		held.Go(func() {
-			c.hold()
+			c.hold(nil)
 			if !closing.Load() && ctx.Err() == nil {
 				dropped.Add(1)
 			}

@@ -17,12 +17,12 @@ import (
 	"time"
 )
 
-// rawConn is one of the tool's idle client connections, spoken by hand: an
-// HTTP upgrade, a hello, and then only pongs to presenced's pings. The
-// WebSocket library's client cost the tool 0.4 ms of CPU per connect,
-// about as much as presenced's own side, on the same two cores: the
-// connect rate measured the tool as much as presenced. The watchers and
-// changers, which exchange presence messages, keep the library.
+// rawConn is one of the tool's client connections, spoken by hand: an
+// HTTP upgrade, a hello, pongs to presenced's pings, and text messages
+// either way. The WebSocket library's client cost the tool 0.4 ms of CPU
+// per connect, about as much as presenced's own side, on the same two
+// cores (and more per message than this): the figures measured the tool as
+// much as presenced.
 type rawConn struct {
 	nc  net.Conn
 	br  *bufio.Reader
@@ -98,18 +98,29 @@ func rawDial(ctx context.Context, d *net.Dialer, wsURL, token, device string) (*
 }
 
 // hold answers presenced's pings until the connection ends (it failed,
-// was closed, or presenced closed it).
-func (c *rawConn) hold() {
+// was closed, or presenced closed it), handing every text message to
+// onText when it is not nil.
+func (c *rawConn) hold(onText func(data []byte)) {
 	for {
 		op, data, err := c.readFrame()
 		if err != nil || op == 0x8 {
 			return
 		}
-		if op == 0x9 && c.write(0xA, data) != nil {
-			return
+		switch op {
+		case 0x9:
+			if c.write(0xA, data) != nil {
+				return
+			}
+		case 0x1:
+			if onText != nil {
+				onText(data)
+			}
 		}
 	}
 }
+
+// send sends one text message.
+func (c *rawConn) send(data []byte) error { return c.write(0x1, data) }
 
 // Close closes the connection.
 func (c *rawConn) Close() error { return c.nc.Close() }
@@ -175,8 +186,7 @@ func appendClientFrame(b []byte, op byte, data []byte) []byte {
 	return b
 }
 
-// sourceDialers returns one dialer per loopback source address, as
-// sourceClients does for the library's connections.
+// sourceDialers returns one dialer per loopback source address.
 func sourceDialers() []*net.Dialer {
 	ds := make([]*net.Dialer, sourceAddrs)
 	for i := range ds {
@@ -185,7 +195,9 @@ func sourceDialers() []*net.Dialer {
 	return ds
 }
 
-// rawDialRetrying is rawDial, retried as benchDialRetrying retries.
+// rawDialRetrying is rawDial, again after helloRetryAfter (at most
+// helloRetries times) while the hello is answered serviceNotAvailable, as
+// a client told to retry later does; retried counts the retries.
 func rawDialRetrying(ctx context.Context, d *net.Dialer, wsURL, token, device string, retried interface{ Add(int64) int64 }) (*rawConn, error) {
 	for k := 0; ; k++ {
 		c, err := rawDial(ctx, d, wsURL, token, device)

@@ -46,7 +46,7 @@ func TestRawConnFrames(t *testing.T) {
 		}
 	}
 	done := make(chan struct{})
-	go func() { c.hold(); close(done) }()
+	go func() { c.hold(nil); close(done) }()
 	var h [2]byte
 	if _, err := io.ReadFull(server, h[:]); err != nil {
 		t.Fatal(err)
