@@ -284,7 +284,7 @@ func (v *Verifier) Close() {
 // Every error is a *TokenError: errors.As(err, new(*presence.Error)) gives
 // the code presence.CodeInvalidAuthenticationToken and a Graph-like message.
 func (v *Verifier) Verify(ctx context.Context, raw string) (presence.Principal, error) {
-	p, err := v.verifyCached(ctx, raw)
+	p, err := v.verifyKeeping(ctx, raw, true)
 	if err != nil && raw != "" {
 		v.logRefusal(ctx, raw, err)
 	}
@@ -298,14 +298,17 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (presence.Principal, 
 // every token (a kilobyte or so each) in the cache beside their own
 // Principals, for requests that do not come.
 func (v *Verifier) VerifyUncached(ctx context.Context, raw string) (presence.Principal, error) {
-	p, err := v.verifyUncached(ctx, raw)
+	p, err := v.verifyKeeping(ctx, raw, false)
 	if err != nil && raw != "" {
 		v.logRefusal(ctx, raw, err)
 	}
 	return p, err
 }
 
-func (v *Verifier) verifyUncached(ctx context.Context, raw string) (presence.Principal, error) {
+// verifyKeeping is Verify (keep) or VerifyUncached without the log of
+// refusals: a token the cache holds is answered from it; another is
+// verified, and added to the cache when keep is set.
+func (v *Verifier) verifyKeeping(ctx context.Context, raw string, keep bool) (presence.Principal, error) {
 	if raw == "" {
 		return presence.Principal{}, tokenError(messageEmpty, nil)
 	}
@@ -318,23 +321,9 @@ func (v *Verifier) verifyUncached(ctx context.Context, raw string) (presence.Pri
 	if !compact(raw) {
 		return presence.Principal{}, tokenError(messageMalformed, errNotCompact)
 	}
-	p, _, err := v.verify(ctx, raw)
-	return p, err
-}
-
-// verifyCached is Verify without the log of refusals.
-func (v *Verifier) verifyCached(ctx context.Context, raw string) (presence.Principal, error) {
-	if raw == "" {
-		return presence.Principal{}, tokenError(messageEmpty, nil)
-	}
-	if p, ok := v.cache.get(raw, v.now()); ok {
-		return p, nil
-	}
-	if len(raw) > maxTokenLen {
-		return presence.Principal{}, tokenError(messageInvalid, errTooLong)
-	}
-	if !compact(raw) {
-		return presence.Principal{}, tokenError(messageMalformed, errNotCompact)
+	if !keep {
+		p, _, err := v.verify(ctx, raw)
+		return p, err
 	}
 	return v.cache.do(ctx, raw, v.now, func() (presence.Principal, time.Time, error) {
 		return v.verify(ctx, raw)
