@@ -249,7 +249,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 // window past until. The test clock's advance calls it before the clock
 // jumps, as the renewals would have done had the time passed.
 func (s *Server) ExtendLeases(ctx context.Context, until time.Time) error {
-	return s.renew(ctx, until.Add(s.cfg.Grace), func(*conn) bool { return true }, nil)
+	return s.renew(ctx, until.Add(s.cfg.Grace), func(*conn) bool { return true }, 0)
 }
 
 // dispatch hands a change to the connections watching its user.
@@ -317,10 +317,10 @@ func (s *Server) heartbeats(ctx context.Context) {
 
 // pingsDue marks as pinged at now, and returns, the connections of all
 // last pinged a heartbeat ago or more and not being pinged: at most a
-// share of all a little over the steady rate (pingQuota); the others wait
+// paced share of all (heartbeatTicks looks a heartbeat); the others wait
 // for the next look.
 func pingsDue(now time.Time, all []*conn, heartbeat time.Duration) []*conn {
-	quota := pingQuota(len(all))
+	quota := paced(len(all), heartbeatTicks)
 	nowNano, every := now.UnixNano(), heartbeat.Nanoseconds()
 	var due []*conn
 	for _, c := range all {
@@ -335,11 +335,12 @@ func pingsDue(now time.Time, all []*conn, heartbeat time.Duration) []*conn {
 	return due
 }
 
-// pingQuota is how many of n connections one look of the heartbeat loop
-// pings at most: the steady rate's share and a quarter more, so that a
-// heartbeat's pings of connections opened together are spread over four
-// fifths of it at least.
-func pingQuota(n int) int { return n/(heartbeatTicks*4/5) + 16 }
+// paced is how many of n connections one of looks looks per interval
+// (at pings, at lease renewals) takes at most: the steady share and a
+// quarter more (and 16), so that connections due together are spread over
+// four fifths of the interval at least, and a late one catches up within
+// it.
+func paced(n, looks int) int { return n*5/(looks*4) + 16 }
 
 // renewals renews each held lease a third of the grace window after it was
 // last renewed, on the service clock. The renewals are paced: the loop
@@ -350,7 +351,7 @@ func pingQuota(n int) int { return n/(heartbeatTicks*4/5) + 16 }
 // their writes do not crowd out, every few seconds, the changes being
 // delivered. A lease renewed late still has more than a third of the
 // window left: the pace catches up on a full interval's leases within
-// renewCatchUp of an interval.
+// four fifths of an interval.
 func (s *Server) renewals(ctx context.Context) {
 	every := s.cfg.Grace / 3
 	tick := max(every/renewTicks, time.Millisecond)
@@ -366,7 +367,7 @@ func (s *Server) renewals(ctx context.Context) {
 		s.sweepGraces(now)
 		nowMilli, everyMilli := now.UnixMilli(), every.Milliseconds()
 		due := func(c *conn) bool { return nowMilli-c.renewed.Load() >= everyMilli }
-		if err := s.renew(ctx, now.Add(s.cfg.Grace), due, renewQuota); err != nil && ctx.Err() == nil {
+		if err := s.renew(ctx, now.Add(s.cfg.Grace), due, renewTicks); err != nil && ctx.Err() == nil {
 			s.logger.Warn("renewing connection leases", "err", err)
 		}
 	}
@@ -379,24 +380,15 @@ const (
 	// renewTicks is how many times per renewal interval the loop looks
 	// for leases due.
 	renewTicks = 100
-	// renewCatchUp is the share of an interval in which the pace renews
-	// every held lease: a tick renews 1/(renewTicks × renewCatchUp) of
-	// them at most.
-	renewCatchUp = 0.8
 	// renewWorkers is how many leases are renewed at once, so that the
 	// writes share the store's group commit without taking every core.
 	renewWorkers = 16
 )
 
-// renewQuota is how many of held leases a tick of renewals renews at most.
-func renewQuota(held int) int {
-	return int(float64(held)/(renewTicks*renewCatchUp)) + renewWorkers
-}
-
 // renew renews the held leases that due selects to last until until: all
-// of them when quota is nil, else at most quota(held) of them, those
-// renewed longest ago first.
-func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) bool, quota func(held int) int) error {
+// of them when looks is 0, else at most the paced share of one of looks
+// looks, those renewed longest ago first.
+func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) bool, looks int) error {
 	s.mu.Lock()
 	var all []*conn
 	for _, c := range s.held {
@@ -406,8 +398,8 @@ func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) boo
 	}
 	held := len(s.held)
 	s.mu.Unlock()
-	if quota != nil {
-		if q := quota(held); len(all) > q {
+	if looks > 0 {
+		if q := paced(held, looks); len(all) > q {
 			slices.SortFunc(all, func(a, b *conn) int { return cmp.Compare(a.renewed.Load(), b.renewed.Load()) })
 			all = all[:q]
 		}

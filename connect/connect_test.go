@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,10 +23,21 @@ const (
 )
 
 // fakeAuth takes a token "user" as a delegated Presence.ReadWrite token of
-// that user.
-type fakeAuth struct{}
+// that user, and counts the verifications that may fill a token cache
+// (Verify) and those that may not (VerifyUncached).
+type fakeAuth struct{ cached, uncached atomic.Int64 }
 
-func (fakeAuth) Verify(_ context.Context, raw string) (presence.Principal, error) {
+func (a *fakeAuth) Verify(_ context.Context, raw string) (presence.Principal, error) {
+	a.cached.Add(1)
+	return fakePrincipal(raw)
+}
+
+func (a *fakeAuth) VerifyUncached(_ context.Context, raw string) (presence.Principal, error) {
+	a.uncached.Add(1)
+	return fakePrincipal(raw)
+}
+
+func fakePrincipal(raw string) (presence.Principal, error) {
 	if raw == "" || strings.Contains(raw, " ") {
 		return presence.Principal{}, presence.Errorf(presence.CodeInvalidAuthenticationToken, "bad token")
 	}
@@ -33,6 +45,7 @@ func (fakeAuth) Verify(_ context.Context, raw string) (presence.Principal, error
 }
 
 type harness struct {
+	auth  *fakeAuth
 	store *memstore.Store
 	svc   *presence.Service
 	clock *presence.TestClock
@@ -45,8 +58,9 @@ func newHarness(t *testing.T, heartbeat, timeout time.Duration) *harness {
 	clock := presence.NewTestClock(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 	store := memstore.New()
 	svc := presence.NewService(store, clock, nil)
+	auth := &fakeAuth{}
 	s, err := New(Config{
-		Service: svc, Auth: fakeAuth{},
+		Service: svc, Auth: auth,
 		Tickets: &ticket.Issuer{Store: ticket.NewMemory(0), Clock: clock},
 		WriteError: func(w http.ResponseWriter, _ *http.Request, err error) {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
@@ -68,7 +82,7 @@ func newHarness(t *testing.T, heartbeat, timeout time.Duration) *harness {
 		<-done
 		hs.Close()
 	})
-	return &harness{store: store, svc: svc, clock: clock, srv: s, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/presenced/connect"}
+	return &harness{auth: auth, store: store, svc: svc, clock: clock, srv: s, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/presenced/connect"}
 }
 
 func (h *harness) dial(t *testing.T, user string) *websocket.Conn {
@@ -79,6 +93,24 @@ func (h *harness) dial(t *testing.T, user string) *websocket.Conn {
 	}
 	t.Cleanup(func() { _ = ws.CloseNow() })
 	return ws
+}
+
+// hold connects user, says hello as device "d", waits for ready, and
+// keeps reading (so pings are answered) until the test ends.
+func (h *harness) hold(t *testing.T, user string) {
+	t.Helper()
+	ws := h.dial(t, user)
+	write(t, ws, map[string]any{"type": "hello", "device": "d"})
+	if _, _, err := ws.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			if _, _, err := ws.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
 }
 
 func write(t *testing.T, ws *websocket.Conn, v any) {
@@ -131,18 +163,7 @@ func TestHeartbeatKeepsReaderDropsSilent(t *testing.T) {
 // windows while its connection lives (e2e tests the end after a close).
 func TestLeaseRenewedOnTheServiceClock(t *testing.T) {
 	h := newHarness(t, time.Second, 5*time.Second)
-	ws := h.dial(t, userA)
-	write(t, ws, map[string]any{"type": "hello", "device": "d"})
-	if _, _, err := ws.Read(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			if _, _, err := ws.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
+	h.hold(t, userA)
 	expires := func() time.Time {
 		st, err := h.store.Get(context.Background(), tenant, []string{userA})
 		if err != nil || len(st[0].Sessions) != 1 {
@@ -178,18 +199,7 @@ func TestRenewalsArePaced(t *testing.T) {
 	users := make([]string, n)
 	for i := range users {
 		users[i] = presence.NewGUID()
-		ws := h.dial(t, users[i])
-		write(t, ws, map[string]any{"type": "hello", "device": "d"})
-		if _, _, err := ws.Read(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for {
-				if _, _, err := ws.Read(context.Background()); err != nil {
-					return
-				}
-			}
-		}()
+		h.hold(t, users[i])
 	}
 	h.clock.Advance(DefaultGrace / 3)
 	want := h.clock.Now().Add(DefaultGrace)
@@ -241,8 +251,8 @@ func TestPingsArePaced(t *testing.T) {
 	looks := 0
 	for len(pinged) < n {
 		due := pingsDue(now, all, heartbeat)
-		if len(due) == 0 || len(due) > pingQuota(n) {
-			t.Fatalf("look %d pinged %d of %d connections due, want 1 to %d", looks, len(due), n-len(pinged), pingQuota(n))
+		if len(due) == 0 || len(due) > paced(n, heartbeatTicks) {
+			t.Fatalf("look %d pinged %d of %d connections due, want 1 to %d", looks, len(due), n-len(pinged), paced(n, heartbeatTicks))
 		}
 		for _, c := range due {
 			if pinged[c] {
@@ -256,5 +266,16 @@ func TestPingsArePaced(t *testing.T) {
 	}
 	if looks < 2 || time.Duration(looks)*heartbeat/heartbeatTicks > heartbeat {
 		t.Fatalf("%d connections due together took %d looks (%v), want them spread within a heartbeat", n, looks, time.Duration(looks)*heartbeat/heartbeatTicks)
+	}
+}
+
+// TestConnectionTokensNotCached: a connection's token is verified without
+// filling the verifier's token cache (VerifyUncached), which would keep a
+// copy of every connection's token for requests that do not come.
+func TestConnectionTokensNotCached(t *testing.T) {
+	h := newHarness(t, time.Minute, 3*time.Minute)
+	h.hold(t, userA)
+	if c, u := h.auth.cached.Load(), h.auth.uncached.Load(); c != 0 || u != 1 {
+		t.Fatalf("a connect verified its token %d times through Verify and %d through VerifyUncached, want 0 and 1", c, u)
 	}
 }
