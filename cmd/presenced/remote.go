@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	presence "github.com/presenced/presenced"
 	"github.com/presenced/presenced/redisstore"
@@ -26,15 +27,14 @@ import (
 type remoteRelay struct {
 	queue  chan redisstore.RemoteEvent
 	read   func(ctx context.Context, tenant string, users []string) ([]presence.View, error)
-	now    func() presence.Event // an event with At set to the service clock's now
-	loud   func(presence.Event)  // publishes a change of the visible pair
-	quiet  func(presence.Event)  // publishes a write that changed none
+	clock  func() time.Time
+	loud   func(presence.Event) // publishes a change of the visible pair
+	quiet  func(presence.Event) // publishes a write that changed none
 	logger *slog.Logger
 
 	mu      sync.Mutex
 	lost    map[presence.Key]struct{}
 	dropped atomic.Uint64 // events dropped from a full queue
-	stale   atomic.Uint64 // dropped events whose user could not be remembered
 }
 
 const (
@@ -49,7 +49,7 @@ func newRemoteRelay(queue int, svc *presence.Service, logger *slog.Logger) *remo
 	return &remoteRelay{
 		queue:  make(chan redisstore.RemoteEvent, queue),
 		read:   svc.Read,
-		now:    func() presence.Event { return presence.Event{At: svc.Clock().Now()} },
+		clock:  svc.Clock().Now,
 		loud:   svc.PublishRemote,
 		quiet:  svc.PublishRemoteQuiet,
 		logger: logger,
@@ -65,17 +65,27 @@ func (r *remoteRelay) offer(re redisstore.RemoteEvent) {
 		return
 	default:
 	}
-	first := r.dropped.Add(1) == 1
+	r.dropped.Add(1)
+	kept := r.remember(re.Key)
+	// The logger limits how often a warning is written.
+	r.logger.Warn("redis: other nodes' changes arrive faster than this node relays them; one was dropped, and its user is read again and relayed as it is then",
+		"user", re.Key.User, "remembered", kept)
+}
+
+// remember notes keys to be read again with the next batch, up to
+// remoteLostMax users; it reports whether all of them could be noted.
+func (r *remoteRelay) remember(keys ...presence.Key) bool {
 	r.mu.Lock()
-	if _, ok := r.lost[re.Key]; !ok && len(r.lost) < remoteLostMax {
-		r.lost[re.Key] = struct{}{}
-	} else if !ok {
-		r.stale.Add(1)
+	defer r.mu.Unlock()
+	all := true
+	for _, k := range keys {
+		if _, ok := r.lost[k]; !ok && len(r.lost) >= remoteLostMax {
+			all = false
+			continue
+		}
+		r.lost[k] = struct{}{}
 	}
-	r.mu.Unlock()
-	if first {
-		r.logger.Warn("redis: other nodes' changes arrive faster than this node relays them; the users whose changes were dropped are read again and their presence as it is then is relayed", "user", re.Key.User)
-	}
+	return all
 }
 
 // run relays the queued events until ctx is done.
@@ -150,7 +160,7 @@ func (r *remoteRelay) relay(ctx context.Context, batch []redisstore.RemoteEvent,
 			views[presence.Key{Tenant: tenant, User: u}] = got[i]
 		}
 	}
-	now := r.now()
+	now := presence.Event{At: r.clock()}
 	for _, re := range batch {
 		if re.Quiet {
 			// Its watchers (the console) read the user themselves.
@@ -177,14 +187,5 @@ func (r *remoteRelay) relay(ctx context.Context, batch []redisstore.RemoteEvent,
 		ev.Key, ev.Before, ev.After = k, v, v
 		r.loud(ev)
 	}
-	if len(unread) > 0 {
-		// Read again with the next batch.
-		r.mu.Lock()
-		for _, k := range unread {
-			if len(r.lost) < remoteLostMax {
-				r.lost[k] = struct{}{}
-			}
-		}
-		r.mu.Unlock()
-	}
+	r.remember(unread...) // read again with the next batch
 }

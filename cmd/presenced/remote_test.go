@@ -38,7 +38,7 @@ func (f *fakeNode) relay(queue int) *remoteRelay {
 			}
 			return out, nil
 		},
-		now: func() presence.Event { return presence.Event{At: time.Unix(0, 0)} },
+		clock: func() time.Time { return time.Unix(0, 0) },
 		loud: func(ev presence.Event) {
 			f.mu.Lock()
 			f.published = append(f.published, ev)
