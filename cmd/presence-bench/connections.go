@@ -276,7 +276,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	var onChange atomic.Pointer[func(w *watchState, user string, at time.Time)]
 	var watchMu sync.Mutex
 	var watchStates []*watchState
-	var errMu sync.Mutex
+	var failed connectErrors
 	var retried atomic.Int64
 	b.log.Info("connecting", "connections", n, "nodes", len(nodes), "processes", res.Processes, "by_the_tool", own, "workers", connectWorkers)
 	connectProfiled := make(chan struct{})
@@ -304,12 +304,7 @@ func runConnections(ctx context.Context, b *bench) error {
 	_ = parallel(ctx, connectWorkers, own, func(i int) error {
 		raw, err := rawDialRetrying(ctx, dialers[i%sourceAddrs], wsURLs[i%len(wsURLs)], tokens[i], fmt.Sprintf("bench-%d", i), &retried)
 		if err != nil {
-			errMu.Lock()
-			res.ConnectErrors++
-			if res.FirstError == "" {
-				res.FirstError = err.Error()
-			}
-			errMu.Unlock()
+			failed.add(err)
 			return nil
 		}
 		conns[i] = &benchConn{raw: raw, user: users[i]}
@@ -340,6 +335,7 @@ func runConnections(ctx context.Context, b *bench) error {
 		}()
 		return nil
 	})
+	res.ConnectErrors, res.FirstError = failed.n, failed.first
 	ownErrors := res.ConnectErrors
 	for _, w := range workers {
 		r, err := w.next(ctx, reportConnected)
@@ -571,6 +567,22 @@ const (
 	helloRetries    = 3
 	helloRetryAfter = time.Second
 )
+
+// connectErrors counts the connects that failed and keeps the first error.
+type connectErrors struct {
+	mu    sync.Mutex
+	n     int
+	first string
+}
+
+func (e *connectErrors) add(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n++
+	if e.first == "" {
+		e.first = err.Error()
+	}
+}
 
 // parallel runs fn(0..n-1) on workers goroutines; it returns the first
 // error, after which no new call starts.

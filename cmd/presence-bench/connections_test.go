@@ -36,20 +36,7 @@ func TestRunConnectionsRedisWorkers(t *testing.T) {
 	}
 	startTestRedis(t) // skips, or fails with PRESENCED_REQUIRE_REDIS=1, without redis-server
 	t.Setenv(connShareEnv, "700")
-	file := filepath.Join(t.TempDir(), "report.json")
-	args := []string{"presence-bench", "--scenario", "connections", "--store", "redis", "--nodes", "2", "--users", "1500", "--json-file", file}
-	var out strings.Builder
-	if err := run(context.Background(), args, &out, io.Discard); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, out := runReport(t, []string{"presence-bench", "--scenario", "connections", "--store", "redis", "--nodes", "2", "--users", "1500"})
 	c := rep.Connections
 	if c == nil {
 		t.Fatalf("no connections result:\n%s", out.String())
@@ -116,4 +103,24 @@ func TestWriteConnections(t *testing.T) {
 	if !strings.Contains(out.String(), "NOT the 50000 asked") || !strings.Contains(out.String(), "use --store redis --nodes 3 for 50,000") {
 		t.Errorf("file store:\n%s", out.String())
 	}
+}
+
+// runReport runs the tool with args and a JSON report file, and returns
+// the report and what the tool printed.
+func runReport(t *testing.T, args []string) (Report, *strings.Builder) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "report.json")
+	var out strings.Builder
+	if err := run(context.Background(), append(args, "--json-file", file), &out, io.Discard); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep, &out
 }

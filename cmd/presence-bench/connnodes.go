@@ -108,14 +108,17 @@ const (
 )
 
 // eachCPU returns the CPU time of each node.
-func eachCPU(nodes []*target) ([]time.Duration, error) {
-	out := make([]time.Duration, len(nodes))
+func eachCPU(nodes []*target) ([]time.Duration, error) { return eachNode(nodes, processCPU) }
+
+// eachNode reads each node's process with read.
+func eachNode[T any](nodes []*target, read func(pid int) (T, error)) ([]T, error) {
+	out := make([]T, len(nodes))
 	for i, t := range nodes {
-		cpu, err := processCPU(t.proc.pid())
+		v, err := read(t.proc.pid())
 		if err != nil {
 			return nil, err
 		}
-		out[i] = cpu
+		out[i] = v
 	}
 	return out, nil
 }
@@ -183,15 +186,7 @@ func nodesMemory(ctx context.Context, nodes []*target) ([]memory, error) {
 	if err := sleepUntil(ctx, time.Now().Add(settle)); err != nil {
 		return nil, err
 	}
-	out := make([]memory, len(nodes))
-	for i, t := range nodes {
-		m, err := processMemory(t.proc.pid())
-		if err != nil {
-			return nil, err
-		}
-		out[i] = m
-	}
-	return out, nil
+	return eachNode(nodes, processMemory)
 }
 
 // sumMemory adds the nodes' memory up.
@@ -224,15 +219,12 @@ func scrapeNodes(ctx context.Context, nodes []*target) (map[string]float64, []ma
 
 // nodesCPU returns the CPU time the nodes used in all.
 func nodesCPU(nodes []*target) (time.Duration, error) {
+	each, err := eachCPU(nodes)
 	var sum time.Duration
-	for _, t := range nodes {
-		cpu, err := processCPU(t.proc.pid())
-		if err != nil {
-			return 0, err
-		}
+	for _, cpu := range each {
 		sum += cpu
 	}
-	return sum, nil
+	return sum, err
 }
 
 // spread counts, for connections [from, to), how many are on each of

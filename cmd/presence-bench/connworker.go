@@ -231,7 +231,7 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	var dropped atomic.Int64
 	var closing atomic.Bool
 	var held sync.WaitGroup
-	var errMu sync.Mutex
+	var failed connectErrors
 	var retried atomic.Int64
 	r := connReport{Type: reportConnected}
 	start := time.Now()
@@ -239,12 +239,7 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		i := job.From + k
 		c, err := rawDialRetrying(ctx, dialers[i%sourceAddrs], job.URLs[i%len(job.URLs)], tokens[k], fmt.Sprintf("bench-%d", i), &retried)
 		if err != nil {
-			errMu.Lock()
-			r.Errors++
-			if r.FirstError == "" {
-				r.FirstError = err.Error()
-			}
-			errMu.Unlock()
+			failed.add(err)
 			return nil
 		}
 		conns[k] = c
@@ -257,6 +252,7 @@ func runConnWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		return nil
 	})
 	r.ConnectSeconds = time.Since(start).Seconds()
+	r.Errors, r.FirstError = failed.n, failed.first
 	r.Connected = len(users) - r.Errors
 	r.Dropped = dropped.Load()
 	r.Retries = retried.Load()

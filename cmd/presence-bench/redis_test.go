@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -199,21 +198,8 @@ func TestRunRedisNodes(t *testing.T) {
 		t.Skip("builds presenced and runs load; not with -short")
 	}
 	startTestRedis(t) // skips, or fails with PRESENCED_REQUIRE_REDIS=1, without redis-server
-	file := filepath.Join(t.TempDir(), "report.json")
-	args := []string{"presence-bench", "--store", "redis", "--nodes", "2", "--scenario", "set,get", "--duration", "500ms",
-		"--warmup", "100ms", "--users", "700", "--connections", "4", "--max-other-cpu", "-1", "--json-file", file}
-	var out strings.Builder
-	if err := run(context.Background(), args, &out, io.Discard); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, out := runReport(t, []string{"presence-bench", "--store", "redis", "--nodes", "2", "--scenario", "set,get", "--duration", "500ms",
+		"--warmup", "100ms", "--users", "700", "--connections", "4", "--max-other-cpu", "-1"})
 	for _, sc := range []string{"set", "get"} {
 		p, base := rep.run(sc, targetPresenced), rep.run(sc, targetRedisBaseline)
 		if p == nil || base == nil {

@@ -263,29 +263,13 @@ func (r *Report) nearestRun(scenario, target string, conns int) *RunResult {
 func abs(x int) int { return max(x, -x) }
 
 // pairedP99Ratio is pairedRatio for the p99 latencies of single-operation
-// runs: the ratio of each round and their median over the quiet rounds.
+// runs. Of an even number of quiet rounds it takes the higher of the
+// middle two: the goal is a ceiling, so the doubt goes against it.
 func pairedP99Ratio(run, base *RunResult) (float64, []float64) {
-	n := len(run.RoundsP99ms)
-	if n < 2 || len(base.RoundsP99ms) != n {
+	quiet, ratios := pairedRounds(run, base, func(r *RunResult) []float64 { return r.RoundsP99ms })
+	if quiet == nil {
 		return 0, nil
 	}
-	ratios := make([]float64, n)
-	var quiet, all []float64
-	for i := range n {
-		if base.RoundsP99ms[i] <= 0 {
-			return 0, nil
-		}
-		ratios[i] = run.RoundsP99ms[i] / base.RoundsP99ms[i]
-		all = append(all, ratios[i])
-		if !roundNoisy(run, i) && !roundNoisy(base, i) {
-			quiet = append(quiet, ratios[i])
-		}
-	}
-	if len(quiet) == 0 {
-		quiet = all
-	}
-	// Of an even number, the higher of the middle two: the goal is a
-	// ceiling, so the doubt goes against it.
 	slices.Sort(quiet)
 	return quiet[len(quiet)/2], ratios
 }
@@ -295,17 +279,30 @@ func pairedP99Ratio(run, base *RunResult) (float64, []float64) {
 // each round and their median, over the rounds where neither was noisy
 // (over all when every round was). It returns 0 without several rounds.
 func pairedRatio(run, base *RunResult) (float64, []float64) {
-	n := len(run.RoundsRPS)
-	if n < 2 || len(base.RoundsRPS) != n {
+	quiet, ratios := pairedRounds(run, base, func(r *RunResult) []float64 { return r.RoundsRPS })
+	if quiet == nil {
 		return 0, nil
 	}
-	ratios := make([]float64, n)
-	var quiet, all []float64
+	return lowerMedian(quiet, cmp.Compare[float64]), ratios
+}
+
+// pairedRounds returns the ratio of run's figure to base's in each round
+// (rounds gives a run's figures), and those of the rounds where neither
+// was noisy (all of them when every round was); nil without several
+// rounds or with a baseline figure of zero.
+func pairedRounds(run, base *RunResult, rounds func(*RunResult) []float64) (quiet, ratios []float64) {
+	r, b := rounds(run), rounds(base)
+	n := len(r)
+	if n < 2 || len(b) != n {
+		return nil, nil
+	}
+	ratios = make([]float64, n)
+	var all []float64
 	for i := range n {
-		if base.RoundsRPS[i] <= 0 {
-			return 0, nil
+		if b[i] <= 0 {
+			return nil, nil
 		}
-		ratios[i] = run.RoundsRPS[i] / base.RoundsRPS[i]
+		ratios[i] = r[i] / b[i]
 		all = append(all, ratios[i])
 		if !roundNoisy(run, i) && !roundNoisy(base, i) {
 			quiet = append(quiet, ratios[i])
@@ -314,7 +311,7 @@ func pairedRatio(run, base *RunResult) (float64, []float64) {
 	if len(quiet) == 0 {
 		quiet = all
 	}
-	return lowerMedian(quiet, cmp.Compare[float64]), ratios
+	return quiet, ratios
 }
 
 func roundNoisy(r *RunResult, i int) bool { return i < len(r.RoundsNoisy) && r.RoundsNoisy[i] }
