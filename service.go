@@ -236,12 +236,24 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 	}
 	// The step's outcome in one variable: the closure captures it, so it
 	// is allocated once rather than once per result.
-	var out struct {
-		ch       Change
-		dropped  int
-		recorded bool
-	}
-	before, after, err := s.store.Update(ctx, key, func(st *State) error {
+	var out stepOut
+	before, after, err := s.store.Update(ctx, key, s.step(key, cmd, now, &out))
+	return s.applied(key, &out, before, after, err, now)
+}
+
+// stepOut is what a store update's fn (Service.step) leaves for
+// Service.applied.
+type stepOut struct {
+	ch       Change
+	dropped  int
+	recorded bool
+}
+
+// step returns the fn of a store update that applies cmd to key's state
+// at now and records its events in the outbox when someone subscribes to
+// key; it leaves what the last run produced in out.
+func (s *Service) step(key Key, cmd Command, now time.Time, out *stepOut) func(*State) error {
+	return func(st *State) error {
 		var err error
 		out.ch, err = Step(key, st, cmd, now)
 		out.dropped, out.recorded = 0, false
@@ -249,7 +261,12 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 			out.dropped, out.recorded = st.record(out.ch.Events), true
 		}
 		return err
-	})
+	}
+}
+
+// applied finishes a store update made with step: it counts the sessions,
+// the scheduler's lag and the dropped notices, and publishes the events.
+func (s *Service) applied(key Key, out *stepOut, before, after State, err error, now time.Time) (Change, error) {
 	ch, dropped, recorded := out.ch, out.dropped, out.recorded
 	if errors.Is(err, ErrNothingDue) {
 		return Change{}, nil // a Tick that found nothing due: nothing written

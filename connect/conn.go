@@ -319,20 +319,6 @@ func (c *conn) hello(ctx context.Context, m clientMessage) error {
 	return nil
 }
 
-// renew extends the lease of the connection's session to until, holding
-// it anew if it ran out.
-func (c *conn) renew(ctx context.Context, until time.Time) error {
-	now := c.s.clock.Now()
-	_, err := c.s.svc.Do(ctx, c.key, &presence.RenewConnection{Device: c.device, Until: until})
-	if errors.Is(err, &presence.Error{Code: presence.CodeNotFound}) {
-		_, err = c.s.svc.Do(ctx, c.key, c.holdCommand())
-	}
-	if err == nil {
-		c.renewed.Store(now.UnixMilli())
-	}
-	return err
-}
-
 // watch adds users to the watched set and has the pump send their
 // snapshot.
 func (c *conn) watch(ids []string) error {

@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -380,9 +379,10 @@ const (
 	// renewTicks is how many times per renewal interval the loop looks
 	// for leases due.
 	renewTicks = 100
-	// renewWorkers is how many leases are renewed at once, so that the
-	// writes share the store's group commit without taking every core.
-	renewWorkers = 16
+	// renewBatch is how many leases are renewed in one call of the
+	// service (Service.DoEach): on Redis two pipelined round trips for
+	// the lot, on the file store one group commit or a few.
+	renewBatch = 32
 )
 
 // renew renews the held leases that due selects to last until until: all
@@ -404,28 +404,36 @@ func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) boo
 			all = all[:q]
 		}
 	}
-	var (
-		wg    sync.WaitGroup
-		next  atomic.Int64
-		errMu sync.Mutex
-		first error
-	)
-	for range min(renewWorkers, len(all)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(all) || ctx.Err() != nil {
-					return
-				}
-				if err := all[i].renew(ctx, until); err != nil {
-					errMu.Lock()
-					first = cmpErr(first, err)
-					errMu.Unlock()
-				}
-			}
-		})
+	var first error
+	for len(all) > 0 && ctx.Err() == nil {
+		n := min(renewBatch, len(all))
+		first = cmpErr(first, s.renewEach(ctx, until, all[:n]))
+		all = all[n:]
 	}
-	wg.Wait()
+	return first
+}
+
+// renewEach renews the leases of conns in one call of the service (a few
+// round trips on a shared store); a session found gone is held anew.
+func (s *Server) renewEach(ctx context.Context, until time.Time, conns []*conn) error {
+	now := s.clock.Now()
+	keys := make([]presence.Key, len(conns))
+	cmds := make([]presence.Command, len(conns))
+	for i, c := range conns {
+		keys[i], cmds[i] = c.key, &presence.RenewConnection{Device: c.device, Until: until}
+	}
+	var first error
+	for i, err := range s.svc.DoEach(ctx, keys, cmds) {
+		c := conns[i]
+		if errors.Is(err, &presence.Error{Code: presence.CodeNotFound}) {
+			_, err = s.svc.Do(ctx, c.key, c.holdCommand())
+		}
+		if err != nil {
+			first = cmpErr(first, err)
+			continue
+		}
+		c.renewed.Store(now.UnixMilli())
+	}
 	return first
 }
 

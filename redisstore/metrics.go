@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
 )
 
 // Stats are the store's counters since it opened.
@@ -73,6 +74,27 @@ func (m *metrics) roundTrip(op string, start time.Time, err error) {
 		m.errors.Add(1)
 		m.errorsC.WithLabelValues(op).Inc()
 	}
+}
+
+// roundTripEach records one pipelined round trip of several calls, and
+// counts each call that failed.
+func (m *metrics) roundTripEach(op string, start time.Time, res []rueidis.RedisResult) {
+	d := time.Since(start)
+	m.trips.Add(1)
+	m.nanos.Add(uint64(d))
+	m.latency.WithLabelValues(op).Observe(d.Seconds())
+	for _, r := range res {
+		if err := r.Error(); err != nil && !isRedisNil(err) {
+			m.errors.Add(1)
+			m.errorsC.WithLabelValues(op).Inc()
+		}
+	}
+}
+
+// conflict counts a compare-and-set lost to another writer.
+func (m *metrics) conflict() {
+	m.conflicts.Add(1)
+	m.conflictsC.Inc()
 }
 
 // Stats returns the store's counters.

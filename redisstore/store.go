@@ -429,7 +429,7 @@ func (s *Store) read(ctx context.Context, tenant string, users []string, each fu
 // writers of a hot user queue here instead of losing compare-and-sets to
 // each other in Redis. It gives up when ctx ends; unlock releases it.
 func (s *Store) lock(ctx context.Context, member string) (unlock func(), err error) {
-	l := s.locks[maphash.String(s.seed, member)%lockStripes]
+	l := s.locks[s.stripe(member)]
 	select {
 	case l <- struct{}{}:
 		return func() { <-l }, nil
@@ -437,6 +437,9 @@ func (s *Store) lock(ctx context.Context, member string) (unlock func(), err err
 		return nil, ctx.Err()
 	}
 }
+
+// stripe is the index of member's lock.
+func (s *Store) stripe(member string) uint64 { return maphash.String(s.seed, member) % lockStripes }
 
 // decodeValue splits a stored value into its revision and its state.
 func decodeValue(v string) (rev string, st presence.State, err error) {
@@ -535,8 +538,7 @@ func (s *Store) Update(ctx context.Context, key presence.Key, fn func(*presence.
 		if ok {
 			return old, next.Clone(), nil
 		}
-		s.metrics.conflicts.Add(1)
-		s.metrics.conflictsC.Inc()
+		s.metrics.conflict()
 		if cerr := ctx.Err(); cerr != nil {
 			return before, after, fmt.Errorf("redisstore: update %s: %w", key, cerr)
 		}
@@ -616,6 +618,12 @@ func (s *Store) cas(ctx context.Context, cli rueidis.Client, keys, args []string
 	if err != nil {
 		return false, "", err
 	}
+	return casReply(res)
+}
+
+// casReply reads the compare-and-set script's reply: whether it wrote,
+// and when it did not, what is stored ("" for nothing).
+func casReply(res rueidis.RedisResult) (ok bool, current string, err error) {
 	arr, err := res.ToArray()
 	if err != nil || len(arr) == 0 {
 		return false, "", fmt.Errorf("redisstore: unexpected CAS reply: %v", err)

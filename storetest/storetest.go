@@ -21,6 +21,9 @@
 //     returns an error wrapping the context's error.
 //   - Every State handed out, and the State fn edits, is the caller's own
 //     deep copy.
+//   - presence.UpdateEach (a store's own UpdateEach, if it has one) updates
+//     each user exactly once, as Update would, in any interleaving with
+//     Updates of the same users.
 //   - Due returns keys earliest Due first, each at most once per call, and
 //     does not consume them: a key is returned again by later calls until an
 //     Update changes its Due to zero or to an instant after now.
@@ -63,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) presence.Store) {
 		{"LargeGet", testLargeGet},
 		{"Scan", testScan},
 		{"Visit", testVisit},
+		{"UpdateEach", testUpdateEach},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -458,6 +458,23 @@ func (t timedStore) Update(ctx context.Context, key presence.Key, fn func(*prese
 	return before, after, err
 }
 
+// UpdateEach passes presence.EachUpdater through: each user's write took
+// as long as the call. On a store without it, the Updates are timed one
+// by one.
+func (t timedStore) UpdateEach(ctx context.Context, keys []presence.Key, fn func(int, *presence.State) error) []presence.Updated {
+	e, ok := t.Store.(presence.EachUpdater)
+	if !ok {
+		return presence.UpdateConcurrently(ctx, t, keys, fn)
+	}
+	start := time.Now()
+	out := e.UpdateEach(ctx, keys, fn)
+	d := time.Since(start).Seconds()
+	for range keys {
+		t.writes.Observe(d)
+	}
+	return out
+}
+
 // newNotifier builds the change-notification service: the webhook client
 // (trusting --webhook-ca-file too), presenced's signing key for validation
 // tokens, and the subscription store beside the presence store.
