@@ -162,6 +162,12 @@ type ConnectionsResult struct {
 	FirstP99ms  float64 `json:"first_p99_ms"`
 	SpreadP50ms float64 `json:"spread_p50_ms"`
 	SpreadP99ms float64 `json:"spread_p99_ms"`
+	// With several nodes: the arrivals at watchers on the changer's own
+	// node, and at watchers on the other nodes (through Redis).
+	LocalP50ms  float64 `json:"local_p50_ms,omitempty"`
+	LocalP99ms  float64 `json:"local_p99_ms,omitempty"`
+	RemoteP50ms float64 `json:"remote_p50_ms,omitempty"`
+	RemoteP99ms float64 `json:"remote_p99_ms,omitempty"`
 	// Garbage collections while the changes were made, in presenced and in
 	// the tool (which reads the watchers' changes), with their total
 	// stop-the-world pauses.
@@ -186,7 +192,10 @@ type watchState struct {
 	node       int // of the watching connection
 	counts     [changedUsers]int
 	hist       Histogram
-	unexpected uint64
+	// local and remote split hist: arrivals of changes made on the
+	// watcher's own node, and on the others.
+	local, remote Histogram
+	unexpected    uint64
 }
 
 func runConnections(ctx context.Context, b *bench) error {
@@ -470,6 +479,11 @@ func runConnections(ctx context.Context, b *bench) error {
 		}
 		d := at.Sub(from)
 		w.hist.Record(d)
+		if (watchers+k)%len(nodes) == w.node {
+			w.local.Record(d)
+		} else {
+			w.remote.Record(d)
+		}
 		spanMu.Lock()
 		sp, ok := spans[k*maxChanges+n]
 		if !ok || d < sp[0] {
@@ -530,11 +544,13 @@ func runConnections(ctx context.Context, b *bench) error {
 		res.ServerGCs = after["go_gc_duration_seconds_count"] - writesBefore["go_gc_duration_seconds_count"]
 		res.ServerGCPauseMs = 1000 * (after["go_gc_duration_seconds_sum"] - writesBefore["go_gc_duration_seconds_sum"])
 	}
-	var hist Histogram
+	var hist, local, remote Histogram
 	watchMu.Lock()
 	for _, w := range watchStates {
 		w.mu.Lock()
 		hist.Merge(&w.hist)
+		local.Merge(&w.local)
+		remote.Merge(&w.remote)
 		res.Unexpected += w.unexpected
 		res.PerNode[w.node].Arrivals += w.hist.Count()
 		w.mu.Unlock()
@@ -545,6 +561,10 @@ func runConnections(ctx context.Context, b *bench) error {
 	res.P50ms = ms(hist.Quantile(0.50))
 	res.P99ms = ms(hist.Quantile(0.99))
 	res.MaxMs = ms(hist.Max())
+	if len(nodes) > 1 {
+		res.LocalP50ms, res.LocalP99ms = ms(local.Quantile(0.50)), ms(local.Quantile(0.99))
+		res.RemoteP50ms, res.RemoteP99ms = ms(remote.Quantile(0.50)), ms(remote.Quantile(0.99))
+	}
 	var first, spread Histogram
 	spanMu.Lock()
 	for _, sp := range spans {
@@ -679,6 +699,8 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 			c.ServerGCs, c.ServerGCPauseMs, c.ToolGCs, c.ToolGCPauseMs)
 		if nodes > 1 {
 			fmt.Fprintf(w, "    watchers %s; changers %s: most changes reach their watchers through Redis\n", c.WatchersOn, c.ChangersOn)
+			fmt.Fprintf(w, "    arrivals at watchers on the changer's node p50 %.2f ms, p99 %.2f ms; on the other nodes (through Redis) p50 %.2f ms, p99 %.2f ms\n",
+				c.LocalP50ms, c.LocalP99ms, c.RemoteP50ms, c.RemoteP99ms)
 			for _, n := range c.PerNode {
 				fmt.Fprintf(w, "    node %s: %d watchers received %d changes (%.0f change messages sent, %.0f slow watchers dropped); CPU %.2f cores meanwhile\n",
 					n.ID, n.Watchers, n.Arrivals, n.ChangesSent, n.SlowConsumers, n.WatchCPUCores)
