@@ -188,10 +188,10 @@ func (c *benchConn) close() { _ = c.raw.Close() }
 
 // watchState is what one watcher received.
 type watchState struct {
-	mu         sync.Mutex
-	node       int // of the watching connection
-	counts     [changedUsers]int
-	hist       Histogram
+	mu     sync.Mutex
+	node   int // of the watching connection
+	counts [changedUsers]int
+	hist   Histogram
 	// local and remote split hist: arrivals of changes made on the
 	// watcher's own node, and on the others.
 	local, remote Histogram
