@@ -65,12 +65,16 @@ type Watcher interface {
 	Pending(key Key)
 }
 
-// WatchSyncer is a Watcher whose subscriptions other nodes change too.
-// The Service calls SyncWatching before each write, so that Watching
-// answers for every subscription created (on any node) before the write
-// began.
+// WatchSyncer is a Watcher whose subscriptions other nodes may change too.
+// When WatchShared reports that they do, the Service calls SyncWatching
+// for each write, begun with it and finished before the write's Watching,
+// so that Watching answers for every subscription created (on any node)
+// before the write began.
 type WatchSyncer interface {
 	SyncWatching(ctx context.Context) error
+	// WatchShared reports whether other nodes change the subscriptions:
+	// whether SyncWatching has anything to do.
+	WatchShared() bool
 }
 
 // Service applies commands to users' presence through a Store, emits change
@@ -127,7 +131,10 @@ func (s *Service) Stats() Stats {
 // SetWatcher installs the Watcher; call it before serving.
 func (s *Service) SetWatcher(w Watcher) {
 	s.watcher = w
-	s.syncer, _ = w.(WatchSyncer)
+	s.syncer = nil
+	if ws, ok := w.(WatchSyncer); ok && ws.WatchShared() {
+		s.syncer = ws
+	}
 }
 
 // Outbox returns the undelivered notices of key, oldest first.
@@ -229,15 +236,30 @@ func (s *Service) Do(ctx context.Context, key Key, cmd Command) (Change, error) 
 // apply runs one read-modify-write of the user's state at now: first the
 // clock's changes that fell due, each at its own instant, then cmd.
 func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time) (Change, error) {
-	if s.syncer != nil {
-		if err := s.syncer.SyncWatching(ctx); err != nil {
-			return Change{}, err
-		}
-	}
 	// The step's outcome in one variable: the closure captures it, so it
 	// is allocated once rather than once per result.
 	var out stepOut
-	before, after, err := s.store.Update(ctx, key, s.step(key, cmd, now, &out))
+	fn := s.step(key, cmd, now, &out)
+	if s.syncer != nil {
+		// The subscriptions are read while the store reads the state (one
+		// round trip for both on a shared store, its calls pipelined); the
+		// step waits for them.
+		synced := make(chan error, 1)
+		go func() { synced <- s.syncer.SyncWatching(ctx) }()
+		step := fn
+		var syncErr error
+		waited := false
+		fn = func(st *State) error {
+			if !waited {
+				syncErr, waited = <-synced, true
+			}
+			if syncErr != nil {
+				return syncErr
+			}
+			return step(st)
+		}
+	}
+	before, after, err := s.store.Update(ctx, key, fn)
 	return s.applied(key, &out, before, after, err, now)
 }
 

@@ -215,6 +215,10 @@ func (n *Notifier) InFlight() []presence.Key { return n.d.inFlight() }
 // notices. With the file store it does nothing.
 func (n *Notifier) SyncWatching(ctx context.Context) error { return n.sync(ctx) }
 
+// WatchShared implements presence.WatchSyncer: whether the subscriptions
+// are in a store other nodes share.
+func (n *Notifier) WatchShared() bool { return n.shared }
+
 // sync reloads the index from the store when the store's version moved.
 func (n *Notifier) sync(ctx context.Context) error {
 	if !n.shared {
