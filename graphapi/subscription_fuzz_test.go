@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -116,7 +117,19 @@ func newNotifying(tb testing.TB, auth graphapi.Authenticator) *notifying {
 	}))
 	tb.Cleanup(h.rx.Close)
 	svc := presence.NewService(memstore.New(), h.clock, nil)
-	n, err := notify.New(notify.Config{Service: svc, Client: h.rx.Client(), Issuer: "https://presenced.test"})
+	// Whatever host a notificationUrl names, the handshake goes to the
+	// receiver: a fuzzed URL never makes a test resolve a name or leave
+	// the loopback, and never waits for the 10 s validation timeout (which
+	// Go's fuzzer would take for a hung worker).
+	client := h.rx.Client()
+	tr := client.Transport.(*http.Transport).Clone()
+	rxAddr := h.rx.Listener.Addr().String()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, rxAddr)
+	}
+	client.Transport = tr
+	n, err := notify.New(notify.Config{Service: svc, Client: client, Issuer: "https://presenced.test", ValidationTimeout: 2 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}
