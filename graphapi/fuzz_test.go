@@ -75,8 +75,9 @@ func checkResponse(t *testing.T, rec *httptest.ResponseRecorder) {
 	}
 }
 
-// FuzzActionBodies sends arbitrary bodies to every presence action: each must
-// answer 200 or a Graph error, never a 5xx or a panic.
+// FuzzActionBodies sends arbitrary bodies to every presence action, each to
+// a new server: each must answer 200 or a Graph error, never a 5xx or a
+// panic.
 func FuzzActionBodies(f *testing.F) {
 	seeds := []string{
 		`{"sessionId":"` + appA + `","availability":"Available","activity":"Available","expirationDuration":"PT1H"}`,
@@ -92,8 +93,10 @@ func FuzzActionBodies(f *testing.F) {
 			f.Add(uint8(i), []byte(s))
 		}
 	}
-	srv := newServer(f, appPrincipal())
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		// A server of its own for each input, so that a failure
+		// reproduces from its input alone.
+		srv := newServer(t, appPrincipal())
 		path := "/v1.0/users/" + userU1 + "/presence/" + actions[int(which)%len(actions)]
 		if which >= 128 {
 			path = "/v1.0/communications/getPresencesByUserId"
@@ -118,8 +121,8 @@ func FuzzBatch(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	srv := newServer(f, appPrincipal())
 	f.Fuzz(func(t *testing.T, body []byte) {
+		srv := newServer(t, appPrincipal()) // each input's own
 		req := httptest.NewRequest(http.MethodPost, "/v1.0/$batch", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer good")
 		req.Header.Set("Content-Type", "application/json")

@@ -29,20 +29,20 @@ func FuzzSubscriptionBodies(f *testing.F) {
 	h := newNotifying(f, auth)
 	rx, clock, srv := h.rx, h.clock, h.srv
 	exp := clock.Now().Add(50 * time.Minute).Format(time.RFC3339)
-	// The subscription every PATCH goes to, of another user than the POSTs'.
-	create := func(token, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, "/v1.0/subscriptions", bytes.NewReader([]byte(body)))
+	send := func(method, path, token string, body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)
 		return rec
 	}
-	rec := create("patcher", `{"changeType":"updated","notificationUrl":"`+rx.URL+`/hook","resource":"/communications/presences/`+userU1+`","expirationDateTime":"`+exp+`"}`)
-	if rec.Code != http.StatusCreated {
-		f.Fatalf("creating the subscription to patch: %d %s", rec.Code, rec.Body)
-	}
-	patchID := createdID(rec.Body.Bytes())
+	// The subscription a PATCH input goes to, of another user than the
+	// POSTs': made anew for each such input and deleted after it, so that
+	// no input sees what an earlier one did to it.
+	target := []byte(`{"changeType":"updated","notificationUrl":"` + rx.URL + `/hook","resource":"/communications/presences/` + userU1 + `","expirationDateTime":"` + exp + `"}`)
 	for _, s := range []string{
 		`{"changeType":"updated","notificationUrl":"` + rx.URL + `/hook","resource":"/communications/presences/` + userU1 + `","expirationDateTime":"` + exp + `","clientState":"cs"}`,
 		`{"changeType":"updated","notificationUrl":"` + rx.URL + `/hook","resource":"communications/presences?$filter=id in ('` + userU1 + `')","expirationDateTime":"` + exp + `"}`,
@@ -55,25 +55,28 @@ func FuzzSubscriptionBodies(f *testing.F) {
 		f.Add(true, []byte(s))
 	}
 	f.Fuzz(func(t *testing.T, patch bool, body []byte) {
-		method, path, token := http.MethodPost, "/v1.0/subscriptions", "good"
-		if patch {
-			method, path, token = http.MethodPatch, "/v1.0/subscriptions/"+patchID, "patcher"
+		del := func(id, token string) {
+			t.Helper()
+			if rec := send(http.MethodDelete, "/v1.0/subscriptions/"+id, token, nil); rec.Code != http.StatusNoContent {
+				t.Fatalf("DELETE of a created subscription: %d %s", rec.Code, rec.Body)
+			}
 		}
-		req := httptest.NewRequest(method, path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
+		if patch {
+			rec := send(http.MethodPost, "/v1.0/subscriptions", "patcher", target)
+			if rec.Code != http.StatusCreated {
+				t.Fatalf("creating the subscription to patch: %d %s", rec.Code, rec.Body)
+			}
+			id := createdID(rec.Body.Bytes())
+			rec = send(http.MethodPatch, "/v1.0/subscriptions/"+id, "patcher", body)
+			checkResponse(t, rec)
+			del(id, "patcher")
+			return
+		}
+		rec := send(http.MethodPost, "/v1.0/subscriptions", "good", body)
 		checkResponse(t, rec)
 		if rec.Code == http.StatusCreated {
 			// Free the (user, app) slot for the next input.
-			del := httptest.NewRequest(http.MethodDelete, "/v1.0/subscriptions/"+createdID(rec.Body.Bytes()), nil)
-			del.Header.Set("Authorization", "Bearer good")
-			drec := httptest.NewRecorder()
-			srv.ServeHTTP(drec, del)
-			if drec.Code != http.StatusNoContent {
-				t.Fatalf("DELETE of a created subscription: %d %s", drec.Code, drec.Body)
-			}
+			del(createdID(rec.Body.Bytes()), "good")
 		}
 	})
 }
