@@ -2,6 +2,7 @@ package presence
 
 import (
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -157,25 +158,22 @@ func windowsZones() map[string]string {
 // TimeZones resolves the zone names of dateTimeTimeZone: Windows names and
 // IANA names. It needs the IANA database (the binary embeds time/tzdata).
 type TimeZones struct {
-	windows map[string]string
-	// zones holds the locations of the zones the Windows names map to,
-	// loaded once: most names resolve to one of them, without reading the
-	// database again. It is never written after NewTimeZones.
+	windows map[string]string // never written after NewTimeZones
+	// zones holds every zone loaded so far, by IANA name, so that a view
+	// that resolves its zones on every read does not read the database
+	// again. Only zones that exist are kept, so it is bounded by the
+	// database.
+	mu    sync.RWMutex
 	zones map[string]*time.Location
 }
 
 // NewTimeZones returns a resolver of Windows and IANA zone names.
 func NewTimeZones() *TimeZones {
 	w := windowsZones()
-	z := &TimeZones{windows: make(map[string]string, 2*len(w)), zones: make(map[string]*time.Location, len(w))}
+	z := &TimeZones{windows: make(map[string]string, 2*len(w)), zones: make(map[string]*time.Location)}
 	for k, v := range w {
 		z.windows[k] = v // as spelled: found without lowering the name
 		z.windows[strings.ToLower(k)] = v
-		if _, ok := z.zones[v]; !ok {
-			if loc, ok := z.load(v); ok {
-				z.zones[v] = loc
-			}
-		}
 	}
 	return z
 }
@@ -187,13 +185,29 @@ func (z *TimeZones) Load(name string) (*time.Location, bool) {
 	}
 	if iana, ok := z.windows[name]; ok {
 		name = iana
+	} else if loc, ok := z.loaded(name); ok {
+		return loc, true // an IANA name, without lowering it
 	} else if iana, ok := z.windows[strings.ToLower(name)]; ok {
 		name = iana
 	}
-	if loc, ok := z.zones[name]; ok {
+	if loc, ok := z.loaded(name); ok {
 		return loc, true
 	}
-	return z.load(name)
+	loc, ok := z.load(name)
+	if ok {
+		z.mu.Lock()
+		z.zones[name] = loc
+		z.mu.Unlock()
+	}
+	return loc, ok
+}
+
+// loaded returns the zone named name if it was loaded before.
+func (z *TimeZones) loaded(name string) (*time.Location, bool) {
+	z.mu.RLock()
+	defer z.mu.RUnlock()
+	loc, ok := z.zones[name]
+	return loc, ok
 }
 
 // load reads an IANA zone from the database.

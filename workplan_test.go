@@ -316,6 +316,16 @@ func TestTimeZonesLoad(t *testing.T) {
 			t.Errorf("Load(%q) = %v, %v; want %s", name, loc, ok, want)
 		}
 	}
+	// A zone read once is not read from the database again, whether a
+	// Windows name maps to it or it is named as it is.
+	for _, name := range []string{"Pacific Standard Time", "America/Indiana/Knox"} {
+		if _, ok := z.Load(name); !ok {
+			t.Fatalf("Load(%q) found no zone", name)
+		}
+		if n := testing.AllocsPerRun(10, func() { z.Load(name) }); n != 0 {
+			t.Errorf("Load(%q) again allocates %.0f times: the zone is read anew", name, n)
+		}
+	}
 	for _, name := range []string{"", "Nowhere Standard Time", "../../etc/passwd", "/etc/localtime", "Local", "Europe\\Paris"} {
 		if loc, ok := z.Load(name); ok {
 			t.Errorf("Load(%q) = %v, want no zone", name, loc)
