@@ -40,24 +40,33 @@ func UpdateEach(ctx context.Context, store Store, keys []Key, fn func(i int, st 
 // time; it is UpdateEach for a store that has no better way.
 func UpdateConcurrently(ctx context.Context, store Store, keys []Key, fn func(i int, st *State) error) []Updated {
 	out := make([]Updated, len(keys))
+	inParallel(len(keys), eachWorkers, func(i int) bool {
+		r := &out[i]
+		r.Before, r.After, r.Err = store.Update(ctx, keys[i], func(st *State) error { return fn(i, st) })
+		return true
+	})
+	return out
+}
+
+// inParallel calls do(i) for i in [0, n) on up to workers goroutines,
+// each taking the next i, and returns when they are done; a worker whose
+// do returns false takes no more.
+func inParallel(n, workers int, do func(i int) bool) {
 	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
 	)
-	for range min(eachWorkers, len(keys)) {
+	for range min(workers, n) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(keys) {
+				if i >= n || !do(i) {
 					return
 				}
-				r := &out[i]
-				r.Before, r.After, r.Err = store.Update(ctx, keys[i], func(st *State) error { return fn(i, st) })
 			}
 		})
 	}
 	wg.Wait()
-	return out
 }
 
 // DoEach validates cmds[i] and applies it to keys[i] for every i, as Do

@@ -246,15 +246,11 @@ func (s *Service) apply(ctx context.Context, key Key, cmd Command, now time.Time
 		// step waits for them.
 		synced := make(chan error, 1)
 		go func() { synced <- s.syncer.SyncWatching(ctx) }()
+		wait := sync.OnceValue(func() error { return <-synced })
 		step := fn
-		var syncErr error
-		waited := false
 		fn = func(st *State) error {
-			if !waited {
-				syncErr, waited = <-synced, true
-			}
-			if syncErr != nil {
-				return syncErr
+			if err := wait(); err != nil {
+				return err
 			}
 			return step(st)
 		}
@@ -442,31 +438,21 @@ func (s *Service) fire(ctx context.Context, due func(context.Context, time.Time,
 			return total, nil
 		}
 		var (
-			wg    sync.WaitGroup
-			next  atomic.Int64
 			errMu sync.Mutex
 			first error
 		)
-		for range min(fireWorkers, len(keys)) {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= len(keys) {
-						return
-					}
-					if _, err := s.apply(ctx, keys[i], Tick{}, now); err != nil {
-						errMu.Lock()
-						if first == nil {
-							first = fmt.Errorf("scheduler: re-evaluate %s: %w", keys[i], err)
-						}
-						errMu.Unlock()
-						return
-					}
-					s.fired.Add(1)
+		inParallel(len(keys), fireWorkers, func(i int) bool {
+			if _, err := s.apply(ctx, keys[i], Tick{}, now); err != nil {
+				errMu.Lock()
+				if first == nil {
+					first = fmt.Errorf("scheduler: re-evaluate %s: %w", keys[i], err)
 				}
-			})
-		}
-		wg.Wait()
+				errMu.Unlock()
+				return false
+			}
+			s.fired.Add(1)
+			return true
+		})
 		if first != nil {
 			return total, first
 		}
