@@ -23,15 +23,22 @@ var _ presence.EachUpdater = (*Store)(nil)
 // user is updated with Update.
 func (s *Store) UpdateEach(ctx context.Context, keys []presence.Key, fn func(i int, st *presence.State) error) []presence.Updated {
 	out := make([]presence.Updated, len(keys))
-	cli, err := s.client()
-	if err != nil || s.opts.WaitReplicas > 0 || len(keys) < 2 || ctx.Err() != nil {
-		all := make([]int, len(keys))
-		for i := range all {
-			all[i] = i
+	var alone []int
+	if cli, err := s.client(); err == nil && s.opts.WaitReplicas == 0 && len(keys) > 1 && ctx.Err() == nil {
+		alone = s.updateBatch(ctx, cli, keys, fn, out)
+	} else {
+		alone = make([]int, len(keys))
+		for i := range alone {
+			alone[i] = i
 		}
-		s.updateAlone(ctx, keys, fn, out, all)
-		return out
 	}
+	s.updateAlone(ctx, keys, fn, out, alone)
+	return out
+}
+
+// updateBatch updates in two pipelines, into out, the users of keys whose
+// locks are free, and returns the indexes of those left to Update.
+func (s *Store) updateBatch(ctx context.Context, cli rueidis.Client, keys []presence.Key, fn func(i int, st *presence.State) error, out []presence.Updated) (later []int) {
 	type item struct {
 		i      int
 		member string
@@ -40,8 +47,12 @@ func (s *Store) UpdateEach(ctx context.Context, keys []presence.Key, fn func(i i
 		next   presence.State
 	}
 	held := make(map[uint64]bool)
+	defer func() {
+		for st := range held {
+			<-s.locks[st]
+		}
+	}()
 	items := make([]item, 0, len(keys))
-	var later []int
 	for i, k := range keys {
 		member := memberOf(k)
 		if st := s.stripe(member); !held[st] {
@@ -55,15 +66,8 @@ func (s *Store) UpdateEach(ctx context.Context, keys []presence.Key, fn func(i i
 		}
 		items = append(items, item{i: i, member: member, p: partitionOf(member)})
 	}
-	defer func() {
-		for st := range held {
-			<-s.locks[st]
-		}
-		clear(held)
-		s.updateAlone(ctx, keys, fn, out, later)
-	}()
 	if len(items) == 0 {
-		return out
+		return later
 	}
 
 	gets := make(rueidis.Commands, len(items))
@@ -99,7 +103,7 @@ func (s *Store) UpdateEach(ctx context.Context, keys []presence.Key, fn func(i i
 		sent = append(sent, j)
 	}
 	if len(calls) == 0 {
-		return out
+		return later
 	}
 	octx, cancel = s.opCtx(ctx)
 	start = time.Now()
@@ -108,12 +112,10 @@ func (s *Store) UpdateEach(ctx context.Context, keys []presence.Key, fn func(i i
 	s.metrics.roundTripEach("cas", start, wrote)
 	for k, res := range wrote {
 		it := &items[sent[k]]
-		ok, _, err := func() (bool, string, error) {
-			if err := res.Error(); err != nil {
-				return false, "", err
-			}
-			return casReply(res)
-		}()
+		ok, err := false, res.Error()
+		if err == nil {
+			ok, _, err = casReply(res)
+		}
 		switch {
 		case err != nil && notExecuted(err):
 			later = append(later, it.i)
@@ -126,7 +128,7 @@ func (s *Store) UpdateEach(ctx context.Context, keys []presence.Key, fn func(i i
 			later = append(later, it.i)
 		}
 	}
-	return out
+	return later
 }
 
 // updateAlone updates the users of keys at the indexes which with Update,
