@@ -36,7 +36,8 @@ func TestMetrics(t *testing.T) {
 }
 
 // TestMissingKeyIsNoError: reading what does not exist yet (the
-// subscriptions' version before any subscription, a user never written)
+// subscriptions' version before any subscription, users never written,
+// alone or in a batch)
 // is an answer, not a Redis error in the metrics.
 func TestMissingKeyIsNoError(t *testing.T) {
 	s := open(t, redistest.Start(t).URL(), Options{Registerer: prometheus.NewRegistry()})
@@ -46,6 +47,13 @@ func TestMissingKeyIsNoError(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, presence.NewGUID(), []string{presence.NewGUID()}); err != nil {
 		t.Fatal(err)
+	}
+	// A batch of users never written reads nil replies in one pipeline.
+	fresh := []presence.Key{{Tenant: "t", User: presence.NewGUID()}, {Tenant: "t", User: presence.NewGUID()}}
+	for i, r := range s.UpdateEach(ctx, fresh, func(_ int, st *presence.State) error { st.Seq++; return nil }) {
+		if r.Err != nil {
+			t.Fatalf("UpdateEach of new user %d: %v", i, r.Err)
+		}
 	}
 	if st := s.Stats(); st.Errors != 0 {
 		t.Fatalf("%d Redis errors counted for reads of missing keys", st.Errors)
