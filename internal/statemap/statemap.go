@@ -4,9 +4,16 @@
 // A Map has three parts:
 //
 //   - A sharded map from presence.Key to the user's State, kept encoded
-//     (see AppendState). Each of the 4096 shards has its own sync.RWMutex,
-//     so a read takes one shard's read lock at a time and never waits for
-//     a writer of another shard.
+//     (see AppendState). A read takes no lock and writes no shared memory:
+//     each of the 4096 shards keeps a table that is never changed once
+//     published (replaced whole, copy on write), holding the entry of every
+//     key but the few inserted since, and an entry's encoding is swapped
+//     under a version (a sequence lock) that a reader checks. Keys inserted
+//     since the table was published wait in a second table under the
+//     shard's mutex, and move into a new published table once lookups have
+//     had to lock for them often enough to pay for the copy. So concurrent
+//     reads of the same users (bulk reads of a team, say) do not take turns
+//     at the cache lines of a lock, and never wait for a writer.
 //   - A writer lock per shard (the "stripe"), taken with Lock and released
 //     with Unlock. A store holds it across a whole read-modify-write,
 //     including the durable write, so that the updates of one user are
@@ -63,7 +70,8 @@
 // # Lock order
 //
 // A stripe (Lock) is taken before a shard's mu (Snapshot, and stores that
-// Publish under a stripe). Publish releases the shard's mu before it takes
+// Publish under a stripe); readers take a shard's mu only for a key that is
+// not in its published table. Publish releases the shard's mu before it takes
 // the due index's mutex; Due holds only the due index's mutex and reads the
 // users' current instants through atomics. So no goroutine ever waits for a
 // shard's mu while holding the due index's mutex, or the reverse. The
@@ -75,12 +83,15 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math"
 	"math/bits"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	presence "github.com/presenced/presenced"
 )
@@ -107,27 +118,73 @@ type shard struct {
 	// wlock is the stripe (writer) lock: a semaphore of capacity one, so it
 	// can be acquired with a context and released from any goroutine.
 	wlock chan struct{}
-	mu    sync.RWMutex
-	// m holds the entries by the 64-bit hash of their key (16 bytes a
-	// slot, where a map keyed by the Key itself takes 40). A key whose hash
-	// is already taken by another key goes to more instead; there are no
-	// deletions, so a key is in more only if m holds its hash.
+	// read is the table published last: never changed once stored, so
+	// readers use it without a lock. It is nil until the first promotion.
+	read atomic.Pointer[table]
+	// fresh is the number of keys in dirty, which a reader that did not
+	// find its key in read checks before it takes mu.
+	fresh atomic.Int32
+	// mu guards dirty and misses, serialises the writers of the shard's
+	// entries, and is taken by a reader only for a key not in read.
+	mu sync.Mutex
+	// dirty holds the keys inserted since read was published.
+	dirty table
+	// misses counts the lookups that took mu since read was published;
+	// read is replaced (with dirty merged in) once they reach a quarter
+	// of its size, so the copy is paid for by the locks it spares (and
+	// at the first miss when read is empty: the move costs nothing).
+	misses int
+}
+
+// table maps keys to their entries. Its maps hold the entries by the
+// 64-bit hash of their key (16 bytes a slot, where a map keyed by the Key
+// itself takes 40). A key whose hash is already taken by another key goes
+// to more instead; there are no deletions, so a key is in more only if m
+// holds its hash.
+type table struct {
 	m    map[uint64]*entry       // nil until the first key
 	more map[presence.Key]*entry // nil until a collision, which is rare
 }
 
-// entry is one user's record: 64 bytes, plus the encoding. enc is guarded
-// by the shard's mu; due mirrors the encoded Due for the due index and is
-// read without shard locks.
+// entry is one user's record: 64 bytes, plus the encoding. due mirrors the
+// encoded Due for the due index.
 type entry struct {
 	key presence.Key
-	// enc is the user's State as encoded by AppendState: some 60 bytes
-	// for a user with one session and a preferred presence, where the
-	// State as Go values takes 320 in three allocations.
-	enc string
-	due atomic.Int64
+	// The user's State as encoded by AppendState (some 60 bytes for a user
+	// with one session and a preferred presence, where the State as Go
+	// values takes 320 in three allocations), as a pointer to its bytes
+	// and a word of its length (low 32 bits) and version (high 32 bits),
+	// odd while a writer swaps them. See encoding and setEncoding.
+	encData atomic.Pointer[byte]
+	encWord atomic.Uint64
+	due     atomic.Int64
 	// mark is used by the due index to de-duplicate; guarded by due.mu.
 	mark uint64
+}
+
+// encoding returns e's encoded State, "" if none was stored. It takes no
+// lock: it reads the version, the bytes and the version again, and tries
+// again if a writer was swapping them meanwhile.
+func (e *entry) encoding() string {
+	for {
+		w := e.encWord.Load()
+		if w>>32&1 == 0 {
+			p := e.encData.Load()
+			if e.encWord.Load() == w {
+				return unsafe.String(p, int(uint32(w)))
+			}
+		}
+		runtime.Gosched() // a writer is between its two stores
+	}
+}
+
+// setEncoding stores enc as e's encoded State. The caller holds the shard's
+// mu, so writers of e never overlap.
+func (e *entry) setEncoding(enc string) {
+	v := e.encWord.Load()>>32 + 1 // odd: readers wait
+	e.encWord.Store(v << 32)
+	e.encData.Store(unsafe.StringData(enc))
+	e.encWord.Store((v+1)<<32 | uint64(uint32(len(enc))))
 }
 
 // New returns an empty Map.
@@ -150,8 +207,8 @@ func (m *Map) Reserve(n int) {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		if len(sh.m) == 0 {
-			sh.m = make(map[uint64]*entry, per)
+		if sh.dirty.len() == 0 && sh.read.Load() == nil {
+			sh.dirty.m = make(map[uint64]*entry, per)
 		}
 		sh.mu.Unlock()
 	}
@@ -174,37 +231,125 @@ func (m *Map) userHash(tenantHash uint64, user string) uint64 {
 
 func (m *Map) shard(h uint64) *shard { return &m.shards[h&(shardCount-1)] }
 
-// find returns the entry of key (whose hash is h), or nil. sh.mu is held.
-func (sh *shard) find(h uint64, key presence.Key) *entry {
-	e := sh.m[h]
+// find returns the entry of key (whose hash is h) in t, or nil. A nil t
+// is empty.
+func (t *table) find(h uint64, key presence.Key) *entry {
+	if t == nil {
+		return nil
+	}
+	e := t.m[h]
 	if e == nil || e.key == key {
 		return e
 	}
-	return sh.more[key]
+	return t.more[key]
 }
 
-// insert adds e, whose key (of hash h) is not in sh. sh.mu is held.
-func (sh *shard) insert(h uint64, e *entry) {
-	if sh.m == nil {
-		sh.m = make(map[uint64]*entry)
+// insert adds e, whose key (of hash h) is not in t.
+func (t *table) insert(h uint64, e *entry) {
+	if t.m == nil {
+		t.m = make(map[uint64]*entry)
 	}
-	if sh.m[h] == nil {
-		sh.m[h] = e
+	if t.m[h] == nil {
+		t.m[h] = e
 		return
 	}
-	if sh.more == nil {
-		sh.more = make(map[presence.Key]*entry)
+	if t.more == nil {
+		t.more = make(map[presence.Key]*entry)
 	}
-	sh.more[e.key] = e
+	t.more[e.key] = e
+}
+
+// len returns the number of keys in t.
+func (t *table) len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.m) + len(t.more)
+}
+
+// lookup returns the entry of key (whose hash is h), or nil. It locks only
+// for a key that is not in the published table while keys wait in dirty.
+func (sh *shard) lookup(h uint64, key presence.Key) *entry {
+	if e := sh.read.Load().find(h, key); e != nil || sh.fresh.Load() == 0 {
+		return e
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.findLocked(h, key)
+	if sh.misses++; sh.misses >= sh.read.Load().len()/4 {
+		sh.promote()
+	}
+	return e
+}
+
+// findLocked returns the entry of key (whose hash is h), or nil. sh.mu is
+// held. A key of dirty may be in its more with its hash in read's m only
+// (see insert), so dirty's more is always looked at.
+func (sh *shard) findLocked(h uint64, key presence.Key) *entry {
+	if e := sh.read.Load().find(h, key); e != nil {
+		return e
+	}
+	if e := sh.dirty.m[h]; e != nil && e.key == key {
+		return e
+	}
+	return sh.dirty.more[key]
+}
+
+// insert adds e, whose key (of hash h) is in neither table, to dirty.
+// sh.mu is held.
+func (sh *shard) insert(h uint64, e *entry) {
+	if r := sh.read.Load(); r != nil && r.m[h] != nil {
+		// The hash is taken in read: merged, e will be in more.
+		if sh.dirty.more == nil {
+			sh.dirty.more = make(map[presence.Key]*entry)
+		}
+		sh.dirty.more[e.key] = e
+	} else {
+		sh.dirty.insert(h, e)
+	}
+	sh.fresh.Add(1)
+}
+
+// promote publishes a table of every key, read's and dirty's, and empties
+// dirty. sh.mu is held.
+func (sh *shard) promote() {
+	sh.misses = 0
+	if sh.dirty.len() == 0 {
+		return
+	}
+	old := sh.read.Load()
+	if old.len() == 0 {
+		t := sh.dirty
+		sh.read.Store(&t)
+	} else {
+		t := &table{m: maps.Clone(old.m), more: maps.Clone(old.more)}
+		for h, e := range sh.dirty.m {
+			t.insert(h, e)
+		}
+		if len(sh.dirty.more) > 0 && t.more == nil {
+			t.more = make(map[presence.Key]*entry, len(sh.dirty.more))
+		}
+		// A key in dirty's more has its hash in dirty's m or in read's:
+		// in the merged m either way.
+		maps.Copy(t.more, sh.dirty.more)
+		sh.read.Store(t)
+	}
+	sh.dirty = table{}
+	sh.fresh.Store(0)
 }
 
 // each calls fn with every entry of sh. sh.mu is held.
 func (sh *shard) each(fn func(*entry)) {
-	for _, e := range sh.m {
-		fn(e)
-	}
-	for _, e := range sh.more {
-		fn(e)
+	for _, t := range []*table{sh.read.Load(), &sh.dirty} {
+		if t == nil {
+			continue
+		}
+		for _, e := range t.m {
+			fn(e)
+		}
+		for _, e := range t.more {
+			fn(e)
+		}
 	}
 }
 
@@ -290,14 +435,10 @@ func (m *Map) encoded(key presence.Key) string {
 
 // encodedAt is encoded of a key whose hash h is known.
 func (m *Map) encodedAt(h uint64, key presence.Key) string {
-	sh := m.shard(h)
-	sh.mu.RLock()
-	var enc string
-	if e := sh.find(h, key); e != nil {
-		enc = e.enc
+	if e := m.shard(h).lookup(h, key); e != nil {
+		return e.encoding()
 	}
-	sh.mu.RUnlock()
-	return enc
+	return ""
 }
 
 // Get returns deep copies of the States of users in tenant, in order;
@@ -338,7 +479,7 @@ func (m *Map) put(key presence.Key, enc string, due int64, cloneUser, index bool
 	h := m.hash(key)
 	sh := m.shard(h)
 	sh.mu.Lock()
-	e := sh.find(h, key)
+	e := sh.findLocked(h, key)
 	if e == nil {
 		k := presence.Key{Tenant: m.strs.intern(key.Tenant), User: key.User}
 		if cloneUser {
@@ -349,7 +490,7 @@ func (m *Map) put(key presence.Key, enc string, due int64, cloneUser, index bool
 		sh.insert(h, e)
 		m.size.Add(1)
 	}
-	e.enc = enc
+	e.setEncoding(enc)
 	old := e.due.Swap(due)
 	sh.mu.Unlock()
 	if index && old != due {
@@ -386,18 +527,20 @@ func (m *Map) DecodeKey(p []byte) (presence.Key, []byte, error) {
 }
 
 // IndexDue rebuilds the due index from the Due of every key, after
-// Restore. It must not run concurrently with Publish.
+// Restore, and publishes every shard's table, so that reads of the keys
+// restored take no lock. It must not run concurrently with Publish.
 func (m *Map) IndexDue() {
 	h := make([]duePair, 0, m.Len())
 	for i := range m.shards {
 		sh := &m.shards[i]
-		sh.mu.RLock()
+		sh.mu.Lock()
+		sh.promote()
 		sh.each(func(e *entry) {
 			if d := e.due.Load(); d != noDue {
 				h = append(h, duePair{d, e})
 			}
 		})
-		sh.mu.RUnlock()
+		sh.mu.Unlock()
 	}
 	m.due.rebuild(h)
 }
@@ -451,10 +594,10 @@ func (m *Map) SnapshotEncoded(ctx context.Context, fn func(key presence.Key, enc
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		sh.mu.RLock()
+		sh.mu.Lock()
 		buf = buf[:0]
-		sh.each(func(e *entry) { buf = append(buf, kv{e.key, e.enc}) })
-		sh.mu.RUnlock()
+		sh.each(func(e *entry) { buf = append(buf, kv{e.key, e.encoding()}) })
+		sh.mu.Unlock()
 		<-sh.wlock
 		for _, x := range buf {
 			if err := fn(x.k, x.enc); err != nil {

@@ -343,31 +343,127 @@ func TestRestore(t *testing.T) {
 }
 
 // TestHashCollisions checks that keys sharing a 64-bit hash are kept
-// apart, by putting entries under one hash directly.
+// apart, in a shard's published table and in the keys inserted since, by
+// putting entries under one hash directly.
 func TestHashCollisions(t *testing.T) {
 	var sh shard
-	sh.m = make(map[uint64]*entry)
 	const h = 42
-	a, b, c := &entry{key: key(1)}, &entry{key: key(2)}, &entry{key: key(3)}
-	for _, e := range []*entry{a, b, c} {
-		if sh.find(h, e.key) != nil {
+	es := []*entry{{key: key(1)}, {key: key(2)}, {key: key(3)}, {key: key(4)}, {key: key(5)}}
+	check := func(when string, in []*entry) {
+		t.Helper()
+		for _, e := range in {
+			if got := sh.lookup(h, e.key); got != e {
+				t.Errorf("%s: lookup(%v) = %v", when, e.key, got)
+			}
+		}
+		if sh.lookup(h, key(9)) != nil || sh.lookup(h+1, key(1)) != nil {
+			t.Errorf("%s: found a key never inserted", when)
+		}
+		var seen []presence.Key
+		sh.mu.Lock()
+		sh.each(func(e *entry) { seen = append(seen, e.key) })
+		sh.mu.Unlock()
+		if len(seen) != len(in) {
+			t.Errorf("%s: each visited %v", when, seen)
+		}
+	}
+	sh.mu.Lock()
+	for _, e := range es[:3] {
+		if sh.findLocked(h, e.key) != nil {
 			t.Fatalf("%v found before it was inserted", e.key)
 		}
 		sh.insert(h, e)
 	}
-	for _, e := range []*entry{a, b, c} {
-		if got := sh.find(h, e.key); got != e {
-			t.Errorf("find(%v) = %v", e.key, got)
+	sh.mu.Unlock()
+	check("in dirty", es[:3])
+	sh.mu.Lock()
+	sh.promote()
+	for _, e := range es[3:] {
+		sh.insert(h, e)
+	}
+	sh.mu.Unlock()
+	if sh.read.Load().len() != 3 || sh.fresh.Load() != 2 {
+		t.Fatalf("published %d keys, %d fresh; want 3 and 2", sh.read.Load().len(), sh.fresh.Load())
+	}
+	check("in both tables", es)
+	sh.mu.Lock()
+	sh.promote()
+	sh.mu.Unlock()
+	if sh.read.Load().len() != 5 || sh.fresh.Load() != 0 {
+		t.Fatalf("published %d keys, %d fresh; want 5 and 0", sh.read.Load().len(), sh.fresh.Load())
+	}
+	check("published", es)
+}
+
+// TestReadsPublishFreshKeys checks that the keys inserted after a shard's
+// table was published are found, and that lookups of them move them into
+// a new published table, after which reading them takes no lock.
+func TestReadsPublishFreshKeys(t *testing.T) {
+	m := New()
+	const users = 40_000 // about ten a shard
+	for i := range users {
+		m.Publish(key(i), presence.State{Seq: uint64(i + 1)})
+	}
+	fresh := func() (n int) {
+		for i := range m.shards {
+			n += int(m.shards[i].fresh.Load())
+		}
+		return n
+	}
+	if fresh() == 0 {
+		t.Fatal("no key waits to be published after the inserts")
+	}
+	for range 3 {
+		for i := range users {
+			if s := m.Load(key(i)); s.Seq != uint64(i+1) {
+				t.Fatalf("user %d: Seq %d", i, s.Seq)
+			}
 		}
 	}
-	if sh.find(h, key(4)) != nil || sh.find(h+1, key(1)) != nil {
-		t.Error("found a key never inserted")
+	if n := fresh(); n != 0 {
+		t.Errorf("%d keys still wait to be published after three reads of every key", n)
 	}
-	var seen []presence.Key
-	sh.each(func(e *entry) { seen = append(seen, e.key) })
-	if len(seen) != 3 {
-		t.Errorf("each visited %v", seen)
+	// A read of a key never published does not lock once nothing waits.
+	if s := m.Load(key(users + 1)); s.Seq != 0 {
+		t.Errorf("a key never published has Seq %d", s.Seq)
 	}
+}
+
+// TestReadsAreNeverTorn swaps encodings of different lengths under
+// readers that take no lock: every read is one of the states published,
+// whole.
+func TestReadsAreNeverTorn(t *testing.T) {
+	m := New()
+	k := key(1)
+	states := []presence.State{
+		{Seq: 1},
+		{Seq: 2, Sessions: []presence.Session{{ID: "22553876-f5ab-4529-bffb-cfe50aa89f87", Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}}}},
+		{Seq: 3, Sessions: []presence.Session{{ID: "a-session-id-that-is-not-a-guid-and-is-long"}, {ID: "another"}}},
+	}
+	m.Publish(k, states[0])
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				got := m.Load(k)
+				if got.Seq < 1 || got.Seq > 3 || !reflect.DeepEqual(got.Sessions, m.decode(string(AppendState(nil, &states[got.Seq-1]))).Sessions) {
+					t.Errorf("read a state never published: %+v", got)
+					return
+				}
+			}
+		})
+	}
+	for i := range 20_000 {
+		m.Publish(k, states[i%3])
+	}
+	close(stop)
+	wg.Wait()
 }
 
 // TestInterning checks that the tenants of keys and the GUIDs of session
@@ -504,4 +600,26 @@ func TestKeyUserCopies(t *testing.T) {
 	if u := stored["u3"]; !sameMemory(u, k3.User) {
 		t.Error("Restore copied the user id")
 	}
+}
+
+// BenchmarkVisit reads 650 users of 100,000 (a bulk read's most) from
+// every core at once, the way concurrent bulk reads of the same users do.
+func BenchmarkVisit(b *testing.B) {
+	m := New()
+	s := presence.State{Seq: 1, Sessions: []presence.Session{{ID: "22553876-f5ab-4529-bffb-cfe50aa89f87", Pair: presence.Pair{Availability: "Available", Activity: "Available"}}}}
+	for i := range 100_000 {
+		m.Publish(key(i), s)
+	}
+	users := make([]string, 650)
+	for i := range users {
+		users[i] = key(i * 150).User
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var n uint64
+		for pb.Next() {
+			m.Visit("t", users, func(_ int, s *presence.State) { n += s.Seq })
+		}
+		_ = n
+	})
 }
