@@ -106,6 +106,16 @@ func (p Principal) CanReadMany() error {
 	return Errorf(CodeForbidden, messageInsufficientPrivile)
 }
 
+// CanReadManyOnBeta is CanReadMany for getPresencesByUserId on beta, whose
+// permissions list only Presence.Read.All for applications: an application
+// holding Presence.ReadWrite.All alone is refused there.
+func (p Principal) CanReadManyOnBeta() error {
+	if !p.Delegated && !p.Personal && !p.HasRole(ScopePresenceReadAll) {
+		return Errorf(CodeForbidden, messageInsufficientPrivile)
+	}
+	return p.CanReadMany()
+}
+
 // CanWrite decides whether the principal may change the presence of user:
 // delegated callers only their own, with Presence.ReadWrite; applications any
 // user of their tenant, with Presence.ReadWrite.All.

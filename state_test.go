@@ -335,7 +335,7 @@ func TestProperties(t *testing.T) {
 				cmd = SetCalendarBusy{Active: rapid.Bool().Draw(rt, "cal")}
 			case 9:
 				cmd = &SetLocation{Automatic: rapid.Bool().Draw(rt, "auto"), HasType: true,
-					Type:    rapid.SampledFrom([]string{"office", "remote", "timeOff", "unspecified"}).Draw(rt, "wlt"),
+					Type:    rapid.SampledFrom([]string{"office", "remote", "timeOff"}).Draw(rt, "wlt"),
 					PlaceID: rapid.SampledFrom([]string{"", "b1"}).Draw(rt, "place")}
 			case 10:
 				cmd = ClearLocation{Manual: rapid.Bool().Draw(rt, "manual")}

@@ -210,12 +210,14 @@ type SetLocation struct {
 
 // Validate implements Command.
 func (c *SetLocation) Validate(*Env) error {
+	// A location is set to one of the three places a person can be;
+	// "unspecified" is only what no signal reads as.
 	if !c.HasType {
-		return Errorf(CodeBadRequest, "The parameter 'workLocationType' is required; valid values are 'unspecified', 'office', 'remote', 'timeOff'.")
+		return Errorf(CodeBadRequest, "The parameter 'workLocationType' is required; valid values are 'office', 'remote', 'timeOff'.")
 	}
-	t, ok := canonicalEnum(c.Type, LocationUnspecified, LocationOffice, LocationRemote, LocationTimeOff)
+	t, ok := canonicalEnum(c.Type, LocationOffice, LocationRemote, LocationTimeOff)
 	if !ok {
-		return Errorf(CodeBadRequest, "The value '%s' is not valid for 'workLocationType'; valid values are 'unspecified', 'office', 'remote', 'timeOff'.", c.Type)
+		return Errorf(CodeBadRequest, "The value '%s' is not valid for 'workLocationType'; valid values are 'office', 'remote', 'timeOff'.", c.Type)
 	}
 	c.typ = t
 	return nil

@@ -304,5 +304,16 @@ func TestGetPresenceSelect(t *testing.T) {
 		}
 		e := f.get(f.p("/users/%s/presence?%s", f.U1, url.Values{"$expand": {"statusMessage"}}.Encode()), "D1ra")
 		wantError(t, e, 400, "", "")
+		// "*" is every property, with the context of a read without $select.
+		all := f.get(f.p("/users/%s/presence?%s", f.U1, url.Values{"$select": {"*"}}.Encode()), "D1ra")
+		wantStatus(t, all, 200)
+		for _, p := range []string{"availability", "activity", "statusMessage", "outOfOfficeSettings", "sequenceNumber", "workLocation"} {
+			if !all.has(p) {
+				t.Errorf("$select=*: %s missing from %s", p, all)
+			}
+		}
+		if ctx := all.str("@odata.context"); !strings.HasSuffix(ctx, "$metadata#users('"+f.U1+"')/presence/$entity") {
+			t.Errorf("$select=*: @odata.context = %q", ctx)
+		}
 	})
 }

@@ -106,8 +106,8 @@ func TestWebhookPrivateAddressesRefused(t *testing.T) {
 // ownStream is the stream's address under presenced's own prefix.
 const ownStream = "/presenced/stream"
 
-// #9.1: the stream lives at /presenced/stream, authorized as before; the
-// Graph-style address is a deprecated alias that says so.
+// #9.1: the stream lives at /presenced/stream, authorized as before; under
+// Graph's prefixes "stream" is a user key like any other, and not a GUID.
 func TestStreamAtOwnPrefix(t *testing.T) {
 	f := newFixture(t)
 	f.mustSet(f.U1, "Busy", "InACall", "PT1H", "APPrw")
@@ -129,15 +129,12 @@ func TestStreamAtOwnPrefix(t *testing.T) {
 	if res, _ := openStreamAt(t, f.s, ownStream, "", f.U1); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token -> %d, want 401", res.StatusCode)
 	}
-	res, es = openStream(t, f.s, "v1.0", f.tok("D1ra"), f.U1)
-	if es == nil {
-		t.Fatalf("the old address -> %d, want 200", res.StatusCode)
+	for _, v := range []string{"v1.0", "beta"} {
+		res, _ := openStreamAt(t, f.s, "/"+v+"/communications/presences/stream", f.tok("D1ra"), f.U1)
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /%s/communications/presences/stream -> %d, want 400 (not a user id)", v, res.StatusCode)
+		}
 	}
-	if res.Header.Get("Deprecation") == "" || !strings.Contains(res.Header.Get("Link"), ownStream) {
-		t.Errorf("the old address: Deprecation %q, Link %q; want it marked deprecated with a link to %s",
-			res.Header.Get("Deprecation"), res.Header.Get("Link"), ownStream)
-	}
-	wantEvent(t, es.next(t), f.U1, "Busy/InACall")
 }
 
 // #9.1: streams are capped per (app, tenant) and in all; beyond a cap a

@@ -98,9 +98,6 @@ func TestMeasureStreams(t *testing.T) {
 
 	tok := f.tok("D1r")
 	path := s.base + "/presenced/stream?$filter=" + url.QueryEscape("id in ('"+f.U1+"')")
-	if os.Getenv("PRESENCED_MEASURE_OLD_PATH") != "" {
-		path = s.base + "/v1.0/communications/presences/stream?$filter=" + url.QueryEscape("id in ('"+f.U1+"')")
-	}
 	hc := &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: -1}}
 	var (
 		mu     sync.Mutex

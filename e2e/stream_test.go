@@ -39,7 +39,7 @@ var streamClient = &http.Client{Transport: &http.Transport{DisableCompression: t
 // (for error cases) and, on 200, the stream.
 func openStream(t testing.TB, s *server, version, token string, users ...string) (*http.Response, *eventStream) {
 	t.Helper()
-	return openStreamAt(t, s, "/"+version+"/communications/presences/stream", token, users...)
+	return openStreamAt(t, s, ownStream, token, users...)
 }
 
 // openStreamAt is openStream at path (the stream's address, without query).

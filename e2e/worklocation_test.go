@@ -139,7 +139,7 @@ func TestWorkLocation_PermissionsPerVersion(t *testing.T) {
 
 func TestWorkLocation_Validation(t *testing.T) {
 	eachVersion(t, func(t *testing.T, f *fixture) {
-		const valid = "'unspecified', 'office', 'remote', 'timeOff'"
+		const valid = "'office', 'remote', 'timeOff'"
 		for _, c := range []struct {
 			name string
 			body any
@@ -149,6 +149,7 @@ func TestWorkLocation_Validation(t *testing.T) {
 			{"empty object", map[string]any{}, "workLocationType"},
 			{"unknown value", map[string]any{"workLocationType": "home"}, "home"},
 			{"unknownFutureValue", map[string]any{"workLocationType": "unknownFutureValue"}, "unknownFutureValue"},
+			{"unspecified value", map[string]any{"workLocationType": "unspecified"}, "unspecified"},
 			{"unknown member", map[string]any{"workLocationType": "office", "building": "b1"}, "building"},
 			{"not a string", map[string]any{"workLocationType": 3}, "workLocationType"},
 			{"not JSON", "{", ""},

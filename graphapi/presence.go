@@ -25,8 +25,9 @@ func (s *Server) base(r *http.Request, c *call) string {
 	return scheme + "://" + r.Host + "/" + c.version
 }
 
-// parseSelect reads $select; nil means every property. $expand is refused:
-// presence has no navigation properties.
+// parseSelect reads $select; nil means every property, as does "*" (OData's
+// every structural property) in the list. $expand is refused: presence has
+// no navigation properties.
 func parseSelect(q url.Values) ([]string, error) {
 	if q.Has("$expand") {
 		return nil, presence.Errorf(presence.CodeBadRequest, "Parsing OData Select and Expand failed: presence has no navigation properties to expand.")
@@ -37,6 +38,9 @@ func parseSelect(q url.Values) ([]string, error) {
 	var sel []string
 	for _, p := range strings.Split(q.Get("$select"), ",") {
 		p = strings.TrimSpace(p)
+		if p == "*" {
+			return nil, nil
+		}
 		i := slices.IndexFunc(selectable, func(s string) bool { return strings.EqualFold(s, p) })
 		if i < 0 {
 			return nil, presence.Errorf(presence.CodeBadRequest, "Could not find a property named '%s' on type 'microsoft.graph.presence'.", p)
@@ -131,7 +135,11 @@ func canonicalIDs(raw []string) ([]string, error) {
 }
 
 func (s *Server) getPresencesByUserID(w http.ResponseWriter, r *http.Request, c *call) error {
-	if err := c.principal.CanReadMany(); err != nil {
+	can := c.principal.CanReadMany
+	if c.version == "beta" {
+		can = c.principal.CanReadManyOnBeta
+	}
+	if err := can(); err != nil {
 		return err
 	}
 	o, err := readBody(r, "getPresencesByUserId", false)

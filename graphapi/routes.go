@@ -18,8 +18,6 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "communications/presences", name: "listPresences", handle: s.listPresences, throttled: true},
 		{method: "POST", path: "communications/getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
 		{method: "POST", path: "communications/microsoft.graph.getPresencesByUserId", name: "getPresencesByUserId", handle: s.getPresencesByUserID, throttled: true},
-		// Deprecated: the stream moved to /presenced/stream (ownRouteTable).
-		{method: "GET", path: "communications/presences/stream", name: "presenceStream", handle: s.deprecatedStream, throttled: true},
 		{method: "POST", path: "$batch", name: "batch", handle: s.batch},
 	}
 	if s.subs != nil {

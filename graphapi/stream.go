@@ -89,8 +89,7 @@ const (
 	reasonShutdown     = "shutdown"
 )
 
-// stream serves GET /presenced/stream?$filter=id in (...) (and its
-// deprecated alias /{version}/communications/presences/stream):
+// stream serves GET /presenced/stream?$filter=id in (...):
 // Server-Sent Events with the current presence of every requested user,
 // then each change as it happens, the event id being the user's
 // sequenceNumber. It needs the permissions of reading each user.
@@ -208,15 +207,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
 			}
 		}
 	}
-}
-
-// deprecatedStream serves the stream's old address,
-// /{version}/communications/presences/stream, which is kept as an alias of
-// /presenced/stream and marked deprecated in the answer's headers.
-func (s *Server) deprecatedStream(w http.ResponseWriter, r *http.Request, c *call) error {
-	w.Header().Set("Deprecation", "true")
-	w.Header().Set("Link", `</presenced/stream>; rel="successor-version"`)
-	return s.stream(w, r, c)
 }
 
 // CloseStreams ends every event stream, as the server shuts down (streams

@@ -31,7 +31,7 @@ func TestStreamFilterCountsDistinctIDs(t *testing.T) {
 	srv.CloseStreams()
 	stream := func(values []string) *httptest.ResponseRecorder {
 		filter := "id in ('" + strings.Join(values, "','") + "')"
-		req := httptest.NewRequest(http.MethodGet, "/v1.0/communications/presences/stream?$filter="+url.QueryEscape(filter), nil)
+		req := httptest.NewRequest(http.MethodGet, "/presenced/stream?$filter="+url.QueryEscape(filter), nil)
 		req.Header.Set("Authorization", "Bearer app")
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)

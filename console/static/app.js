@@ -437,7 +437,7 @@ function setLive(on, text) {
 
 // startStream follows the tenant's changes: /presenced/events (every user
 // of the tenant) when presenced has it, else the per-user stream of the
-// page's users (/presenced/stream, then Graph's presence stream).
+// page's users (/presenced/stream).
 async function startStream() {
   stopStream();
   const ctl = new AbortController();
@@ -447,7 +447,7 @@ async function startStream() {
     try {
       const ids = state.order.map((id) => `'${id}'`).join(",");
       const filter = `?$filter=${encodeURIComponent(`id in (${ids})`)}`;
-      const candidates = [["/presenced/events", "tenant"], ["/presenced/stream" + filter, "users"], ["/v1.0/communications/presences/stream" + filter, "users"]];
+      const candidates = [["/presenced/events", "tenant"], ["/presenced/stream" + filter, "users"]];
       let res, kind;
       for (const [url, k] of candidates) {
         if (k === "users" && !state.order.length) break;
