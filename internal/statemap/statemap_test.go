@@ -226,21 +226,11 @@ func TestSnapshotWaitsForWriters(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	m := New()
 	const writers, users, rounds = 8, 50, 40
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for range 2 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				m.Due(at(rounds), 100)
-				m.Get("t", []string{"u1", "u2", "u3"})
-			}
-		})
-	}
+	stop := repeatOnCores(func() bool {
+		m.Due(at(rounds), 100)
+		m.Get("t", []string{"u1", "u2", "u3"})
+		return true
+	})
 	var ww sync.WaitGroup
 	for w := range writers {
 		ww.Go(func() {
@@ -261,8 +251,7 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	ww.Wait()
-	close(stop)
-	wg.Wait()
+	stop()
 	for u := range users {
 		if s := m.Load(key(u)); s.Seq != writers*rounds {
 			t.Fatalf("user %d: Seq %d, want %d", u, s.Seq, writers*rounds)
@@ -441,29 +430,43 @@ func TestReadsAreNeverTorn(t *testing.T) {
 		{Seq: 3, Sessions: []presence.Session{{ID: "a-session-id-that-is-not-a-guid-and-is-long"}, {ID: "another"}}},
 	}
 	m.Publish(k, states[0])
-	stop := make(chan struct{})
+	stop := repeatOnCores(func() bool {
+		got := m.Load(k)
+		if got.Seq < 1 || got.Seq > 3 || !reflect.DeepEqual(got.Sessions, m.decode(string(AppendState(nil, &states[got.Seq-1]))).Sessions) {
+			t.Errorf("read a state never published: %+v", got)
+			return false
+		}
+		return true
+	})
+	for i := range 20_000 {
+		m.Publish(k, states[i%3])
+	}
+	stop()
+}
+
+// repeatOnCores runs fn on two goroutines, again and again until it
+// returns false or the returned stop is called; stop waits for them.
+func repeatOnCores(fn func() bool) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
 			for {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
-				got := m.Load(k)
-				if got.Seq < 1 || got.Seq > 3 || !reflect.DeepEqual(got.Sessions, m.decode(string(AppendState(nil, &states[got.Seq-1]))).Sessions) {
-					t.Errorf("read a state never published: %+v", got)
+				if !fn() {
 					return
 				}
 			}
 		})
 	}
-	for i := range 20_000 {
-		m.Publish(k, states[i%3])
+	return func() {
+		close(done)
+		wg.Wait()
 	}
-	close(stop)
-	wg.Wait()
 }
 
 // TestInterning checks that the tenants of keys and the GUIDs of session
