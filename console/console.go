@@ -68,7 +68,7 @@ type Config struct {
 	// Gatherer is the registry /metrics serves; health reads the same
 	// figures from it.
 	Gatherer prometheus.Gatherer
-	// Node names this presenced (its host name); StoreKind is file,
+	// Node names this presenced (its --node-id); StoreKind is file,
 	// memory, ...
 	Node, StoreKind string
 	// DevAuth reports development auth mode; MintDevToken mints a token

@@ -25,11 +25,17 @@ func TestHooksIndex(t *testing.T) {
 		}
 		have[h.Method+" "+h.Path] = true
 	}
-	for _, want := range []string{"GET /_test/clock", "POST /_test/clock/advance", "PUT /_test/clock", "PUT /_test/limits",
-		"POST /_test/reset", "GET /_test/tenants/{tid}/state", "PUT /_test/tenants/{tid}/users/{uid}/clientSessions/{sid}"} {
+	for _, want := range []string{"GET /_test/", "GET /_test/clock", "POST /_test/clock/advance", "PUT /_test/clock", "PUT /_test/limits",
+		"POST /_test/reset", "GET /_test/tenants/{tid}/state", "PUT /_test/tenants/{tid}/users/{uid}/clientSessions/{sid}",
+		"DELETE /_test/tenants/{tid}/users/{uid}/clientSessions/{sid}", "PUT /_test/tenants/{tid}/users/{uid}/outOfOffice",
+		"PUT /_test/tenants/{tid}/users/{uid}/calendarBusy", "PUT /_test/tenants/{tid}/users/{uid}/presenceEnabled",
+		"PUT /_test/tenants/{tid}/users/{uid}/workPlan"} {
 		if !have[want] {
 			t.Errorf("GET /_test/ does not list %s: %s", want, r)
 		}
+	}
+	if len(doc.Hooks) != 13 {
+		t.Errorf("GET /_test/ lists %d hooks, want the 13 above", len(doc.Hooks))
 	}
 }
 

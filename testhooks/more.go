@@ -35,6 +35,7 @@ func hookIndex() []hook {
 		{"PUT", "/_test/tenants/{tid}/users/{uid}/outOfOffice", `{"isOutOfOffice":true,"message":"On leave"}`, "the out-of-office overlay"},
 		{"PUT", "/_test/tenants/{tid}/users/{uid}/calendarBusy", `{"active":true}`, "the in-a-meeting overlay"},
 		{"PUT", "/_test/tenants/{tid}/users/{uid}/presenceEnabled", `{"enabled":false}`, "a user not enabled for presence (PresenceUnknown)"},
+		{"PUT", "/_test/tenants/{tid}/users/{uid}/workPlan", `{"recurrences":[],"occurrences":[],"timeZone":"Tokyo Standard Time"}`, "replace the user's whole work plan (Graph's workPlanRecurrence and workPlanOccurrence shapes) and optionally the time zone whose midnight ends a day"},
 	}
 }
 

@@ -62,7 +62,8 @@ type Config struct {
 	// rediss:// or unix:// URL, or a comma-separated list of a Redis
 	// Cluster's seed addresses.
 	RedisURL string
-	// NodeID names this node in logs, metrics and the store's leases.
+	// NodeID names this node in the start-up log, the console's health
+	// view and the Redis store's leases.
 	NodeID string
 	// RedisWaitReplicas makes each write wait until that many replicas
 	// have it.
@@ -94,6 +95,7 @@ const usageHead = `presenced serves the Microsoft Graph presence API (v1.0 and b
 Usage:
   presenced [flags]          serve until SIGINT or SIGTERM
   presenced token [flags]    print a bearer token for development auth mode (token --help)
+  presenced repair [flags]   rewrite a damaged data directory, keeping every valid record (repair --help)
   presenced version          print the version and commit
   presenced help             print this help
 
@@ -125,7 +127,7 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		{"data", "PRESENCED_DATA", "./presenced-data", "directory of the embedded store", &data},
 		{"store", "PRESENCED_STORE", "file", "store engine: file (durable, default), memory (lost at exit) or redis (several nodes, --redis-url)", &store},
 		{"redis-url", "PRESENCED_REDIS_URL", "", "with --store redis: redis://[user:password@]host:port/db, rediss://…, unix:///path, or a comma-separated list of Redis Cluster seeds", &redisURL},
-		{"node-id", "PRESENCED_NODE_ID", "", "this node's name in logs, metrics and the Redis store's leases (default: host name and port)", &nodeID},
+		{"node-id", "PRESENCED_NODE_ID", "", "this node's name in the start-up log, the console's health view and the Redis store's leases (default: host name and port)", &nodeID},
 		{"redis-wait-replicas", "PRESENCED_REDIS_WAIT_REPLICAS", "0", "with --store redis: each write waits until this many replicas have it (0: none)", &waitReplicas},
 		{"public-url", "PRESENCED_PUBLIC_URL", "", "base URL used in @odata.context (default: derived from each request)", &publicURL},
 		{"jwks-url", "PRESENCED_JWKS_URL", "", "URL of the JSON Web Key Set that signs accepted access tokens", &jwksURL},

@@ -40,7 +40,7 @@ func mountConsole(mux *http.ServeMux, d consoleDeps) (*console.Console, error) {
 		Gatherer: d.gatherer, StoreKind: d.cfg.Store, TestHooks: d.cfg.TestHooks,
 		DevTenant: devTenant, DevApp: devApp, WriteError: d.writeError, Logger: d.logger,
 	}
-	ccfg.Node, _ = os.Hostname()
+	ccfg.Node = d.cfg.NodeID
 	if d.cfg.ConsoleOperatorTokenFile != "" {
 		raw, err := os.ReadFile(d.cfg.ConsoleOperatorTokenFile)
 		if err != nil {

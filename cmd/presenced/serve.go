@@ -266,7 +266,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	bi := readBuildInfo()
-	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks,
+	logger.Info("listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "scheme", scheme, "store", cfg.Store, "data", cfg.DataDir, "test_hooks", cfg.TestHooks,
 		"console", publicURL+"/presenced/console/", "version", bi.Version, "commit", bi.Commit, "modified", bi.Modified)
 	fmt.Fprintf(stdout, "presenced listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
