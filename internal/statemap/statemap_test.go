@@ -390,30 +390,35 @@ func TestHashCollisions(t *testing.T) {
 func TestReadsPublishFreshKeys(t *testing.T) {
 	m := New()
 	const users = 40_000 // about ten a shard
-	for i := range users {
-		m.Publish(key(i), presence.State{Seq: uint64(i + 1)})
-	}
 	fresh := func() (n int) {
 		for i := range m.shards {
 			n += int(m.shards[i].fresh.Load())
 		}
 		return n
 	}
-	if fresh() == 0 {
-		t.Fatal("no key waits to be published after the inserts")
-	}
-	for range 3 {
-		for i := range users {
-			if s := m.Load(key(i)); s.Seq != uint64(i+1) {
-				t.Fatalf("user %d: Seq %d", i, s.Seq)
+	// First into empty shards (published by a move), then beside the keys
+	// published (published by a copy that merges them in).
+	for _, from := range []int{0, users} {
+		for i := from; i < from+users; i++ {
+			m.Publish(key(i), presence.State{Seq: uint64(i + 1)})
+		}
+		if fresh() == 0 {
+			t.Fatal("no key waits to be published after the inserts")
+		}
+		for range 3 {
+			for i := from; i < from+users; i++ {
+				if s := m.Load(key(i)); s.Seq != uint64(i+1) {
+					t.Fatalf("user %d: Seq %d", i, s.Seq)
+				}
 			}
 		}
+		if n := fresh(); n != 0 {
+			t.Errorf("%d keys still wait to be published after three reads of every key", n)
+		}
 	}
-	if n := fresh(); n != 0 {
-		t.Errorf("%d keys still wait to be published after three reads of every key", n)
-	}
+	const users2 = 2 * users
 	// A read of a key never published does not lock once nothing waits.
-	if s := m.Load(key(users + 1)); s.Seq != 0 {
+	if s := m.Load(key(users2 + 1)); s.Seq != 0 {
 		t.Errorf("a key never published has Seq %d", s.Seq)
 	}
 }
