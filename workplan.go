@@ -148,14 +148,25 @@ func compile(r *PlanRecurrence) (*compiled, error) {
 	if !ok {
 		return nil, Errorf(CodeInvalidArgument, "The provided [DateTime] '%s' is not a valid date and time without offset.", r.End.DateTime)
 	}
-	if !en.After(st) || en.Sub(st) > 24*time.Hour {
+	// The pattern repeats the wall-clock times as written, so they are
+	// kept as written (cs, ce), not as the instants of the first day: a
+	// time in that day's daylight-saving gap (02:00 on a spring-forward
+	// day) reads as another hour there. In one zone the end is judged on
+	// the wall clock too; across two zones, on the first day's instants.
+	cs, _ := ParseLocalDateTime(r.Start.DateTime, time.UTC)
+	ce, _ := ParseLocalDateTime(r.End.DateTime, time.UTC)
+	a, b := st, en
+	if c.startLoc == c.endLoc {
+		a, b = cs, ce
+	}
+	if !b.After(a) || b.Sub(a) > 24*time.Hour {
 		return nil, Errorf(CodeInvalidArgument, "The end of a work plan recurrence must be after its start, by at most 24 hours.")
 	}
-	c.sh, c.sm, c.ss = st.Clock()
-	c.sns = st.Nanosecond()
-	c.eh, c.em, c.es = en.Clock()
-	c.ens = en.Nanosecond()
-	c.endOffset = dayNumber(en.Date()) - dayNumber(st.Date())
+	c.sh, c.sm, c.ss = cs.Clock()
+	c.sns = cs.Nanosecond()
+	c.eh, c.em, c.es = ce.Clock()
+	c.ens = ce.Nanosecond()
+	c.endOffset = dayNumber(ce.Date()) - dayNumber(cs.Date())
 	if r.Days == 0 || r.Days&0x80 != 0 {
 		return nil, Errorf(CodeInvalidArgument, "The recurrence pattern needs at least one of 'daysOfWeek'.")
 	}

@@ -150,12 +150,36 @@ func TestDSTSegment(t *testing.T) {
 	}
 }
 
-// bruteInstances expands r day by day from its start date, the plain way.
+// TestDSTGapEnd: a recurrence whose first day is a spring-forward day and
+// whose end (02:00) falls in that day's gap is valid, judged on the wall
+// clock as the pattern repeats it, and gives 30-minute segments on the
+// other days.
+func TestDSTGapEnd(t *testing.T) {
+	r := PlanRecurrence{ID: "r", Start: PlanTime{"2026-03-08T01:30:00", "Pacific Standard Time"},
+		End: PlanTime{"2026-03-08T02:00:00", "Pacific Standard Time"}, Type: "office",
+		Days: weekdays(time.Sunday), RangeType: RangeNoEnd, StartDate: "2026-03-08"}
+	if err := ValidateRecurrence(&r); err != nil {
+		t.Fatal(err)
+	}
+	w := &WorkState{Recurrences: []PlanRecurrence{r}}
+	segs := w.View(time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 16, 12, 0, 0, 0, time.UTC), 0)
+	if len(segs) != 1 || segs[0].End.Sub(segs[0].Start) != 30*time.Minute {
+		t.Fatalf("segments %+v", segs)
+	}
+	// Across two zones the instants decide: an end before the start is refused.
+	r.End = PlanTime{"2026-03-08T02:00:00", "Eastern Standard Time"} // 23:00 Pacific the day before
+	if err := ValidateRecurrence(&r); err == nil {
+		t.Fatal("an end three hours before the start was accepted")
+	}
+}
+
+// bruteInstances expands r day by day from its start date, the plain way:
+// each day at the wall-clock times written in the recurrence.
 func bruteInstances(r PlanRecurrence, until time.Time) [][2]time.Time {
 	sl, el := loadZone(r.Start.TimeZone), loadZone(r.End.TimeZone)
-	st, _ := time.ParseInLocation("2006-01-02T15:04:05", r.Start.DateTime, sl)
-	en, _ := time.ParseInLocation("2006-01-02T15:04:05", r.End.DateTime, el)
-	offset := int(en.Sub(time.Date(st.Year(), st.Month(), st.Day(), 0, 0, 0, 0, el)).Hours()) / 24
+	st, _ := time.Parse("2006-01-02T15:04:05", r.Start.DateTime)
+	en, _ := time.Parse("2006-01-02T15:04:05", r.End.DateTime)
+	offset := int(en.Truncate(24*time.Hour).Sub(st.Truncate(24*time.Hour)).Hours()) / 24
 	day, _ := time.Parse("2006-01-02", r.StartDate)
 	weekStart := day
 	for weekStart.Weekday() != r.FirstDayOfWeek {
