@@ -16,14 +16,8 @@ import (
 // notices of watched users, and the stored result.
 func TestServiceDoEach(t *testing.T) {
 	ctx := context.Background()
-	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
-	svc := presence.NewService(memstore.New(), clock, nil)
-	k1 := presence.Key{Tenant: tenant, User: u1}
-	k2 := presence.Key{Tenant: tenant, User: u2}
-	w := &watcher{watched: map[presence.Key]bool{k1: true}}
-	svc.SetWatcher(w)
-	events, cancel := svc.Subscribe(16)
-	defer cancel()
+	f := newWatchedService(t)
+	clock, svc, k1, k2, w, events := f.clock, f.svc, f.k1, f.k2, f.w, f.events
 
 	keys := []presence.Key{k1, k2, k2, k1}
 	cmds := []presence.Command{

@@ -40,17 +40,38 @@ func setPresence(av, ac string, d time.Duration) *presence.SetPresence {
 	return &presence.SetPresence{CallerApp: app, SessionID: app, Availability: av, Activity: ac, Expiration: &d}
 }
 
+// watchedService is a service on a memory store at a test clock, with
+// k1 (user u1) watched by w and k2 (u2) not, and its change events
+// subscribed.
+type watchedService struct {
+	clock  *presence.TestClock
+	store  *memstore.Store
+	svc    *presence.Service
+	k1, k2 presence.Key
+	w      *watcher
+	events <-chan presence.Event
+}
+
+func newWatchedService(t *testing.T) *watchedService {
+	f := &watchedService{
+		clock: presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC)),
+		store: memstore.New(),
+		k1:    presence.Key{Tenant: tenant, User: u1},
+		k2:    presence.Key{Tenant: tenant, User: u2},
+	}
+	f.svc = presence.NewService(f.store, f.clock, nil)
+	f.w = &watcher{watched: map[presence.Key]bool{f.k1: true}}
+	f.svc.SetWatcher(f.w)
+	events, cancel := f.svc.Subscribe(16)
+	t.Cleanup(cancel)
+	f.events = events
+	return f
+}
+
 func TestServiceOutbox(t *testing.T) {
 	ctx := context.Background()
-	clock := presence.NewTestClock(time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC))
-	store := memstore.New()
-	svc := presence.NewService(store, clock, nil)
-	k1 := presence.Key{Tenant: tenant, User: u1}
-	k2 := presence.Key{Tenant: tenant, User: u2}
-	w := &watcher{watched: map[presence.Key]bool{k1: true}}
-	svc.SetWatcher(w)
-	events, cancel := svc.Subscribe(16)
-	defer cancel()
+	f := newWatchedService(t)
+	clock, store, svc, k1, k2, w, events := f.clock, f.store, f.svc, f.k1, f.k2, f.w, f.events
 
 	for _, k := range []presence.Key{k1, k2} {
 		if _, err := svc.Do(ctx, k, setPresence("Available", "Available", time.Hour)); err != nil {

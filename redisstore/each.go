@@ -22,17 +22,12 @@ var _ presence.EachUpdater = (*Store)(nil)
 // unknown is not retried, as with Update. With WaitReplicas set, every
 // user is updated with Update.
 func (s *Store) UpdateEach(ctx context.Context, keys []presence.Key, fn func(i int, st *presence.State) error) []presence.Updated {
-	out := make([]presence.Updated, len(keys))
-	var alone []int
-	if cli, err := s.client(); err == nil && s.opts.WaitReplicas == 0 && len(keys) > 1 && ctx.Err() == nil {
-		alone = s.updateBatch(ctx, cli, keys, fn, out)
-	} else {
-		alone = make([]int, len(keys))
-		for i := range alone {
-			alone[i] = i
-		}
+	cli, err := s.client()
+	if err != nil || s.opts.WaitReplicas != 0 || len(keys) < 2 || ctx.Err() != nil {
+		return presence.UpdateConcurrently(ctx, s, keys, fn) // Update says why it cannot
 	}
-	s.updateAlone(ctx, keys, fn, out, alone)
+	out := make([]presence.Updated, len(keys))
+	s.updateAlone(ctx, keys, fn, out, s.updateBatch(ctx, cli, keys, fn, out))
 	return out
 }
 

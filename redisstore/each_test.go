@@ -2,8 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	presence "github.com/presenced/presenced"
 	"github.com/presenced/presenced/internal/redistest"
@@ -65,5 +67,20 @@ func TestUpdateEachRoundTrips(t *testing.T) {
 	}
 	if states[0].Seq != 4 || states[1].Seq != 3 {
 		t.Errorf("stored Seq %d and %d, want 4 and 3", states[0].Seq, states[1].Seq)
+	}
+}
+
+// TestUpdateEachWaitsForReplicas checks that with WaitReplicas UpdateEach
+// writes through Update, which waits for the replicas: on a Redis that has
+// none, every user's write is refused as unavailable, as Update's is,
+// where the batch's pipelines would not have waited.
+func TestUpdateEachWaitsForReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL(), Options{Prefix: "eachwait", WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
+	keys := []presence.Key{{Tenant: "t", User: "u1"}, {Tenant: "t", User: "u2"}, {Tenant: "t", User: "u3"}}
+	for i, r := range s.UpdateEach(context.Background(), keys, func(_ int, st *presence.State) error { st.Seq++; return nil }) {
+		if !errors.Is(r.Err, presence.ErrUnavailable) {
+			t.Errorf("user %d: %v, want an error matching ErrUnavailable (no replica has the write)", i, r.Err)
+		}
 	}
 }

@@ -65,29 +65,34 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// roundTrip records one round trip and counts its error.
 func (m *metrics) roundTrip(op string, start time.Time, err error) {
-	d := time.Since(start)
-	m.trips.Add(1)
-	m.nanos.Add(uint64(d))
-	m.latency.WithLabelValues(op).Observe(d.Seconds())
-	if err != nil && !isRedisNil(err) { // a nil reply (no such key) is an answer
-		m.errors.Add(1)
-		m.errorsC.WithLabelValues(op).Inc()
-	}
+	m.trip(op, start)
+	m.failed(op, err)
 }
 
 // roundTripEach records one pipelined round trip of several calls, and
 // counts each call that failed.
 func (m *metrics) roundTripEach(op string, start time.Time, res []rueidis.RedisResult) {
+	m.trip(op, start)
+	for _, r := range res {
+		m.failed(op, r.Error())
+	}
+}
+
+func (m *metrics) trip(op string, start time.Time) {
 	d := time.Since(start)
 	m.trips.Add(1)
 	m.nanos.Add(uint64(d))
 	m.latency.WithLabelValues(op).Observe(d.Seconds())
-	for _, r := range res {
-		if err := r.Error(); err != nil && !isRedisNil(err) {
-			m.errors.Add(1)
-			m.errorsC.WithLabelValues(op).Inc()
-		}
+}
+
+// failed counts err, unless it is none or a nil reply (no such key), which
+// is an answer.
+func (m *metrics) failed(op string, err error) {
+	if err != nil && !isRedisNil(err) {
+		m.errors.Add(1)
+		m.errorsC.WithLabelValues(op).Inc()
 	}
 }
 
