@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"context"
 	"slices"
 	"time"
 )
@@ -138,6 +139,9 @@ type HoldConnection struct {
 	// Pair is the state the client announced, nil for none.
 	Pair  *Pair
 	Lease time.Duration
+	// Holder names the process taking the session (Session.Holder), empty
+	// when no registry of holders is used.
+	Holder string
 	// Resumed is set by Apply: whether the device's session was still
 	// there (the result of the run the store kept).
 	Resumed bool
@@ -147,6 +151,9 @@ type HoldConnection struct {
 // Validate implements Command.
 func (c *HoldConnection) Validate(*Env) error {
 	if err := validDevice(c.Device); err != nil {
+		return err
+	}
+	if err := validHolder(c.Holder, true); err != nil {
 		return err
 	}
 	c.pair = Pair{Available, Available}
@@ -165,14 +172,14 @@ func (c *HoldConnection) Apply(s *State, now time.Time) error {
 	i := s.connection(c.Device, now)
 	c.Resumed = i >= 0
 	if i < 0 {
-		s.putSession(Session{ID: c.Device, Kind: ConnectionSession, Pair: c.pair, RefreshedAt: now, ExpiresAt: addClamped(now, c.Lease)})
+		s.putSession(Session{ID: c.Device, Kind: ConnectionSession, Pair: c.pair, RefreshedAt: now, ExpiresAt: addClamped(now, c.Lease), Holder: c.Holder})
 		return nil
 	}
 	se := s.Sessions[i]
 	if c.Pair != nil && se.Pair != c.pair {
 		se.Pair, se.RefreshedAt = c.pair, now
 	}
-	se.ExpiresAt = addClamped(now, c.Lease)
+	se.ExpiresAt, se.Holder = addClamped(now, c.Lease), c.Holder
 	s.replaceConnection(i, se)
 	return nil
 }
@@ -277,15 +284,21 @@ func (c *RenewConnection) Apply(s *State, now time.Time) error {
 
 // ReleaseConnection says the device's connection closed or died: its
 // session stays for Grace, then ends unless a connection of the device
-// holds it again. Releasing a session already gone is no error.
+// holds it again. Releasing a session already gone is no error. With a
+// Holder, a session another holder took over is left as it is; a
+// released session has no holder.
 type ReleaseConnection struct {
 	Device string
 	Grace  time.Duration
+	Holder string
 }
 
 // Validate implements Command.
 func (c *ReleaseConnection) Validate(*Env) error {
 	if err := validDevice(c.Device); err != nil {
+		return err
+	}
+	if err := validHolder(c.Holder, true); err != nil {
 		return err
 	}
 	if c.Grace < 0 {
@@ -297,9 +310,80 @@ func (c *ReleaseConnection) Validate(*Env) error {
 // Apply implements Command.
 func (c *ReleaseConnection) Apply(s *State, now time.Time) error {
 	i := s.connection(c.Device, now)
-	if i < 0 {
+	if i < 0 || (c.Holder != "" && s.Sessions[i].Holder != c.Holder) {
 		return nil
 	}
-	s.Sessions[i].ExpiresAt = now.Add(c.Grace)
+	s.Sessions[i].ExpiresAt, s.Sessions[i].Holder = now.Add(c.Grace), ""
 	return nil
+}
+
+// DropHolder ends the device's session now if Holder holds it: the holder
+// was found dead (its record in the registry expired), and the session
+// did not move to another holder since. Anything else is left as it is.
+type DropHolder struct {
+	Device string
+	Holder string
+}
+
+// Validate implements Command.
+func (c *DropHolder) Validate(*Env) error {
+	if err := validDevice(c.Device); err != nil {
+		return err
+	}
+	return validHolder(c.Holder, false)
+}
+
+// Apply implements Command.
+func (c *DropHolder) Apply(s *State, now time.Time) error {
+	if i := s.connection(c.Device, now); i >= 0 && s.Sessions[i].Holder == c.Holder {
+		s.Sessions[i].ExpiresAt, s.Sessions[i].Holder = now, ""
+	}
+	return nil
+}
+
+// MaxHolderLength bounds a holder's name (Session.Holder).
+const MaxHolderLength = 128
+
+func validHolder(h string, mayBeEmpty bool) error {
+	if (h == "" && !mayBeEmpty) || len(h) > MaxHolderLength {
+		return Errorf(CodeInvalidArgument, "A holder of 1 to %d bytes is required.", MaxHolderLength)
+	}
+	return nil
+}
+
+// HeldSession names one connection session: its user and its device.
+type HeldSession struct {
+	Key    Key
+	Device string
+}
+
+// Holders is a registry of the processes holding connection sessions,
+// shared by every process of one store (redisstore's), so that the
+// sessions of a process that died are ended by another one: each holder
+// keeps a record that it renews, and the sessions it holds are listed
+// under it. Instants are on the service clock. Implementations are safe
+// for concurrent use.
+type Holders interface {
+	// Register records holder as alive until until.
+	Register(ctx context.Context, holder string, until time.Time) error
+	// Renew extends holder's record to until. It reports false when the
+	// record is gone or claimed: another process found the holder dead
+	// and ends (or ended) its sessions.
+	Renew(ctx context.Context, holder string, until time.Time) (alive bool, err error)
+	// Add lists sessions under holder; Remove unlists them.
+	Add(ctx context.Context, holder string, held ...HeldSession) error
+	Remove(ctx context.Context, holder string, held ...HeldSession) error
+	// Claim takes up to limit holders whose record expired at now (or whose
+	// earlier claim did), marks them dead and claims them until until, and
+	// returns them with the sessions listed under them.
+	Claim(ctx context.Context, now, until time.Time, limit int) ([]ClaimedHolder, error)
+	// Forget deletes a holder's record and list, once its sessions were
+	// ended or released.
+	Forget(ctx context.Context, holder string) error
+}
+
+// ClaimedHolder is a holder found dead and the sessions listed under it.
+type ClaimedHolder struct {
+	Holder string
+	Held   []HeldSession
 }

@@ -34,6 +34,10 @@ type Session struct {
 	Pair        Pair      `json:"pair"`
 	RefreshedAt time.Time `json:"refreshedAt"`
 	ExpiresAt   time.Time `json:"expiresAt"`
+	// Holder names the process holding a connection's session when the
+	// nodes share a registry of holders (see Holders): a holder found dead
+	// has its sessions ended (DropHolder). Empty otherwise; never visible.
+	Holder string `json:"holder,omitempty"`
 }
 
 // Preferred is the user-preferred presence, which overrides every session

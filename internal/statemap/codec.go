@@ -77,6 +77,9 @@ import (
 //	          of the outbox, in order; written only when one is not zero
 //	3 work settings = maxSharedWorkLocationDetails:string; only after tag 1,
 //	          and only when set
+//	4 holders = nheld:uvarint (index:uvarint holder:string)*: the sessions
+//	          that name a holder, by their index in the sessions (increasing),
+//	          and the holder (never empty); written only when one does
 const (
 	format1 = 1
 	format2 = 2
@@ -87,6 +90,7 @@ const (
 	tagWork         = 1
 	tagOutboxWork   = 2
 	tagWorkSettings = 3
+	tagHolders      = 4
 )
 
 const (
@@ -297,7 +301,8 @@ func AppendState(dst []byte, s *presence.State) []byte {
 	var tb timeBase
 	format := byte(format1)
 	outboxWork := hasOutboxWork(s.Outbox)
-	if s.Work != nil || outboxWork {
+	held := holders(s.Sessions)
+	if s.Work != nil || outboxWork || held > 0 {
 		format = format2
 	}
 	b := append(dst, format, flags)
@@ -354,7 +359,29 @@ func AppendState(dst []byte, s *presence.State) []byte {
 	if s.Work != nil && s.Work.MaxShared != "" {
 		b = appendBlock(b, tagWorkSettings, func(b []byte) []byte { return appendStr(b, s.Work.MaxShared) })
 	}
+	if held > 0 {
+		b = appendBlock(b, tagHolders, func(b []byte) []byte {
+			b = binary.AppendUvarint(b, uint64(held))
+			for i := range s.Sessions {
+				if h := s.Sessions[i].Holder; h != "" {
+					b = appendStr(binary.AppendUvarint(b, uint64(i)), h)
+				}
+			}
+			return b
+		})
+	}
 	return b
+}
+
+// holders counts the sessions that name a holder.
+func holders(sessions []presence.Session) int {
+	n := 0
+	for i := range sessions {
+		if sessions[i].Holder != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func hasOutboxWork(outbox []presence.Notice) bool {
@@ -475,6 +502,7 @@ type decoder struct {
 	build   bool
 	in      *interner  // nil: GUID strings are not interned
 	notices int        // the outbox's length, for its extension block
+	sessions int       // how many sessions, for the holders block
 	guids   *guidCache // nil: none
 }
 
@@ -686,6 +714,7 @@ func decodeReusing(enc string, in *interner, s *presence.State, r *scratch) (due
 	st.SeqAt = d.time()
 	st.Due = d.time()
 	if n := d.count(minSession); n > 0 {
+		d.sessions = n
 		var one presence.Session
 		if d.build {
 			st.Sessions = elems(slots.sessions, n)
@@ -891,6 +920,10 @@ func (d *decoder) extension(st *presence.State) {
 			}
 			continue
 		}
+		if tag == tagHolders {
+			d.holders(st, end)
+			continue
+		}
 		if tag != tagWork && tag != tagOutboxWork {
 			d.i = end // a later tag: not ours to read
 			continue
@@ -923,6 +956,37 @@ func (d *decoder) extension(st *presence.State) {
 				st.Work = w
 			}
 		}
+	}
+}
+
+// holders reads the content of the holders block (tag 4), which ends at
+// end.
+func (d *decoder) holders(st *presence.State, end int) {
+	whole := d.p
+	d.p = whole[:end]
+	n := d.count(2) // an index and a holder of one byte at least
+	if n == 0 {
+		d.fail()
+	}
+	next := 0
+	for range n {
+		i := d.uvarint()
+		h := d.str()
+		if d.bad || i < uint64(next) || i >= uint64(d.sessions) || h == "" {
+			d.fail()
+			break
+		}
+		next = int(i) + 1
+		if d.build {
+			st.Sessions[i].Holder = h
+		}
+	}
+	if d.i != end {
+		d.fail()
+	}
+	d.p = whole
+	if !d.bad {
+		d.i = end
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -183,5 +184,49 @@ func TestWorkSettingsBlock(t *testing.T) {
 	b[0] = format2
 	if _, err := DecodeState(string(append(b, 3, 5, 36, 'n', 'o', 'n', 'e'))); err == nil {
 		t.Error("settings without a work block decode")
+	}
+}
+
+// TestHoldersBlock: the holders of connection sessions go in tag 4, by
+// session index, written only when a session names one; a block that
+// names no session, an index out of order or past the sessions, or an
+// empty holder is refused.
+func TestHoldersBlock(t *testing.T) {
+	s := richState()
+	s.Sessions = append(s.Sessions, presence.Session{ID: "laptop", Kind: presence.ConnectionSession, RefreshedAt: t0, ExpiresAt: t0.Add(time.Hour), Holder: "n1.5f0c"})
+	enc := AppendState(nil, &s)
+	if enc[0] != format2 {
+		t.Fatalf("format %d, want 2", enc[0])
+	}
+	if got := roundTrip(t, s); !reflect.DeepEqual(got, s) {
+		t.Fatalf("round trip:\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, s))
+	}
+	w := richWorkState()
+	w.Work.MaxShared = "approximate"
+	w.Sessions[0].Holder = "n2.aa"
+	if got := roundTrip(t, w); !reflect.DeepEqual(got, w) {
+		t.Fatalf("with the work blocks:\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, w))
+	}
+	plain := richState() // two sessions
+	body := AppendState(nil, &plain)
+	body[0] = format2
+	for _, tc := range []struct {
+		name  string
+		block []byte
+		ok    bool
+	}{
+		{"the second session", []byte{4, 4, 1, 1, 33, 'h'}, true},
+		{"both", []byte{4, 7, 2, 0, 33, 'h', 1, 33, 'h'}, true},
+		{"none", []byte{4, 1, 0}, false},
+		{"past the sessions", []byte{4, 4, 1, 2, 33, 'h'}, false},
+		{"out of order", []byte{4, 7, 2, 1, 33, 'h', 0, 33, 'h'}, false},
+		{"twice", []byte{4, 7, 2, 0, 33, 'h', 0, 33, 'h'}, false},
+		{"empty holder", []byte{4, 3, 1, 0, 32}, false},
+		{"short", []byte{4, 5, 1, 0, 33, 'h'}, false},
+	} {
+		_, err := DecodeState(string(append(slices.Clone(body), tc.block...)))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: error %v, want ok %v", tc.name, err, tc.ok)
+		}
 	}
 }
