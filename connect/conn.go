@@ -41,6 +41,9 @@ type conn struct {
 	mu   sync.Mutex
 	pair *presence.Pair // the state the client announced, nil for none
 	name string
+	// holder is the holder its session was last held under (with a
+	// registry of holders), "" for none.
+	holder string
 
 	// watching is the set of users watched; the Server's wmu guards it.
 	watching map[presence.Key]struct{}
@@ -150,13 +153,15 @@ func (c *conn) release() {
 	c.end(websocket.StatusNormalClosure, "")
 	if c.s.unhold(c) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := c.s.svc.Do(ctx, c.key, &presence.ReleaseConnection{Device: c.device, Grace: c.s.cfg.Grace})
-		cancel()
+		holder := c.getHolder()
+		_, err := c.s.svc.Do(ctx, c.key, &presence.ReleaseConnection{Device: c.device, Grace: c.s.cfg.Grace, Holder: holder})
 		if err != nil {
 			c.s.logger.Warn("connection: releasing a session", "user", c.key.String(), "err", err)
 		} else {
 			c.s.released(c.key, c.device)
+			c.s.releaseHeld(ctx, c, holder)
 		}
+		cancel()
 	}
 	// Counted open until its session is released, so that what follows a
 	// close sees the release.
@@ -215,7 +220,7 @@ func (c *conn) handle(ctx context.Context, m clientMessage) error {
 	if c.device == "" && m.Type != typeHello {
 		return badMessage("The first message must be a hello.")
 	}
-	lease := c.s.cfg.Grace
+	lease := c.s.lease()
 	switch m.Type {
 	case typeHello:
 		if c.device != "" {
@@ -265,7 +270,7 @@ func (c *conn) handle(ctx context.Context, m clientMessage) error {
 func (c *conn) do(ctx context.Context, cmd presence.Command) (presence.Change, error) {
 	ch, err := c.s.svc.Do(ctx, c.key, cmd)
 	if errors.Is(err, &presence.Error{Code: presence.CodeNotFound}) {
-		if _, err := c.s.svc.Do(ctx, c.key, c.holdCommand()); err != nil {
+		if err := c.s.holdAs(ctx, c, c.holdCommand()); err != nil {
 			return ch, err
 		}
 		ch, err = c.s.svc.Do(ctx, c.key, cmd)
@@ -276,12 +281,24 @@ func (c *conn) do(ctx context.Context, cmd presence.Command) (presence.Change, e
 func (c *conn) holdCommand() *presence.HoldConnection {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &presence.HoldConnection{Device: c.device, Pair: c.pair, Lease: c.s.cfg.Grace}
+	return &presence.HoldConnection{Device: c.device, Pair: c.pair, Lease: c.s.lease()}
+}
+
+func (c *conn) setHolder(h string) {
+	c.mu.Lock()
+	c.holder = h
+	c.mu.Unlock()
+}
+
+func (c *conn) getHolder() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.holder
 }
 
 func (c *conn) hello(ctx context.Context, m clientMessage) error {
 	c.device = m.Device
-	hold := &presence.HoldConnection{Device: m.Device, Lease: c.s.cfg.Grace}
+	hold := &presence.HoldConnection{Device: m.Device, Lease: c.s.lease()}
 	if m.Availability != nil {
 		p, ok := presence.CanonicalConnectionPair(*m.Availability, *m.Activity)
 		if !ok {
@@ -297,7 +314,7 @@ func (c *conn) hello(ctx context.Context, m clientMessage) error {
 		c.s.m.replaced.Inc()
 		old.end(CloseReplaced, "another connection of this device took over")
 	}
-	if _, err := c.s.svc.Do(ctx, c.key, hold); err != nil {
+	if err := c.s.holdAs(ctx, c, hold); err != nil {
 		return err
 	}
 	c.renewed.Store(c.s.clock.Now().UnixMilli())
@@ -306,7 +323,7 @@ func (c *conn) hello(ctx context.Context, m clientMessage) error {
 		c.s.m.resumes.Inc()
 	}
 	if m.Idle != nil && *m.Idle {
-		if _, err := c.do(ctx, &presence.SetConnectionIdle{Device: c.device, Idle: true, Lease: c.s.cfg.Grace}); err != nil {
+		if _, err := c.do(ctx, &presence.SetConnectionIdle{Device: c.device, Idle: true, Lease: c.s.lease()}); err != nil {
 			return err
 		}
 		c.idle.Store(true)

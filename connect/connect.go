@@ -82,9 +82,15 @@ type Config struct {
 	Heartbeat time.Duration
 	Timeout   time.Duration
 	// Queue bounds the changes waiting for one watcher.
-	Queue      int
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Queue int
+	// Holders, when set, is the registry of holders shared by every
+	// process of the store: the sessions are then held under one record
+	// of this process's instead of a lease each (see holders.go).
+	// HolderPrefix starts this process's holder names (the node's id).
+	Holders      presence.Holders
+	HolderPrefix string
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
 }
 
 // Server is the connection endpoint and the registry of the sessions this
@@ -101,6 +107,10 @@ type Server struct {
 	// held are the connections holding a session, by user and device.
 	held    map[graceKey]*conn
 	closing bool
+	// holder is this process's name in Config.Holders, "" before the
+	// first hold; regMu orders its registrations.
+	holder string
+	regMu  sync.Mutex
 	// wmu guards watchers and every connection's watching set, apart from
 	// mu: handing a change to its watchers never waits for the heartbeat
 	// and renewal loops, which go over every connection under mu.
@@ -137,6 +147,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Queue <= 0 {
 		cfg.Queue = DefaultQueue
 	}
+	if cfg.HolderPrefix == "" {
+		cfg.HolderPrefix = "p"
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -168,6 +181,9 @@ func (s *Server) Run(ctx context.Context) {
 	defer func() { w.Close() }()
 	s.wg.Go(func() { s.heartbeats(ctx) })
 	s.wg.Go(func() { s.renewals(ctx) })
+	if s.holding() {
+		s.wg.Go(func() { s.holders(ctx) })
+	}
 	defer s.wg.Wait()
 	for {
 		select {
@@ -236,6 +252,11 @@ func (s *Server) Close() {
 	}
 	s.running.Wait()
 	s.stop()
+	if s.holding() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.forgetHolder(ctx)
+	}
 }
 
 // Routes mounts POST /presenced/tickets and GET /presenced/connect on mux.
@@ -244,11 +265,17 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /presenced/connect", http.HandlerFunc(s.serveConnect))
 }
 
-// ExtendLeases renews every session this process holds to last a grace
-// window past until. The test clock's advance calls it before the clock
-// jumps, as the renewals would have done had the time passed.
+// ExtendLeases renews every session this process holds, and its holder's
+// record, to last as long past until as a renewal at until would. The
+// test clock's advance calls it before the clock jumps, as the renewals
+// would have done had the time passed.
 func (s *Server) ExtendLeases(ctx context.Context, until time.Time) error {
-	return s.renew(ctx, until.Add(s.cfg.Grace), func(*conn) bool { return true }, 0)
+	if s.holding() {
+		if err := s.renewRecord(ctx, until); err != nil {
+			return err
+		}
+	}
+	return s.renew(ctx, until.Add(s.lease()), func(*conn) bool { return true }, 0)
 }
 
 // dispatch hands a change to the connections watching its user.
@@ -352,7 +379,7 @@ func paced(n, looks int) int { return n*5/(looks*4) + 16 }
 // window left: the pace catches up on a full interval's leases within
 // four fifths of an interval.
 func (s *Server) renewals(ctx context.Context) {
-	every := s.cfg.Grace / 3
+	every := s.lease() / 3
 	tick := max(every/renewTicks, time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -366,7 +393,7 @@ func (s *Server) renewals(ctx context.Context) {
 		s.sweepGraces(now)
 		nowMilli, everyMilli := now.UnixMilli(), every.Milliseconds()
 		due := func(c *conn) bool { return nowMilli-c.renewed.Load() >= everyMilli }
-		if err := s.renew(ctx, now.Add(s.cfg.Grace), due, renewTicks); err != nil && ctx.Err() == nil {
+		if err := s.renew(ctx, now.Add(s.lease()), due, renewTicks); err != nil && ctx.Err() == nil {
 			s.logger.Warn("renewing connection leases", "err", err)
 		}
 	}
@@ -426,7 +453,7 @@ func (s *Server) renewEach(ctx context.Context, until time.Time, conns []*conn) 
 	for i, err := range s.svc.DoEach(ctx, keys, cmds) {
 		c := conns[i]
 		if errors.Is(err, &presence.Error{Code: presence.CodeNotFound}) {
-			_, err = s.svc.Do(ctx, c.key, c.holdCommand())
+			err = s.holdAs(ctx, c, c.holdCommand())
 		}
 		if err != nil {
 			first = cmpErr(first, err)

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,4 +47,73 @@ func TestNodesConnectKill9EndsSessionsOnSurvivors(t *testing.T) {
 	// The connection held by the node that advanced the clock lives on.
 	f.on(b).wantPresence(f.U2, "Available", "Available")
 	f.on(c.nodes[2]).wantPresence(f.U2, "Available", "Available")
+}
+
+// storedSession returns the stored connection session of user's device,
+// read through s's state hook, or nil.
+func storedSession(t *testing.T, s *server, tenant, user, device string) map[string]any {
+	t.Helper()
+	r := s.do(t, "GET", "/_test/tenants/"+tenant+"/state", "", nil)
+	wantStatus(t, r, http.StatusOK)
+	sessions, _ := r.get("users", user, "stored", "sessions")
+	list, _ := sessions.([]any)
+	for _, v := range list {
+		if se, _ := v.(map[string]any); se["id"] == device {
+			return se
+		}
+	}
+	return nil
+}
+
+// On Redis a node holds its connections' sessions under one record of its
+// own: a session names the node's holder and takes a long lease, and a
+// closed connection's session is released with no holder. A node whose
+// record ran out while it lived (here the test clock moved past it through
+// another node, which then swept it) holds its sessions again under a new
+// name, so that its users show online again.
+func TestNodesConnectHeldUnderNodeRecord(t *testing.T) {
+	c := startNodes(t, 2)
+	f := newFixture(t)
+	a, b := c.nodes[0], c.nodes[1]
+	ws := connectAs(t, a, f.tok("D1rw"), "laptop", "availability", "Busy", "activity", "InACall")
+	connectAs(t, a, f.tok("D2rw"), "phone")
+	f.on(b).wantPresence(f.U1, "Busy", "InACall")
+
+	t0 := nowOn(t, b)
+	se := storedSession(t, b, f.T, f.U1, "laptop")
+	holder, _ := se["holder"].(string)
+	if !strings.HasPrefix(holder, "n1.") {
+		t.Fatalf("the session held through n1 names holder %q (%v), want n1.…", holder, se)
+	}
+	if exp, err := time.Parse(time.RFC3339Nano, fmt.Sprint(se["expiresAt"])); err != nil || exp.Before(t0.Add(30*time.Minute)) {
+		t.Errorf("a session held under a node's record expires at %v (%v), want a long lease", se["expiresAt"], err)
+	}
+
+	// The clock moves a minute through B: A's record is not renewed past
+	// it, so B finds A dead and ends its sessions; A then finds its record
+	// claimed and holds both sessions again under a new name.
+	advanceOn(t, b, "PT1M")
+	f.on(b).eventuallyPresence(f.U1, "Busy", "InACall")
+	f.on(b).eventuallyPresence(f.U2, "Available", "Available")
+	again, _ := storedSession(t, b, f.T, f.U1, "laptop")["holder"].(string)
+	if !strings.HasPrefix(again, "n1.") || again == holder {
+		t.Errorf("after A was swept its session names holder %q, want a new n1.… (was %q)", again, holder)
+	}
+	if n := metricValue(t, b, "presenced_connection_holder_sessions_swept_total"); n < 2 {
+		t.Errorf("B swept %v sessions, want the 2 A held", n)
+	}
+	if n := metricValue(t, a, "presenced_connection_holder_renames_total"); n < 1 {
+		t.Errorf("A took a new holder name %v times, want 1", n)
+	}
+
+	// A closed connection's session is released for the grace window, with
+	// no holder: the sweep of A would not end it early.
+	ws.bye()
+	waitOpen(t, a, 1)
+	if se := storedSession(t, b, f.T, f.U1, "laptop"); se == nil || se["holder"] != nil {
+		t.Errorf("a released session: %v, want one without a holder", se)
+	}
+	f.on(b).wantPresence(f.U1, "Busy", "InACall")
+	advanceOn(t, b, "PT31S")
+	f.on(b).eventuallyPresence(f.U1, "Offline", "Offline")
 }

@@ -39,18 +39,26 @@ func parseConnectionConfig(grace, heartbeat, timeout string) (ConnectionConfig, 
 }
 
 // newConnections builds the client-connection endpoint (/presenced/connect
-// and /presenced/tickets) and mounts it on mux.
-func newConnections(cfg Config, svc *presence.Service, verifier ticket.Authenticator, tickets *ticket.Issuer, api *graphapi.Server, logger *slog.Logger, reg prometheus.Registerer, mux *http.ServeMux) (*connect.Server, error) {
+// and /presenced/tickets) and mounts it on mux. On Redis (rnode not nil)
+// the sessions are held under one record per process in the nodes' shared
+// registry of holders, named after the node.
+func newConnections(cfg Config, svc *presence.Service, rnode *redisNode, verifier ticket.Authenticator, tickets *ticket.Issuer, api *graphapi.Server, logger *slog.Logger, reg prometheus.Registerer, mux *http.ServeMux) (*connect.Server, error) {
+	var holders presence.Holders
+	if rnode != nil {
+		holders = rnode.store.Holders()
+	}
 	conns, err := connect.New(connect.Config{
-		Service:    svc,
-		Auth:       verifier,
-		Tickets:    tickets,
-		WriteError: api.WriteError,
-		Grace:      cfg.Connections.Grace,
-		Heartbeat:  cfg.Connections.Heartbeat,
-		Timeout:    cfg.Connections.Timeout,
-		Logger:     logger,
-		Registerer: reg,
+		Holders:      holders,
+		HolderPrefix: cfg.NodeID,
+		Service:      svc,
+		Auth:         verifier,
+		Tickets:      tickets,
+		WriteError:   api.WriteError,
+		Grace:        cfg.Connections.Grace,
+		Heartbeat:    cfg.Connections.Heartbeat,
+		Timeout:      cfg.Connections.Timeout,
+		Logger:       logger,
+		Registerer:   reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client connections: %w", err)

@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		func() float64 { return float64(api.OpenStreams()) }))
 
 	mux := http.NewServeMux()
-	conns, err := newConnections(cfg, svc, verifier, tickets, api, logger, reg, mux)
+	conns, err := newConnections(cfg, svc, rnode, verifier, tickets, api, logger, reg, mux)
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			SetRateLimit:      setRateLimit,
 			SetThrottleWindow: setThrottleWindow,
 			WriteError:        api.WriteError,
-			AfterAdvance:      notifier.Flush,
+			// Holders found dead at the new time are swept before the
+			// notifications go out.
+			AfterAdvance: func(ctx context.Context) error {
+				if err := conns.Sweep(ctx); err != nil {
+					return err
+				}
+				return notifier.Flush(ctx)
+			},
 			ResetSubscriptions: func(ctx context.Context, tenant string) error {
 				_, err := notifier.Reset(ctx, tenant)
 				return err

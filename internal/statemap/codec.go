@@ -494,16 +494,16 @@ var errBadEncoding = errors.New("statemap: invalid state encoding")
 // zero values. With build false it only validates: strings and slices are
 // not made.
 type decoder struct {
-	p       string
-	i       int
-	base    int64
-	hasBase bool
-	bad     bool
-	build   bool
-	in      *interner  // nil: GUID strings are not interned
-	notices int        // the outbox's length, for its extension block
-	sessions int       // how many sessions, for the holders block
-	guids   *guidCache // nil: none
+	p        string
+	i        int
+	base     int64
+	hasBase  bool
+	bad      bool
+	build    bool
+	in       *interner  // nil: GUID strings are not interned
+	notices  int        // the outbox's length, for its extension block
+	sessions int        // how many sessions, for the holders block
+	guids    *guidCache // nil: none
 }
 
 // guidCache remembers the last GUIDs a decoder formatted, by their 16
