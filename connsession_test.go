@@ -2,6 +2,7 @@ package presence
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,6 +244,10 @@ func TestConnectionValidation(t *testing.T) {
 		&HoldConnection{Device: "d", Lease: 0},
 		&SetConnectionState{Device: "d", Availability: "Offline", Activity: "Offline", Lease: lease},
 		&ReleaseConnection{Device: "d", Grace: -1},
+		&HoldConnection{Device: "d", Lease: lease, Holder: strings.Repeat("h", MaxHolderLength+1)},
+		&ReleaseConnection{Device: "d", Holder: strings.Repeat("h", MaxHolderLength+1)},
+		&DropHolder{Device: "d"},
+		&DropHolder{Device: "", Holder: "h"},
 	}
 	for _, c := range bad {
 		if err := c.Validate(env); err == nil {
@@ -254,4 +259,53 @@ func TestConnectionValidation(t *testing.T) {
 	if err := c.Validate(env); err != nil || c.pair != (Pair{Busy, InACall}) {
 		t.Errorf("valid hold: %v %v", err, c.pair)
 	}
+}
+
+// A dead holder's sessions end (DropHolder) exactly as a release with no
+// grace would end them, but only those it still holds: a session another
+// holder took over, or released since, is left as it is (no visible
+// change, no event), and a release by the old holder leaves it too.
+func TestDropHolderEndsOnlyItsHolder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		u := newUser(t)
+		for _, se := range genSessions(t, t0) {
+			u.st.putSession(se)
+		}
+		genOverlays(t, &u.st, t0)
+		p := rapid.SampledFrom(ConnectionPairs()).Draw(t, "pair")
+		u.must(&HoldConnection{Device: "phone", Pair: &p, Lease: time.Hour, Holder: "n1.a"}, t0)
+		now := t0.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "later")) * time.Second)
+		fate := rapid.SampledFrom([]string{"held", "moved", "released"}).Draw(t, "fate")
+		switch fate {
+		case "moved":
+			u.must(&HoldConnection{Device: "phone", Lease: time.Hour, Holder: "n2.b"}, now)
+		case "released":
+			u.must(&ReleaseConnection{Device: "phone", Grace: lease, Holder: "n1.a"}, now)
+		}
+		ref := newUser(t)
+		ref.st = u.st.Clone()
+		if fate == "held" {
+			ref.must(&ReleaseConnection{Device: "phone", Grace: 0}, now)
+		} else {
+			ref.step(Tick{}, now)
+		}
+		before := u.st.ViewAt(now)
+		ch := u.must(&DropHolder{Device: "phone", Holder: "n1.a"}, now)
+		if a, b := u.st.ViewAt(now), ref.st.ViewAt(now); !sameVisible(a, b) {
+			t.Fatalf("%s: after dropping the holder %+v, want %+v", fate, a, b)
+		}
+		if held := u.st.connection("phone", now) >= 0; held != (fate != "held") {
+			t.Fatalf("%s: session live %v after the drop", fate, held)
+		}
+		if fate != "held" {
+			if a := u.st.ViewAt(now); a.Seq != before.Seq || len(ch.Events) != 0 {
+				t.Fatalf("%s: the drop changed %+v to %+v (%d events)", fate, before, a, len(ch.Events))
+			}
+			// A late release by the old holder leaves a moved session too.
+			u.must(&ReleaseConnection{Device: "phone", Grace: 0, Holder: "n1.a"}, now)
+			if held := u.st.connection("phone", now) >= 0; !held {
+				t.Fatalf("%s: the old holder's release ended the session", fate)
+			}
+		}
+	})
 }

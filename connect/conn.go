@@ -157,6 +157,7 @@ func (c *conn) release() {
 		_, err := c.s.svc.Do(ctx, c.key, &presence.ReleaseConnection{Device: c.device, Grace: c.s.cfg.Grace, Holder: holder})
 		if err != nil {
 			c.s.logger.Warn("connection: releasing a session", "user", c.key.String(), "err", err)
+			c.s.releaseLater(c.key, c.device, holder)
 		} else {
 			c.s.released(c.key, c.device)
 			c.s.releaseHeld(ctx, c, holder)

@@ -111,6 +111,10 @@ type Server struct {
 	// first hold; regMu orders its registrations.
 	holder string
 	regMu  sync.Mutex
+	// unreleased are the sessions held under a record whose release
+	// failed: their long lease would keep them, so the holders' loop
+	// releases them again.
+	unreleased []unreleased
 	// wmu guards watchers and every connection's watching set, apart from
 	// mu: handing a change to its watchers never waits for the heartbeat
 	// and renewal loops, which go over every connection under mu.

@@ -119,6 +119,51 @@ func (s *Server) releaseHeld(ctx context.Context, c *conn, holder string) {
 	}
 }
 
+// unreleased is a session whose release failed.
+type unreleased struct {
+	key            presence.Key
+	device, holder string
+}
+
+// releaseLater queues a session whose release failed, when it is held
+// under a record (otherwise its lease ends it within the grace window).
+func (s *Server) releaseLater(key presence.Key, device, holder string) {
+	if holder == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unreleased = append(s.unreleased, unreleased{key, device, holder})
+}
+
+// retryReleases releases the sessions whose release failed, keeping
+// those that fail again.
+func (s *Server) retryReleases(ctx context.Context) {
+	s.mu.Lock()
+	all := s.unreleased
+	s.unreleased = nil
+	s.mu.Unlock()
+	for i, u := range all {
+		s.mu.Lock()
+		_, again := s.held[graceKey{u.key, u.device}]
+		s.mu.Unlock()
+		if again {
+			continue // a connection of the device holds it again
+		}
+		_, err := s.svc.Do(ctx, u.key, &presence.ReleaseConnection{Device: u.device, Grace: s.cfg.Grace, Holder: u.holder})
+		if err != nil {
+			s.mu.Lock()
+			s.unreleased = append(s.unreleased, all[i:]...)
+			s.mu.Unlock()
+			return
+		}
+		s.released(u.key, u.device)
+		if err := s.cfg.Holders.Remove(ctx, u.holder, presence.HeldSession{Key: u.key, Device: u.device}); err != nil {
+			s.logger.Debug("connection: unlisting a released session", "user", u.key.String(), "err", err)
+		}
+	}
+}
+
 // holders renews this process's record and sweeps the dead holders' every
 // look, until ctx is done.
 func (s *Server) holders(ctx context.Context) {
@@ -133,6 +178,7 @@ func (s *Server) holders(ctx context.Context) {
 		if err := s.renewRecord(ctx, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: renewing the holder's record", "err", err)
 		}
+		s.retryReleases(ctx)
 		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: sweeping dead holders", "err", err)
 		}
@@ -277,8 +323,17 @@ func (s *Server) drop(ctx context.Context, c presence.ClaimedHolder) error {
 }
 
 // forgetHolder removes this process's record on a clean shutdown, once
-// every session was released.
+// every session was released. If some could not be released, the record is
+// left to run out, and the sessions are ended by the sweep that finds it.
 func (s *Server) forgetHolder(ctx context.Context) {
+	s.retryReleases(ctx)
+	s.mu.Lock()
+	left := len(s.unreleased)
+	s.mu.Unlock()
+	if left > 0 {
+		s.logger.Warn("connections: sessions not released at shutdown end when this process's record runs out", "sessions", left)
+		return
+	}
 	if h := s.currentHolder(); h != "" {
 		if err := s.cfg.Holders.Forget(ctx, h); err != nil {
 			s.logger.Warn("connections: forgetting the holder's record", "holder", h, "err", err)
