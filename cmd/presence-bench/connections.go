@@ -670,8 +670,8 @@ func writeConnections(w io.Writer, c *ConnectionsResult) {
 	if len(c.RedisErrors) > 0 {
 		fmt.Fprintf(w, "  the nodes' failed Redis calls until then: %v; partition leases taken: %.0f\n", c.RedisErrors, c.LeaseTakeovers)
 	}
-	if c.HoldWritesPerSecond > 0 {
-		fmt.Fprintf(w, "  while held: %.0f durable writes/s (lease renewals) over the node(s), mean %.2f ms", c.HoldWritesPerSecond, c.HoldWriteMeanMs)
+	if c.HoldWritesPerSecond > 0 || c.HoldRedisCPUCores > 0 {
+		fmt.Fprintf(w, "  while held: %.0f durable state writes/s (session lease renewals) over the node(s), mean %.2f ms", c.HoldWritesPerSecond, c.HoldWriteMeanMs)
 		if c.HoldRedisCPUCores > 0 {
 			fmt.Fprintf(w, "; redis-server %.2f cores", c.HoldRedisCPUCores)
 		}

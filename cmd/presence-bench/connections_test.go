@@ -28,8 +28,9 @@ func TestParseConfigConnectionsRedis(t *testing.T) {
 // A short run of the connections scenario on Redis with two nodes, and the
 // tool's share per process lowered so that two workers hold most of the
 // connections: every connection is held on its node, every change arrives
-// at every watcher across the nodes, and the nodes' memory and lease
-// renewals are measured. It builds presenced, so it is skipped with -short.
+// at every watcher across the nodes, the nodes' memory is measured, and
+// holding idle connections costs no durable write (each node renews one
+// record in the registry of holders, not a lease per session). It builds presenced, so it is skipped with -short.
 func TestRunConnectionsRedisWorkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds presenced and holds connections; not with -short")
@@ -55,7 +56,7 @@ func TestRunConnectionsRedisWorkers(t *testing.T) {
 	if c.Changes == 0 || c.Missing != 0 || c.Unexpected != 0 || c.Arrivals != uint64(c.Changes*watchers) {
 		t.Errorf("changes %d, arrivals %d, missing %d, unexpected %d", c.Changes, c.Arrivals, c.Missing, c.Unexpected)
 	}
-	if c.HoldWritesPerSecond <= 0 || c.HoldRedisCPUCores <= 0 {
+	if c.HoldWritesPerSecond != 0 || c.HoldRedisCPUCores <= 0 {
 		t.Errorf("while held: %.1f writes/s, redis %.3f cores", c.HoldWritesPerSecond, c.HoldRedisCPUCores)
 	}
 	if c.LocalP50ms <= 0 || c.RemoteP50ms <= 0 || c.LocalP99ms < c.LocalP50ms || c.RemoteP99ms < c.RemoteP50ms {
@@ -89,7 +90,7 @@ func TestWriteConnections(t *testing.T) {
 	for _, want := range []string{
 		"50000 held of 50000 asked", "to 3 presenced node(s), dialed and held by 3 process(es)",
 		"presenced 0.60 ms, redis-server 0.05 ms, the tool's processes 0.45 ms: 1.10 ms in all",
-		"node n2: 16667 connections", "5000 durable writes/s", "redis-server 0.20 cores",
+		"node n2: 16667 connections", "5000 durable state writes/s", "redis-server 0.20 cores",
 		"live Go heap of node n1 right after a forced GC: 5000 bytes per connection",
 		"watchers 217 on n1, 217 on n2, 216 on n3; changers 3 on n1, 3 on n2, 4 on n3",
 		"on the changer's node p50 11.00 ms, p99 40.00 ms; on the other nodes (through Redis) p50 15.00 ms, p99 45.00 ms",
