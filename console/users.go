@@ -233,6 +233,10 @@ type sessionRecord struct {
 	RefreshedAt           time.Time  `json:"refreshedAt"`
 	ExpiresAt             time.Time  `json:"expiresAt"`
 	NextFadeAt            *time.Time `json:"nextFadeAt"`
+	// Holder is the process holding a connection's session on Redis: the
+	// session lasts while that process lives (its expiresAt is a long
+	// lease the process renews).
+	Holder string `json:"holder,omitempty"`
 }
 
 type preferredRecord struct {
@@ -274,7 +278,7 @@ func newUserRecord(id string, st *presence.State, now time.Time, private bool) u
 		}
 		eff := se.EffectiveAt(now)
 		sr := sessionRecord{Kind: "application", ID: se.ID, Availability: se.Pair.Availability, Activity: se.Pair.Activity,
-			EffectiveAvailability: eff.Availability, EffectiveActivity: eff.Activity, RefreshedAt: se.RefreshedAt, ExpiresAt: se.ExpiresAt}
+			EffectiveAvailability: eff.Availability, EffectiveActivity: eff.Activity, RefreshedAt: se.RefreshedAt, ExpiresAt: se.ExpiresAt, Holder: se.Holder}
 		if se.Kind != presence.AppSession {
 			sr.Kind = se.Kind.String() // client, connection or connection_idle
 		}

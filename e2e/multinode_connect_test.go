@@ -88,6 +88,12 @@ func TestNodesConnectHeldUnderNodeRecord(t *testing.T) {
 	if exp, err := time.Parse(time.RFC3339Nano, fmt.Sprint(se["expiresAt"])); err != nil || exp.Before(t0.Add(30*time.Minute)) {
 		t.Errorf("a session held under a node's record expires at %v (%v), want a long lease", se["expiresAt"], err)
 	}
+	// The console's user record names the holder too.
+	rec := f.on(b).get("/presenced/users/"+f.U1, "D1ra")
+	wantStatus(t, rec, http.StatusOK)
+	if got := rec.str("sessions", 0, "holder"); got != holder {
+		t.Errorf("the console shows holder %q, want %q: %s", got, holder, rec)
+	}
 
 	// The clock moves a minute through B: A's record is not renewed past
 	// it, so B finds A dead and ends its sessions; A then finds its record

@@ -329,7 +329,9 @@ function renderUser(u, flash = false) {
       el("td", {}, `${s.availability} / ${s.activity}`),
       el("td", {}, `${s.effectiveAvailability} / ${s.effectiveActivity}`),
       el("td", s.nextFadeAt ? { "data-until": s.nextFadeAt, title: fmtTime(s.nextFadeAt) } : {}, fmtIn(s.nextFadeAt)),
-      el("td", { "data-until": s.expiresAt, title: fmtTime(s.expiresAt) }, fmtIn(s.expiresAt))));
+      s.holder
+        ? el("td", { class: "mono", title: `held by ${s.holder}; lease to ${fmtTime(s.expiresAt)}` }, `while ${s.holder.slice(0, s.holder.lastIndexOf(".")) || s.holder} lives`)
+        : el("td", { "data-until": s.expiresAt, title: fmtTime(s.expiresAt) }, fmtIn(s.expiresAt))));
   }
   if (state.config.testHooks) card.querySelector(".controls").append(...userControls(u));
   return card;
