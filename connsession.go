@@ -142,10 +142,18 @@ type HoldConnection struct {
 	// Holder names the process taking the session (Session.Holder), empty
 	// when no registry of holders is used.
 	Holder string
+	// From, when set, makes the hold a holder's re-hold of a session it
+	// held as From: a live session that another holder (neither From nor
+	// Holder) holds now is left to it, and Moved is set.
+	From string
+	// Idle makes a session this hold creates an idle one (its fade starts
+	// now); a resumed session keeps its kind.
+	Idle bool
 	// Resumed is set by Apply: whether the device's session was still
-	// there (the result of the run the store kept).
-	Resumed bool
-	pair    Pair
+	// there (the result of the run the store kept); Moved, whether it was
+	// left to another holder.
+	Resumed, Moved bool
+	pair           Pair
 }
 
 // Validate implements Command.
@@ -154,6 +162,9 @@ func (c *HoldConnection) Validate(*Env) error {
 		return err
 	}
 	if err := validHolder(c.Holder, true); err != nil {
+		return err
+	}
+	if err := validHolder(c.From, true); err != nil {
 		return err
 	}
 	c.pair = Pair{Available, Available}
@@ -170,12 +181,20 @@ func (c *HoldConnection) Validate(*Env) error {
 // Apply implements Command.
 func (c *HoldConnection) Apply(s *State, now time.Time) error {
 	i := s.connection(c.Device, now)
-	c.Resumed = i >= 0
+	c.Resumed, c.Moved = i >= 0, false
 	if i < 0 {
-		s.putSession(Session{ID: c.Device, Kind: ConnectionSession, Pair: c.pair, RefreshedAt: now, ExpiresAt: addClamped(now, c.Lease), Holder: c.Holder})
+		kind := ConnectionSession
+		if c.Idle {
+			kind = IdleConnectionSession
+		}
+		s.putSession(Session{ID: c.Device, Kind: kind, Pair: c.pair, RefreshedAt: now, ExpiresAt: addClamped(now, c.Lease), Holder: c.Holder})
 		return nil
 	}
 	se := s.Sessions[i]
+	if h := se.Holder; c.From != "" && h != "" && h != c.From && h != c.Holder {
+		c.Moved = true
+		return nil
+	}
 	if c.Pair != nil && se.Pair != c.pair {
 		se.Pair, se.RefreshedAt = c.pair, now
 	}
@@ -261,20 +280,31 @@ func (c *SetConnectionIdle) Apply(s *State, now time.Time) error {
 
 // RenewConnection extends the lease of a device's session to Until, never
 // shortening it; nothing visible changes. A session already gone is
-// NotFound: the holder must hold it anew.
+// NotFound: the holder must hold it anew. With a Holder, a session that
+// names another holder, or none, is left as it is: it was taken over or
+// released since.
 type RenewConnection struct {
 	Device string
 	Until  time.Time
+	Holder string
 }
 
 // Validate implements Command.
-func (c *RenewConnection) Validate(*Env) error { return validDevice(c.Device) }
+func (c *RenewConnection) Validate(*Env) error {
+	if err := validDevice(c.Device); err != nil {
+		return err
+	}
+	return validHolder(c.Holder, true)
+}
 
 // Apply implements Command.
 func (c *RenewConnection) Apply(s *State, now time.Time) error {
 	i := s.connection(c.Device, now)
 	if i < 0 {
 		return errNoConnection(c.Device)
+	}
+	if c.Holder != "" && s.Sessions[i].Holder != c.Holder {
+		return nil
 	}
 	if c.Until.After(s.Sessions[i].ExpiresAt) {
 		s.Sessions[i].ExpiresAt = c.Until
@@ -286,7 +316,9 @@ func (c *RenewConnection) Apply(s *State, now time.Time) error {
 // session stays for Grace, then ends unless a connection of the device
 // holds it again. Releasing a session already gone is no error. With a
 // Holder, a session another holder took over is left as it is; a
-// released session has no holder.
+// released session has no holder. A session that names no holder but
+// has a lease longer than Grace left was held under a record and lost its
+// holder's name (a node of an older version wrote it): it is released.
 type ReleaseConnection struct {
 	Device string
 	Grace  time.Duration
@@ -310,7 +342,10 @@ func (c *ReleaseConnection) Validate(*Env) error {
 // Apply implements Command.
 func (c *ReleaseConnection) Apply(s *State, now time.Time) error {
 	i := s.connection(c.Device, now)
-	if i < 0 || (c.Holder != "" && s.Sessions[i].Holder != c.Holder) {
+	if i < 0 {
+		return nil
+	}
+	if h := s.Sessions[i].Holder; c.Holder != "" && h != c.Holder && (h != "" || !s.Sessions[i].ExpiresAt.After(now.Add(c.Grace))) {
 		return nil
 	}
 	s.Sessions[i].ExpiresAt, s.Sessions[i].Holder = now.Add(c.Grace), ""

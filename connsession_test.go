@@ -302,10 +302,45 @@ func TestDropHolderEndsOnlyItsHolder(t *testing.T) {
 				t.Fatalf("%s: the drop changed %+v to %+v (%d events)", fate, before, a, len(ch.Events))
 			}
 			// A late release by the old holder leaves a moved session too.
-			u.must(&ReleaseConnection{Device: "phone", Grace: 0, Holder: "n1.a"}, now)
+			u.must(&ReleaseConnection{Device: "phone", Grace: lease, Holder: "n1.a"}, now)
 			if held := u.st.connection("phone", now) >= 0; !held {
 				t.Fatalf("%s: the old holder's release ended the session", fate)
 			}
 		}
 	})
+}
+
+// A re-hold (From) takes a session that is gone, still names the old
+// holder, or was released, and leaves one another holder took over; a
+// session that lost its holder's name (written back by a node that does
+// not know holders) is still released by its holder, and a re-hold keeps
+// an idle session idle when it creates one.
+func TestReholdAndStrippedHolder(t *testing.T) {
+	u := newUser(t)
+	long := time.Hour
+	u.must(&HoldConnection{Device: "phone", Lease: long, Holder: "n1.a"}, t0)
+	re := &HoldConnection{Device: "phone", Lease: long, Holder: "n1.b", From: "n1.a"}
+	u.must(re, t0)
+	if re.Moved || !re.Resumed || u.st.Sessions[0].Holder != "n1.b" {
+		t.Fatalf("re-hold of its own session: moved %v, resumed %v, %+v", re.Moved, re.Resumed, u.st.Sessions)
+	}
+	u.must(&HoldConnection{Device: "phone", Lease: long, Holder: "n2.x"}, t0) // the device moved to n2
+	re = &HoldConnection{Device: "phone", Lease: long, Holder: "n1.c", From: "n1.b"}
+	u.must(re, t0)
+	if !re.Moved || u.st.Sessions[0].Holder != "n2.x" {
+		t.Fatalf("re-hold of a moved session: moved %v, %+v", re.Moved, u.st.Sessions)
+	}
+	// n2's session loses its holder's name; n2's release still ends it
+	// after the grace window.
+	u.st.Sessions[0].Holder = ""
+	u.must(&ReleaseConnection{Device: "phone", Grace: lease, Holder: "n2.x"}, t0)
+	if se := u.st.Sessions[0]; !se.ExpiresAt.Equal(t0.Add(lease)) {
+		t.Fatalf("a stripped session released: %+v, want it to end at t0+%v", se, lease)
+	}
+	u.step(Tick{}, t0.Add(lease))
+	re = &HoldConnection{Device: "phone", Lease: long, Holder: "n1.d", From: "n1.c", Idle: true}
+	u.must(re, t0.Add(lease))
+	if re.Resumed || len(u.st.Sessions) != 1 || u.st.Sessions[0].Kind != IdleConnectionSession {
+		t.Fatalf("re-hold of an ended session: resumed %v, %+v; want a new idle session", re.Resumed, u.st.Sessions)
+	}
 }

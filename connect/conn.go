@@ -41,9 +41,12 @@ type conn struct {
 	mu   sync.Mutex
 	pair *presence.Pair // the state the client announced, nil for none
 	name string
-	// holder is the holder its session was last held under (with a
-	// registry of holders), "" for none.
-	holder string
+	// holder is the holder its session was last held under, or is being
+	// held under (with a registry of holders), "" for none; unsettled
+	// says the last hold under it failed, so the holders' loop holds it
+	// again.
+	holder    string
+	unsettled bool
 
 	// watching is the set of users watched; the Server's wmu guards it.
 	watching map[presence.Key]struct{}
@@ -153,15 +156,7 @@ func (c *conn) release() {
 	c.end(websocket.StatusNormalClosure, "")
 	if c.s.unhold(c) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		holder := c.getHolder()
-		_, err := c.s.svc.Do(ctx, c.key, &presence.ReleaseConnection{Device: c.device, Grace: c.s.cfg.Grace, Holder: holder})
-		if err != nil {
-			c.s.logger.Warn("connection: releasing a session", "user", c.key.String(), "err", err)
-			c.s.releaseLater(c.key, c.device, holder)
-		} else {
-			c.s.released(c.key, c.device)
-			c.s.releaseHeld(ctx, c, holder)
-		}
+		c.s.releaseOne(ctx, c.key, c.device, c.getHolder())
 		cancel()
 	}
 	// Counted open until its session is released, so that what follows a
@@ -282,12 +277,23 @@ func (c *conn) do(ctx context.Context, cmd presence.Command) (presence.Change, e
 func (c *conn) holdCommand() *presence.HoldConnection {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &presence.HoldConnection{Device: c.device, Pair: c.pair, Lease: c.s.lease()}
+	return &presence.HoldConnection{Device: c.device, Pair: c.pair, Lease: c.s.lease(), Idle: c.idle.Load()}
 }
 
-func (c *conn) setHolder(h string) {
+// swapHolder records that the session is being held under h, and
+// returns the holder it was held under before.
+func (c *conn) swapHolder(h string) string {
 	c.mu.Lock()
-	c.holder = h
+	defer c.mu.Unlock()
+	old := c.holder
+	c.holder, c.unsettled = h, false
+	return old
+}
+
+// unsettle records that the last hold of the session failed.
+func (c *conn) unsettle() {
+	c.mu.Lock()
+	c.unsettled = true
 	c.mu.Unlock()
 }
 
@@ -295,6 +301,14 @@ func (c *conn) getHolder() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.holder
+}
+
+// settledUnder reports whether the session was last held under h, and
+// that hold did not fail.
+func (c *conn) settledUnder(h string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.holder == h && !c.unsettled
 }
 
 func (c *conn) hello(ctx context.Context, m clientMessage) error {

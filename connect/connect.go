@@ -186,7 +186,8 @@ func (s *Server) Run(ctx context.Context) {
 	s.wg.Go(func() { s.heartbeats(ctx) })
 	s.wg.Go(func() { s.renewals(ctx) })
 	if s.holding() {
-		s.wg.Go(func() { s.holders(ctx) })
+		s.wg.Go(func() { s.records(ctx) })
+		s.wg.Go(func() { s.sweeps(ctx) })
 	}
 	defer s.wg.Wait()
 	for {
@@ -451,7 +452,7 @@ func (s *Server) renewEach(ctx context.Context, until time.Time, conns []*conn) 
 	keys := make([]presence.Key, len(conns))
 	cmds := make([]presence.Command, len(conns))
 	for i, c := range conns {
-		keys[i], cmds[i] = c.key, &presence.RenewConnection{Device: c.device, Until: until}
+		keys[i], cmds[i] = c.key, &presence.RenewConnection{Device: c.device, Until: until, Holder: c.getHolder()}
 	}
 	var first error
 	for i, err := range s.svc.DoEach(ctx, keys, cmds) {

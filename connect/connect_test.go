@@ -55,6 +55,12 @@ type harness struct {
 
 func newHarness(t *testing.T, heartbeat, timeout time.Duration) *harness {
 	t.Helper()
+	return newHarnessWith(t, heartbeat, timeout, nil)
+}
+
+// newHarnessWith is newHarness with a registry of holders (nil for none).
+func newHarnessWith(t *testing.T, heartbeat, timeout time.Duration, holders presence.Holders) *harness {
+	t.Helper()
 	clock := presence.NewTestClock(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 	store := memstore.New()
 	svc := presence.NewService(store, clock, nil)
@@ -66,6 +72,7 @@ func newHarness(t *testing.T, heartbeat, timeout time.Duration) *harness {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 		},
 		Heartbeat: heartbeat, Timeout: timeout,
+		Holders: holders, HolderPrefix: "n1",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	presence "github.com/presenced/presenced"
@@ -13,31 +14,40 @@ import (
 // Redis), a process holds its connections' sessions under one record of
 // its own instead of a lease per session:
 //
-//   - the record lasts recordLife and is renewed every look (a tenth of
-//     the grace window), on the service clock;
-//   - the sessions name the holder and take a long lease (holderLease),
-//     renewed at a third of it, which only matters if every process
-//     sharing the store is gone;
+//   - the record lasts recordLife (half the grace window) and is renewed
+//     every look (a tenth of it), on the service clock, by a goroutine
+//     that does nothing else;
+//   - the sessions name the holder and take a longer lease (holderLease),
+//     renewed at a third of it, which bounds what a lost race or a
+//     failure could leave behind;
 //   - each look, every process claims the records found expired, ends the
 //     sessions listed under them that did not move to another holder
 //     (presence.DropHolder) and forgets them;
-//   - a process whose own record was claimed (it paused for longer than
-//     the record lasts) takes a new name and holds its sessions again.
+//   - each look, every connection whose session is not held under the
+//     current record (a failed hold, a new name) is held again: a process
+//     whose own record was claimed (it stalled past the record's life)
+//     takes a new name, and its sessions follow within a look.
 //
 // A holder that dies is found expired at most recordLife after its last
-// renewal, and swept within a look of that: its sessions end within the
-// grace window, as a lease per session would, for one write per process
-// every few seconds instead of one per session.
+// renewal and swept within a look of that, which leaves the sweep more
+// than a third of the grace window to end its sessions: they end within
+// the grace window, as a lease per session would, for one write per
+// process every few seconds instead of one per session.
 
 // holderLease is a session's lease when a holder's record stands for it.
-const holderLease = time.Hour
+const holderLease = 10 * time.Minute
 
 // Parts of the grace window.
-func (s *Server) recordLife() time.Duration { return s.cfg.Grace * 4 / 5 }
+func (s *Server) recordLife() time.Duration { return s.cfg.Grace / 2 }
 func (s *Server) holderLook() time.Duration { return max(s.cfg.Grace/10, time.Millisecond) }
+func (s *Server) claimFor() time.Duration   { return s.cfg.Grace / 2 }
 
-// claimLimit is how many dead holders one look claims.
-const claimLimit = 4
+const (
+	// claimLimit is how many dead holders one claim takes.
+	claimLimit = 4
+	// dropWorkers is how many batches of DropHolder run at once.
+	dropWorkers = 4
+)
 
 // holding reports whether the sessions are held under a holder's record.
 func (s *Server) holding() bool { return s.cfg.Holders != nil }
@@ -57,9 +67,18 @@ func (s *Server) newHolderName() string {
 	return p[:min(len(p), presence.MaxHolderLength-14)] + "." + presence.NewGUID()[:13]
 }
 
+func (s *Server) currentHolder() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.holder
+}
+
 // holderName returns this process's current holder, registering one
 // first if there is none yet.
 func (s *Server) holderName(ctx context.Context) (string, error) {
+	if h := s.currentHolder(); h != "" {
+		return h, nil
+	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	if h := s.currentHolder(); h != "" {
@@ -76,14 +95,23 @@ func (s *Server) holderName(ctx context.Context) (string, error) {
 	return h, nil
 }
 
-func (s *Server) currentHolder() string {
+// rename drops this process's name old, found claimed by another process:
+// the next hold registers a new one.
+func (s *Server) rename(old string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.holder
+	if s.holder == old {
+		s.holder = ""
+		s.m.reholds.Inc()
+		s.logger.Warn("connections: this process's holder was found dead by another; holding its sessions under a new name", "holder", old)
+	}
 }
 
-// holdAs lists c's session under the current holder and holds it with
-// hold (whose Holder it sets), again if the holder changed meanwhile.
+// holdAs holds c's session with hold: without a registry, a write; with
+// one, listed under the current holder first, held with its name (and as
+// a re-hold from the one it was held under before, if any), again if the
+// name changed meanwhile, and released at once if c stopped holding it
+// meanwhile.
 func (s *Server) holdAs(ctx context.Context, c *conn, hold *presence.HoldConnection) error {
 	if !s.holding() {
 		_, err := s.svc.Do(ctx, c.key, hold)
@@ -98,10 +126,12 @@ func (s *Server) holdAs(ctx context.Context, c *conn, hold *presence.HoldConnect
 			return err
 		}
 		hold.Holder = h
+		hold.From = c.swapHolder(h) // "" for a hello's hold, which takes the session whoever holds it
 		if _, err := s.svc.Do(ctx, c.key, hold); err != nil {
+			c.unsettle()
 			return err
 		}
-		c.setHolder(h)
+		s.afterHold(ctx, c, hold)
 		if s.currentHolder() == h {
 			return nil
 		}
@@ -109,13 +139,64 @@ func (s *Server) holdAs(ctx context.Context, c *conn, hold *presence.HoldConnect
 	return errors.New("connect: the holder changed three times while holding a session")
 }
 
-// releaseHeld lists c's session under its holder no more, once released.
-func (s *Server) releaseHeld(ctx context.Context, c *conn, holder string) {
-	if holder == "" {
+// afterHold settles a hold of c's session under hold.Holder: a session
+// another holder took over ends c (its device went elsewhere); a session
+// c stopped holding while the hold was on its way is released again. The
+// release of c reads c's holder after c stops holding, and this reads
+// whether c holds after setting it, so one of the two releases with the
+// holder the session names.
+func (s *Server) afterHold(ctx context.Context, c *conn, hold *presence.HoldConnection) {
+	if hold.Moved {
+		c.end(CloseReplaced, "another connection of this device took over")
 		return
 	}
-	if err := s.cfg.Holders.Remove(ctx, holder, presence.HeldSession{Key: c.key, Device: c.device}); err != nil {
-		s.logger.Debug("connection: unlisting a released session", "user", c.key.String(), "err", err)
+	s.mu.Lock()
+	now := s.held[graceKey{c.key, c.device}]
+	s.mu.Unlock()
+	switch now {
+	case c:
+	case nil:
+		s.releaseOne(ctx, c.key, c.device, hold.Holder)
+	default:
+		// Another connection of the device took over meanwhile: its
+		// state is written again, after this hold.
+		s.reassert(ctx, c.key, c.device)
+	}
+}
+
+// releaseOne releases a session held under holder and unlists it; a
+// failure is retried by the holders' loop.
+func (s *Server) releaseOne(ctx context.Context, key presence.Key, device, holder string) {
+	if s.holding() && holder == "" {
+		return // never held under a record: nothing to release
+	}
+	if _, err := s.svc.Do(ctx, key, &presence.ReleaseConnection{Device: device, Grace: s.cfg.Grace, Holder: holder}); err != nil {
+		s.logger.Warn("connection: releasing a session", "user", key.String(), "err", err)
+		s.releaseLater(key, device, holder)
+		return
+	}
+	s.released(key, device)
+	if holder != "" {
+		if err := s.cfg.Holders.Remove(ctx, holder, presence.HeldSession{Key: key, Device: device}); err != nil {
+			s.logger.Debug("connection: unlisting a released session", "user", key.String(), "err", err)
+		}
+	}
+	s.reassert(ctx, key, device)
+}
+
+// reassert holds again the session of a connection that took the device
+// over on this process while a release of it was on its way: the release
+// may have landed after its hold, or its listing been removed after it was
+// added. A connection that holds after this look holds after the release.
+func (s *Server) reassert(ctx context.Context, key presence.Key, device string) {
+	s.mu.Lock()
+	c := s.held[graceKey{key, device}]
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if err := s.holdAs(ctx, c, c.holdCommand()); err != nil {
+		s.logger.Warn("connection: holding a session again after a release", "user", key.String(), "err", err)
 	}
 }
 
@@ -136,37 +217,20 @@ func (s *Server) releaseLater(key presence.Key, device, holder string) {
 	s.unreleased = append(s.unreleased, unreleased{key, device, holder})
 }
 
-// retryReleases releases the sessions whose release failed, keeping
-// those that fail again.
+// retryReleases releases the sessions whose release failed.
 func (s *Server) retryReleases(ctx context.Context) {
 	s.mu.Lock()
 	all := s.unreleased
 	s.unreleased = nil
 	s.mu.Unlock()
-	for i, u := range all {
-		s.mu.Lock()
-		_, again := s.held[graceKey{u.key, u.device}]
-		s.mu.Unlock()
-		if again {
-			continue // a connection of the device holds it again
-		}
-		_, err := s.svc.Do(ctx, u.key, &presence.ReleaseConnection{Device: u.device, Grace: s.cfg.Grace, Holder: u.holder})
-		if err != nil {
-			s.mu.Lock()
-			s.unreleased = append(s.unreleased, all[i:]...)
-			s.mu.Unlock()
-			return
-		}
-		s.released(u.key, u.device)
-		if err := s.cfg.Holders.Remove(ctx, u.holder, presence.HeldSession{Key: u.key, Device: u.device}); err != nil {
-			s.logger.Debug("connection: unlisting a released session", "user", u.key.String(), "err", err)
-		}
+	for _, u := range all {
+		s.releaseOne(ctx, u.key, u.device, u.holder)
 	}
 }
 
-// holders renews this process's record and sweeps the dead holders' every
-// look, until ctx is done.
-func (s *Server) holders(ctx context.Context) {
+// records renews this process's record every look until ctx is done; a
+// record found claimed gives the process a new name.
+func (s *Server) records(ctx context.Context) {
 	t := time.NewTicker(s.holderLook())
 	defer t.Stop()
 	for {
@@ -178,6 +242,37 @@ func (s *Server) holders(ctx context.Context) {
 		if err := s.renewRecord(ctx, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: renewing the holder's record", "err", err)
 		}
+	}
+}
+
+// renewRecord extends this process's record to last recordLife past at.
+func (s *Server) renewRecord(ctx context.Context, at time.Time) error {
+	h := s.currentHolder()
+	if h == "" {
+		return nil // nothing held yet, or renamed: the next hold registers
+	}
+	alive, err := s.cfg.Holders.Renew(ctx, h, at.Add(s.recordLife()))
+	if err == nil && !alive {
+		s.rename(h)
+	}
+	return err
+}
+
+// sweeps holds again what is not held under the current name, retries
+// failed releases and sweeps the dead holders every look, until ctx is
+// done.
+func (s *Server) sweeps(ctx context.Context) {
+	t := time.NewTicker(s.holderLook())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Warn("connections: holding sessions under this process's record", "err", err)
+		}
 		s.retryReleases(ctx)
 		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: sweeping dead holders", "err", err)
@@ -185,55 +280,38 @@ func (s *Server) holders(ctx context.Context) {
 	}
 }
 
-// renewRecord extends this process's record to last recordLife past at;
-// a record found claimed makes it hold its sessions under a new one.
-func (s *Server) renewRecord(ctx context.Context, at time.Time) error {
-	h := s.currentHolder()
-	if h == "" {
-		return nil // nothing held yet
-	}
-	alive, err := s.cfg.Holders.Renew(ctx, h, at.Add(s.recordLife()))
-	if err != nil || alive {
-		return err
-	}
-	s.logger.Warn("connections: this process's holder was found dead by another; holding its sessions anew", "holder", h)
-	return s.rehold(ctx, h)
-}
-
-// rehold replaces the holder old, claimed by another process, with a new
-// one, and holds every session of this process under it.
-func (s *Server) rehold(ctx context.Context, old string) error {
-	s.regMu.Lock()
+// reconcile holds under the current name (registering one if needed) the
+// session of every greeted connection held under another name or none.
+func (s *Server) reconcile(ctx context.Context) error {
 	s.mu.Lock()
-	if s.holder != old {
-		s.mu.Unlock()
-		s.regMu.Unlock()
-		return nil // done already
-	}
-	s.holder = ""
+	n := len(s.held)
 	s.mu.Unlock()
-	s.regMu.Unlock()
+	if n == 0 {
+		return nil
+	}
 	h, err := s.holderName(ctx)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	all := make([]*conn, 0, len(s.held))
+	var stale []*conn
 	for _, c := range s.held {
-		all = append(all, c)
+		if c.greeted.Load() && !c.settledUnder(h) {
+			stale = append(stale, c)
+		}
 	}
 	s.mu.Unlock()
-	s.m.reholds.Inc()
 	var first error
-	for len(all) > 0 && ctx.Err() == nil {
-		n := min(renewBatch*8, len(all))
-		first = cmpErr(first, s.holdEach(ctx, h, all[:n]))
-		all = all[n:]
+	for len(stale) > 0 && ctx.Err() == nil {
+		n := min(renewBatch*8, len(stale))
+		first = cmpErr(first, s.holdEach(ctx, h, stale[:n]))
+		stale = stale[n:]
 	}
 	return first
 }
 
-// holdEach lists conns under h and holds their sessions with it.
+// holdEach lists conns under h and holds their sessions with it, as
+// re-holds from the names they were held under.
 func (s *Server) holdEach(ctx context.Context, h string, conns []*conn) error {
 	held := make([]presence.HeldSession, len(conns))
 	for i, c := range conns {
@@ -247,19 +325,21 @@ func (s *Server) holdEach(ctx context.Context, h string, conns []*conn) error {
 	for len(conns) > 0 {
 		n := min(renewBatch, len(conns))
 		keys := make([]presence.Key, n)
-		cmds := make([]presence.Command, n)
+		cmds := make([]*presence.HoldConnection, n)
+		each := make([]presence.Command, n)
 		for i, c := range conns[:n] {
 			cmd := c.holdCommand()
-			cmd.Holder = h
-			keys[i], cmds[i] = c.key, cmd
+			cmd.Holder, cmd.From = h, c.swapHolder(h)
+			keys[i], cmds[i], each[i] = c.key, cmd, cmd
 		}
-		for i, err := range s.svc.DoEach(ctx, keys, cmds) {
+		for i, err := range s.svc.DoEach(ctx, keys, each) {
 			if err != nil {
+				conns[i].unsettle() // the next look retries
 				first = cmpErr(first, err)
 				continue
 			}
-			conns[i].setHolder(h)
 			conns[i].renewed.Store(now.UnixMilli())
+			s.afterHold(ctx, conns[i], cmds[i])
 		}
 		conns = conns[n:]
 	}
@@ -274,50 +354,72 @@ func (s *Server) Sweep(ctx context.Context) error {
 	if !s.holding() {
 		return nil
 	}
+	var errs []error
 	for ctx.Err() == nil {
 		now := s.clock.Now()
-		claimed, err := s.cfg.Holders.Claim(ctx, now, now.Add(s.cfg.Grace), claimLimit)
-		if err != nil || len(claimed) == 0 {
-			return err
+		claimed, err := s.cfg.Holders.Claim(ctx, now, now.Add(s.claimFor()), claimLimit)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
 		}
 		for _, c := range claimed {
 			if c.Holder == s.currentHolder() {
 				// This process's own record ran out (the clock jumped
-				// past it, or the process stalled): hold anew first,
-				// so that ending the old holder's sessions ends none.
-				if err := s.rehold(ctx, c.Holder); err != nil {
-					return err
+				// past it, or the process stalled): hold anew first, so
+				// that ending the old name's sessions ends none.
+				s.rename(c.Holder)
+				if err := s.reconcile(ctx); err != nil {
+					errs = append(errs, err)
+					continue // the claim runs out and a later look retries
 				}
 			}
 			if err := s.drop(ctx, c); err != nil {
-				return err // the claim runs out and the next look retries
+				errs = append(errs, err) // the claim runs out and a later look retries
 			}
 		}
 		if len(claimed) < claimLimit {
-			return nil
+			break
 		}
 	}
-	return ctx.Err()
+	return errors.Join(errs...)
 }
 
-// drop ends the sessions c's holder held and forgets the holder.
+// drop ends the sessions c's holder held, a few batches at once, and
+// forgets the holder once all of them are.
 func (s *Server) drop(ctx context.Context, c presence.ClaimedHolder) error {
 	s.logger.Info("connections: ending the sessions of a holder found dead", "holder", c.Holder, "sessions", len(c.Held))
-	held := c.Held
-	for len(held) > 0 {
-		n := min(renewBatch, len(held))
-		keys := make([]presence.Key, n)
-		cmds := make([]presence.Command, n)
-		for i, hs := range held[:n] {
-			keys[i], cmds[i] = hs.Key, &presence.DropHolder{Device: hs.Device, Holder: c.Holder}
-		}
-		for _, err := range s.svc.DoEach(ctx, keys, cmds) {
-			if err != nil {
-				return err
+	batches := make(chan []presence.HeldSession)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for range min(dropWorkers, (len(c.Held)+renewBatch-1)/renewBatch) {
+		wg.Go(func() {
+			for held := range batches {
+				keys := make([]presence.Key, len(held))
+				cmds := make([]presence.Command, len(held))
+				for i, hs := range held {
+					keys[i], cmds[i] = hs.Key, &presence.DropHolder{Device: hs.Device, Holder: c.Holder}
+				}
+				for _, err := range s.svc.DoEach(ctx, keys, cmds) {
+					if err != nil {
+						mu.Lock()
+						first = cmpErr(first, err)
+						mu.Unlock()
+						continue
+					}
+					s.m.swept.Inc()
+				}
 			}
-		}
-		s.m.swept.Add(float64(n))
+		})
+	}
+	for held := c.Held; len(held) > 0; {
+		n := min(renewBatch, len(held))
+		batches <- held[:n]
 		held = held[n:]
+	}
+	close(batches)
+	wg.Wait()
+	if first != nil {
+		return fmt.Errorf("connect: ending the sessions of holder %s: %w", c.Holder, first)
 	}
 	return s.cfg.Holders.Forget(ctx, c.Holder)
 }

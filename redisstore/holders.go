@@ -75,33 +75,63 @@ func (h Holders) Register(ctx context.Context, holder string, until time.Time) e
 	})
 }
 
-// renewHolderScript extends a holder's record unless it is gone or claimed.
+// renewHolderScript extends a holder's record unless it is gone or claimed
+// (never shortening it: a renewal computed before a test clock's advance
+// may arrive after the advance's extension), and keeps the holder's set
+// from outliving it by more than a day of real time (a set a late Add
+// recreated after Forget).
 //
-//	KEYS: 1 records zset  2 dead set   ARGV: 1 holder  2 until ms
+//	KEYS: 1 records zset  2 dead set  3 held set
+//	ARGV: 1 holder  2 until ms  3 the set's time to live, ms
 var renewHolderScript = newScript(`
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not cur then return 0 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if tonumber(ARGV[2]) > tonumber(cur) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1
 `)
+
+// heldTTL bounds how long a holder's set outlives its last renewal.
+const heldTTL = 24 * time.Hour
 
 // Renew implements presence.Holders.
 func (h Holders) Renew(ctx context.Context, holder string, until time.Time) (alive bool, err error) {
 	err = h.do(ctx, "holder_renew", func(ctx context.Context, cli rueidis.Client) error {
-		n, err := renewHolderScript.run(ctx, cli, []string{h.recordsKey(), h.deadKey()}, []string{holder, millis(until)}).AsInt64()
+		n, err := renewHolderScript.run(ctx, cli, []string{h.recordsKey(), h.deadKey(), h.heldKey(holder)},
+			[]string{holder, millis(until), strconv.FormatInt(heldTTL.Milliseconds(), 10)}).AsInt64()
 		alive = n == 1
 		return err
 	})
 	return alive, err
 }
 
-// Add implements presence.Holders.
+// Add implements presence.Holders. With Options.WaitReplicas it waits for
+// the replicas as a state write does: a session must not outlive a
+// failover listed nowhere.
 func (h Holders) Add(ctx context.Context, holder string, held ...presence.HeldSession) error {
 	if len(held) == 0 {
 		return nil
 	}
 	return h.do(ctx, "holder_add", func(ctx context.Context, cli rueidis.Client) error {
-		return cli.Do(ctx, cli.B().Sadd().Key(h.heldKey(holder)).Member(members(held)...).Build()).Error()
+		add := cli.B().Sadd().Key(h.heldKey(holder)).Member(members(held)...).Build()
+		if h.s.opts.WaitReplicas <= 0 {
+			return cli.Do(ctx, add).Error()
+		}
+		return cli.Dedicated(func(c rueidis.DedicatedClient) error {
+			res := c.DoMulti(ctx, add, c.B().Wait().Numreplicas(int64(h.s.opts.WaitReplicas)).Timeout(h.s.opts.WaitTimeout.Milliseconds()).Build())
+			if err := res[0].Error(); err != nil {
+				return err
+			}
+			n, err := res[1].AsInt64()
+			if err != nil {
+				return err
+			}
+			if n < int64(h.s.opts.WaitReplicas) {
+				return presence.Unavailable(fmt.Errorf("redisstore: a holder's list reached %d of %d replicas within %v", n, h.s.opts.WaitReplicas, h.s.opts.WaitTimeout))
+			}
+			return nil
+		})
 	})
 }
 

@@ -41,6 +41,10 @@ func TestHolders(t *testing.T) {
 	if alive, err := b.Renew(ctx, "b.1", t0.Add(40*time.Second)); !alive || err != nil {
 		t.Fatalf("renew of a live holder: %v, %v", alive, err)
 	}
+	// A renewal to an earlier instant does not shorten the record.
+	if alive, err := b.Renew(ctx, "b.1", t0.Add(10*time.Second)); !alive || err != nil {
+		t.Fatalf("an earlier renewal of a live holder: %v, %v", alive, err)
+	}
 	if alive, err := b.Renew(ctx, "never", t0.Add(40*time.Second)); alive || err != nil {
 		t.Fatalf("renew of an unknown holder: %v, %v", alive, err)
 	}

@@ -205,10 +205,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			// Holders found dead at the new time are swept before the
 			// notifications go out.
 			AfterAdvance: func(ctx context.Context) error {
-				if err := conns.Sweep(ctx); err != nil {
-					return err
-				}
-				return notifier.Flush(ctx)
+				return errors.Join(conns.Sweep(ctx), notifier.Flush(ctx))
 			},
 			ResetSubscriptions: func(ctx context.Context, tenant string) error {
 				_, err := notifier.Reset(ctx, tenant)

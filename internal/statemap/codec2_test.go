@@ -203,7 +203,7 @@ func TestHoldersBlock(t *testing.T) {
 	}
 	w := richWorkState()
 	w.Work.MaxShared = "approximate"
-	w.Sessions[0].Holder = "n2.aa"
+	w.Sessions[0].Holder = "0b0e8c39-7d0a-4b36-9b3f-2a3a1c9e0f11" // encoded as a GUID: validation must take it too
 	if got := roundTrip(t, w); !reflect.DeepEqual(got, w) {
 		t.Fatalf("with the work blocks:\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, w))
 	}
