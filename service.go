@@ -88,6 +88,10 @@ type Service struct {
 	fireMu sync.Mutex
 
 	feed *Feed
+	// pairs carries the changes of the visible pair and version only: this
+	// node's as they happen, other nodes' as soon as they arrive (see
+	// PairFeed).
+	pairs *Feed
 	// quiet carries the writes that changed no visible pair (see WatchQuiet).
 	quiet *Feed
 
@@ -109,6 +113,7 @@ func NewService(store Store, clock Clock, logger *slog.Logger) *Service {
 		env:    Env{Zones: zoneNames()},
 		logger: logger,
 		feed:   NewFeed(),
+		pairs:  NewFeed(),
 		quiet:  NewFeed(),
 	}
 }
@@ -506,6 +511,20 @@ func (s *Service) WatchQuiet(buffer int) *Watch { return s.quiet.WatchAll(buffer
 // Service itself and must not be passed again.
 func (s *Service) PublishRemote(ev Event) { s.feed.Publish(ev) }
 
+// PairFeed returns the feed of the changes of the visible availability,
+// activity and version: every change of this node (as Feed has them), and
+// every change of another node as soon as it arrives (PublishRemotePair),
+// before its whole view is read for Feed. Readers that show only the pair
+// and the sequenceNumber (client connections' watches) take it, and need
+// not wait for that read.
+func (s *Service) PairFeed() *Feed { return s.pairs }
+
+// PublishRemotePair hands ev, a change made on another node whose Before
+// and After carry their pair and version only, to the readers of
+// PairFeed. PublishRemote later hands the same change, with its whole
+// view, to the readers of Feed.
+func (s *Service) PublishRemotePair(ev Event) { s.pairs.Publish(ev) }
+
 // PublishRemoteQuiet hands a write made on another node that changed no
 // visible pair to this node's quiet watchers (WatchQuiet).
 func (s *Service) PublishRemoteQuiet(ev Event) { s.quiet.Publish(ev) }
@@ -513,4 +532,5 @@ func (s *Service) PublishRemoteQuiet(ev Event) { s.quiet.Publish(ev) }
 func (s *Service) publish(ev Event) {
 	s.events.Add(1)
 	s.feed.Publish(ev)
+	s.pairs.Publish(ev)
 }

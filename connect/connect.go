@@ -61,7 +61,7 @@ const (
 )
 
 // Feed is the stream of presence changes the connections' watches are fed
-// from; presence.Service.Feed() is one.
+// from; presence.Service.PairFeed() is one.
 type Feed interface {
 	WatchAll(buffer int) *presence.Watch
 }
@@ -69,7 +69,8 @@ type Feed interface {
 // Config is what the connection endpoint needs.
 type Config struct {
 	Service *presence.Service
-	// Feed gives the changes watchers receive (Service.Feed() when nil).
+	// Feed gives the changes watchers receive (Service.PairFeed() when
+	// nil: a watcher is sent the pair and the sequenceNumber only).
 	Feed    Feed
 	Auth    ticket.Authenticator
 	Tickets *ticket.Issuer
@@ -137,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("connect: a Service, an Authenticator, a ticket Issuer and WriteError are required")
 	}
 	if cfg.Feed == nil {
-		cfg.Feed = cfg.Service.Feed()
+		cfg.Feed = cfg.Service.PairFeed()
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace

@@ -28,7 +28,8 @@ type remoteRelay struct {
 	queue  chan redisstore.RemoteEvent
 	read   func(ctx context.Context, tenant string, users []string) ([]presence.View, error)
 	clock  func() time.Time
-	loud   func(presence.Event) // publishes a change of the visible pair
+	loud   func(presence.Event) // publishes a change of the visible pair, with its view
+	pair   func(presence.Event) // publishes it at once, with its pair and version only
 	quiet  func(presence.Event) // publishes a write that changed none
 	logger *slog.Logger
 
@@ -51,6 +52,7 @@ func newRemoteRelay(queue int, svc *presence.Service, logger *slog.Logger) *remo
 		read:   svc.Read,
 		clock:  svc.Clock().Now,
 		loud:   svc.PublishRemote,
+		pair:   svc.PublishRemotePair,
 		quiet:  svc.PublishRemoteQuiet,
 		logger: logger,
 		lost:   make(map[presence.Key]struct{}),
@@ -105,6 +107,15 @@ func (r *remoteRelay) run(ctx context.Context) {
 				batch = append(batch, re)
 			default:
 				break more
+			}
+		}
+		// The readers of the pair alone (client connections) need not
+		// wait for the read of the views.
+		for _, re := range batch {
+			if !re.Quiet {
+				for _, ev := range re.Events {
+					r.pair(ev)
+				}
 			}
 		}
 		r.relay(ctx, batch, r.takeLost())
@@ -185,6 +196,7 @@ func (r *remoteRelay) relay(ctx context.Context, batch []redisstore.RemoteEvent,
 		}
 		ev := now
 		ev.Key, ev.Before, ev.After = k, v, v
+		r.pair(ev)
 		r.loud(ev)
 	}
 	r.remember(unread...) // read again with the next batch

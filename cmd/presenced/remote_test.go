@@ -19,7 +19,8 @@ type fakeNode struct {
 	current   map[presence.Key]presence.View
 	reads     int
 	published []presence.Event
-	gate      chan struct{} // when set, reads wait for it to close
+	pairs     []presence.Event // published at once, before the read
+	gate      chan struct{}    // when set, reads wait for it to close
 }
 
 func (f *fakeNode) relay(queue int) *remoteRelay {
@@ -44,6 +45,11 @@ func (f *fakeNode) relay(queue int) *remoteRelay {
 			f.published = append(f.published, ev)
 			f.mu.Unlock()
 		},
+		pair: func(ev presence.Event) {
+			f.mu.Lock()
+			f.pairs = append(f.pairs, ev)
+			f.mu.Unlock()
+		},
 		quiet:  func(presence.Event) {},
 		logger: slog.New(slog.DiscardHandler),
 		lost:   map[presence.Key]struct{}{},
@@ -58,12 +64,17 @@ func change(u string, n int) (redisstore.RemoteEvent, presence.View) {
 	return redisstore.RemoteEvent{Key: k, Events: []presence.Event{{Key: k, After: presence.View{Pair: v.Pair, Seq: v.Seq}}}}, v
 }
 
-// latest returns each user's last published presence.
-func (f *fakeNode) latest() map[presence.Key]presence.View {
+// latest returns each user's last published presence (of the pairs
+// published at once, with pairs).
+func (f *fakeNode) latest(pairs bool) map[presence.Key]presence.View {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[presence.Key]presence.View{}
-	for _, ev := range f.published {
+	evs := f.published
+	if pairs {
+		evs = f.pairs
+	}
+	for _, ev := range evs {
 		if ev.After.Seq >= out[ev.Key].Seq {
 			out[ev.Key] = ev.After
 		}
@@ -107,10 +118,63 @@ func TestRemoteRelayReadsABatchAtOnce(t *testing.T) {
 	if max := (users*rounds + remoteBatch - 1) / remoteBatch; reads > max {
 		t.Fatalf("%d changes took %d reads, want at most %d (one per batch)", users*rounds, reads, max)
 	}
-	for k, v := range f.latest() {
-		if v != f.current[k] {
-			t.Fatalf("%s: relayed %v, want %v", k.User, v, f.current[k])
+	for _, pairs := range []bool{false, true} {
+		for k, v := range f.latest(pairs) {
+			if v != f.current[k] {
+				t.Fatalf("%s: relayed %v (pairs %v), want %v", k.User, v, pairs, f.current[k])
+			}
 		}
+	}
+	if len(f.pairs) != users*rounds {
+		t.Fatalf("%d changes published at once, want %d", len(f.pairs), users*rounds)
+	}
+}
+
+// TestRemoteRelayPairsDoNotWaitForTheRead: a change's pair and version are
+// published before the read of the user's view returns (connections'
+// watchers need nothing else); its view follows once read.
+func TestRemoteRelayPairsDoNotWaitForTheRead(t *testing.T) {
+	f := &fakeNode{current: map[presence.Key]presence.View{}, gate: make(chan struct{})}
+	r := f.relay(16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.run(ctx)
+	re, v := change("user-1", 7)
+	f.mu.Lock()
+	f.current[re.Key] = v
+	f.mu.Unlock()
+	r.offer(re)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		pairs, published, reads := len(f.pairs), len(f.published), f.reads
+		f.mu.Unlock()
+		if pairs == 1 {
+			if published != 0 || reads != 0 {
+				t.Fatalf("published %d with views after %d reads, while the read waits", published, reads)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pair was not published while the read waits")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(f.gate)
+	for {
+		f.mu.Lock()
+		published := len(f.published)
+		f.mu.Unlock()
+		if published == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the view was not published once read")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := f.latest(true)[re.Key]; got != v {
+		t.Fatalf("pair published %v, want %v", got, v)
 	}
 }
 
@@ -139,11 +203,11 @@ func TestRemoteRelayKeepsTheLatestStateOfDroppedChanges(t *testing.T) {
 	close(f.gate) // the relay reads again
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := f.latest()
+		got, pairs := f.latest(false), f.latest(true)
 		missing := 0
 		f.mu.Lock()
 		for k, v := range f.current {
-			if got[k] != v {
+			if got[k] != v || pairs[k] != v {
 				missing++
 			}
 		}
