@@ -109,6 +109,10 @@ func richState(i int) presence.State {
 		Due:          at.Add(5 * time.Minute),
 		Outbox:       []presence.Notice{{Seq: uint64(i + 1), At: at, Pair: presence.Pair{Availability: "Busy", Activity: "InACall"}}},
 	}
+	if i%3 == 1 { // a third with a connection's session held under a record
+		st.Sessions = append(st.Sessions, presence.Session{ID: fmt.Sprintf("laptop-%d", i), Kind: presence.ConnectionSession,
+			Pair: presence.Pair{Availability: "Busy", Activity: "Busy"}, RefreshedAt: at, ExpiresAt: at.Add(10 * time.Minute), Holder: fmt.Sprintf("n%d.%s", i, newID()[:13])})
+	}
 	if i%2 == 1 { // half of them with a work location and plan (a newer encoding)
 		st.Work = &presence.WorkState{
 			Manual:   &presence.LocationSignal{Type: "office", PlaceID: fmt.Sprintf("building-%d", i), Until: at.Add(8 * time.Hour)},
