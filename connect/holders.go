@@ -228,9 +228,8 @@ func (s *Server) retryReleases(ctx context.Context) {
 	}
 }
 
-// records renews this process's record every look until ctx is done; a
-// record found claimed gives the process a new name.
-func (s *Server) records(ctx context.Context) {
+// everyLook runs look once a look until ctx is done.
+func (s *Server) everyLook(ctx context.Context, look func()) {
 	t := time.NewTicker(s.holderLook())
 	defer t.Stop()
 	for {
@@ -239,10 +238,18 @@ func (s *Server) records(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		look()
+	}
+}
+
+// records renews this process's record every look until ctx is done; a
+// record found claimed gives the process a new name.
+func (s *Server) records(ctx context.Context) {
+	s.everyLook(ctx, func() {
 		if err := s.renewRecord(ctx, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: renewing the holder's record", "err", err)
 		}
-	}
+	})
 }
 
 // renewRecord extends this process's record to last recordLife past at.
@@ -262,14 +269,7 @@ func (s *Server) renewRecord(ctx context.Context, at time.Time) error {
 // failed releases and sweeps the dead holders every look, until ctx is
 // done.
 func (s *Server) sweeps(ctx context.Context) {
-	t := time.NewTicker(s.holderLook())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	s.everyLook(ctx, func() {
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: holding sessions under this process's record", "err", err)
 		}
@@ -277,7 +277,7 @@ func (s *Server) sweeps(ctx context.Context) {
 		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: sweeping dead holders", "err", err)
 		}
-	}
+	})
 }
 
 // reconcile holds under the current name (registering one if needed) the

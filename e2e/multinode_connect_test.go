@@ -123,3 +123,43 @@ func TestNodesConnectHeldUnderNodeRecord(t *testing.T) {
 	advanceOn(t, b, "PT31S")
 	f.on(b).eventuallyPresence(f.U1, "Offline", "Offline")
 }
+
+// A device whose node dies (kill -9) and that reconnects to another node
+// within the grace window resumes its session there with nothing visible:
+// the same pair and sequenceNumber, no notification; and when the dead
+// node's record is swept, the session, now held by the new node, lives on.
+func TestNodesConnectResumeOnAnotherNodeAfterKill(t *testing.T) {
+	c := startNodes(t, 2)
+	f := newFixture(t)
+	a, b := c.nodes[0], c.nodes[1]
+	sk := newSink(t)
+	t0 := nowOn(t, b)
+	f.on(b).mustSubscribe("D1ra", richBody(subBody(userRes(f.U1), sk.URL, t0.Add(50*time.Minute))))
+	connectAs(t, a, f.tok("D1rw"), "laptop", "availability", "Busy", "activity", "InACall")
+	wantPairs(t, "connect", waitRich(t, sk, 1), f.U1, "Busy/InACall")
+	seq := f.on(b).seqOf(f.U1)
+
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
+	advanceOn(t, b, "PT10S")
+	ws, res, err := dialWS(t, b, f.tok("D1rw"), "")
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, res)
+	}
+	ws.send(map[string]any{"type": "hello", "device": "laptop"})
+	if r := ws.next("ready"); r["resumed"] != true {
+		t.Fatalf("ready %v, want resumed", r)
+	}
+	// Past the dead node's record (and the grace window): still there.
+	advanceOn(t, b, "PT1M")
+	f.on(b).wantPresence(f.U1, "Busy", "InACall")
+	if got := f.on(b).seqOf(f.U1); got != seq {
+		t.Errorf("sequenceNumber moved from %s to %s on a resume through another node", seq, got)
+	}
+	// Nothing was notified meanwhile: the next notification is the next change.
+	ws.send(map[string]any{"type": "state", "availability": "Away", "activity": "Away"})
+	ws.sync()
+	wantPairs(t, "after the resume", waitRich(t, sk, 2), f.U1, "Busy/InACall", "Away/Away")
+}
