@@ -280,7 +280,8 @@ func testFireOnce(t *testing.T, url string) {
 	defer cancel()
 	remote := make(chan RemoteEvent, 100)
 	go b.Events(ctx, func(ev RemoteEvent) { remote <- ev })
-	// Subscriptions take a moment: write until one event arrives.
+	// Subscriptions take a moment: write until events arrive and b
+	// follows every partition (one event proves one partition only).
 	app := presence.NewGUID()
 	const users = 20
 	keys := make([]presence.Key, users)
@@ -296,13 +297,16 @@ func testFireOnce(t *testing.T, url string) {
 		}
 		select {
 		case <-remote:
-			return true
+			return b.Following() == nil
 		case <-time.After(100 * time.Millisecond):
 			return false
 		}
 	})
 	for len(local) > 0 {
 		<-local
+	}
+	for len(remote) > 0 { // the probes' events
+		<-remote
 	}
 	for _, k := range keys {
 		if _, err := sa.Do(ctx, k, &presence.SetPresence{CallerApp: app, SessionID: app, Availability: "Available", Activity: "Available"}); err != nil {
