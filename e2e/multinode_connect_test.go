@@ -163,3 +163,28 @@ func TestNodesConnectResumeOnAnotherNodeAfterKill(t *testing.T) {
 	ws.sync()
 	wantPairs(t, "after the resume", waitRich(t, sk, 2), f.U1, "Busy/InACall", "Away/Away")
 }
+
+// One node on Redis killed (kill -9) and started again: the new process is
+// a new holder, and once the old one's record runs out it ends the old
+// one's sessions, within the grace window.
+func TestNodesConnectKill9RestartEndsSessions(t *testing.T) {
+	c := startNodes(t, 1)
+	f := newFixture(t)
+	a := c.nodes[0]
+	connectAs(t, a, f.tok("D1rw"), "laptop")
+	f.on(a).wantPresence(f.U1, "Available", "Available")
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
+	again, err := startServerOn(strings.TrimPrefix(a.base, "http://"), c.args[0])
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	stopAtEnd(t, again, "the restarted node")
+	waitReady(t, again)
+	// The shared test clock did not move: the old record still stands.
+	f.on(again).wantPresence(f.U1, "Available", "Available")
+	advanceOn(t, again, "PT30S")
+	f.on(again).eventuallyPresence(f.U1, "Offline", "Offline")
+}
