@@ -34,6 +34,17 @@ func genSessions(t *rapid.T, now time.Time) []Session {
 	return out
 }
 
+// genState draws a user's state of up to four live sessions (genSessions)
+// and overlays (genOverlays).
+func genState(t *rapid.T, now time.Time) State {
+	var st State
+	for _, se := range genSessions(t, now) {
+		st.putSession(se)
+	}
+	genOverlays(t, &st, now)
+	return st
+}
+
 func genOverlays(t *rapid.T, st *State, now time.Time) {
 	if rapid.Bool().Draw(t, "preferred") {
 		st.Preferred = &Preferred{Pair: rapid.SampledFrom(PreferredPairs()).Draw(t, "prefPair"), ExpiresAt: now.Add(time.Hour)}
@@ -48,11 +59,7 @@ func genOverlays(t *rapid.T, st *State, now time.Time) {
 // included.
 func TestConnectionAggregatesAsClient(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		var st State
-		for _, se := range genSessions(t, t0) {
-			st.putSession(se)
-		}
-		genOverlays(t, &st, t0)
+		st := genState(t, t0)
 		var conn State = st.Clone()
 		conn.Sessions = nil
 		for _, se := range st.Sessions {
@@ -151,10 +158,7 @@ func drawConnOp(t *rapid.T, device string) Command {
 func TestResumeWithinGraceChangesNothing(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		u := newUser(t)
-		for _, se := range genSessions(t, t0) {
-			u.st.putSession(se)
-		}
-		genOverlays(t, &u.st, t0)
+		u.st = genState(t, t0)
 		now := t0
 		u.must(&HoldConnection{Device: "phone", Lease: lease}, now)
 		for range rapid.IntRange(0, 6).Draw(t, "ops") {
@@ -195,11 +199,7 @@ func TestResumeWithinGraceChangesNothing(t *testing.T) {
 func TestReleasedSessionEndsAfterGrace(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		u := newUser(t)
-		others := genSessions(t, t0)
-		for _, se := range others {
-			u.st.putSession(se)
-		}
-		genOverlays(t, &u.st, t0)
+		u.st = genState(t, t0)
 		without := u.st.Clone()
 		p := rapid.SampledFrom(ConnectionPairs()).Draw(t, "pair")
 		u.must(&HoldConnection{Device: "laptop", Pair: &p, Lease: lease}, t0)
@@ -268,10 +268,7 @@ func TestConnectionValidation(t *testing.T) {
 func TestDropHolderEndsOnlyItsHolder(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		u := newUser(t)
-		for _, se := range genSessions(t, t0) {
-			u.st.putSession(se)
-		}
-		genOverlays(t, &u.st, t0)
+		u.st = genState(t, t0)
 		p := rapid.SampledFrom(ConnectionPairs()).Draw(t, "pair")
 		u.must(&HoldConnection{Device: "phone", Pair: &p, Lease: time.Hour, Holder: "n1.a"}, t0)
 		now := t0.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "later")) * time.Second)

@@ -311,15 +311,8 @@ func (s *Server) heartbeats(ctx context.Context) {
 	// pongs they bring back) are spread over it in small groups instead
 	// of thousands going out at once, which would delay the changes being
 	// delivered meanwhile.
-	t := time.NewTicker(max(s.cfg.Heartbeat/heartbeatTicks, time.Millisecond))
-	defer t.Stop()
 	var all []*conn
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.cfg.Heartbeat/heartbeatTicks, func() {
 		s.mu.Lock()
 		all = all[:0]
 		for c := range s.conns {
@@ -344,7 +337,7 @@ func (s *Server) heartbeats(ctx context.Context) {
 			go c.ping()
 		}
 		clear(all) // keep no ended connection alive until the next look
-	}
+	})
 }
 
 // pingsDue marks as pinged at now, and returns, the connections of all
@@ -385,9 +378,21 @@ func paced(n, looks int) int { return n*5/(looks*4) + 16 }
 // window left: the pace catches up on a full interval's leases within
 // four fifths of an interval.
 func (s *Server) renewals(ctx context.Context) {
-	every := s.lease() / 3
-	tick := max(every/renewTicks, time.Millisecond)
-	t := time.NewTicker(tick)
+	interval := s.lease() / 3
+	every(ctx, interval/renewTicks, func() {
+		now := s.clock.Now()
+		s.sweepGraces(now)
+		nowMilli, everyMilli := now.UnixMilli(), interval.Milliseconds()
+		due := func(c *conn) bool { return nowMilli-c.renewed.Load() >= everyMilli }
+		if err := s.renew(ctx, now.Add(s.lease()), due, renewTicks); err != nil && ctx.Err() == nil {
+			s.logger.Warn("renewing connection leases", "err", err)
+		}
+	})
+}
+
+// every runs look every d (a millisecond at least) until ctx is done.
+func every(ctx context.Context, d time.Duration, look func()) {
+	t := time.NewTicker(max(d, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -395,13 +400,7 @@ func (s *Server) renewals(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := s.clock.Now()
-		s.sweepGraces(now)
-		nowMilli, everyMilli := now.UnixMilli(), every.Milliseconds()
-		due := func(c *conn) bool { return nowMilli-c.renewed.Load() >= everyMilli }
-		if err := s.renew(ctx, now.Add(s.lease()), due, renewTicks); err != nil && ctx.Err() == nil {
-			s.logger.Warn("renewing connection leases", "err", err)
-		}
+		look()
 	}
 }
 

@@ -39,7 +39,7 @@ const holderLease = 10 * time.Minute
 
 // Parts of the grace window.
 func (s *Server) recordLife() time.Duration { return s.cfg.Grace / 2 }
-func (s *Server) holderLook() time.Duration { return max(s.cfg.Grace/10, time.Millisecond) }
+func (s *Server) holderLook() time.Duration { return s.cfg.Grace / 10 }
 func (s *Server) claimFor() time.Duration   { return s.cfg.Grace / 2 }
 
 const (
@@ -102,7 +102,7 @@ func (s *Server) rename(old string) {
 	defer s.mu.Unlock()
 	if s.holder == old {
 		s.holder = ""
-		s.m.reholds.Inc()
+		s.m.renames.Inc()
 		s.logger.Warn("connections: this process's holder was found dead by another; holding its sessions under a new name", "holder", old)
 	}
 }
@@ -228,24 +228,10 @@ func (s *Server) retryReleases(ctx context.Context) {
 	}
 }
 
-// everyLook runs look once a look until ctx is done.
-func (s *Server) everyLook(ctx context.Context, look func()) {
-	t := time.NewTicker(s.holderLook())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		look()
-	}
-}
-
 // records renews this process's record every look until ctx is done; a
 // record found claimed gives the process a new name.
 func (s *Server) records(ctx context.Context) {
-	s.everyLook(ctx, func() {
+	every(ctx, s.holderLook(), func() {
 		if err := s.renewRecord(ctx, s.clock.Now()); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: renewing the holder's record", "err", err)
 		}
@@ -269,7 +255,7 @@ func (s *Server) renewRecord(ctx context.Context, at time.Time) error {
 // failed releases and sweeps the dead holders every look, until ctx is
 // done.
 func (s *Server) sweeps(ctx context.Context) {
-	s.everyLook(ctx, func() {
+	every(ctx, s.holderLook(), func() {
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("connections: holding sessions under this process's record", "err", err)
 		}

@@ -12,8 +12,8 @@ import (
 
 type metrics struct {
 	opened, resumes, graceExpiries, timeouts, replaced, slow prometheus.Counter
-	// swept and reholds count what the registry of holders made happen.
-	swept, reholds prometheus.Counter
+	// swept and renames count what the registry of holders made happen.
+	swept, renames prometheus.Counter
 	in, out        *prometheus.CounterVec
 	// outChange is out's "change" counter, looked up once: changes are the
 	// messages sent most.
@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		replaced:      prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_connection_replaced_total", Help: "Connections ended because another connection of the same device took over."}),
 		slow:          prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_connection_slow_consumers_total", Help: "Watching connections dropped for not taking changes fast enough."}),
 		swept:         prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_connection_holder_sessions_swept_total", Help: "Sessions listed under holders (processes) found dead, ended by this process unless another holder had taken them over."}),
-		reholds:       prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_connection_holder_renames_total", Help: "Times this process, found dead by another (it stalled past its record's life), held its sessions again under a new holder name."}),
+		renames:       prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_connection_holder_renames_total", Help: "Times this process, found dead by another (it stalled past its record's life), held its sessions again under a new holder name."}),
 		in:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_connection_messages_in_total", Help: "Messages received from clients, by type (invalid for those refused)."}, []string{"type"}),
 		out:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_connection_messages_out_total", Help: "Messages sent to clients, by type."}, []string{"type"}),
 	}
@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		_, _, i := s.counts()
 		return float64(i)
 	})
-	for _, c := range []prometheus.Collector{m.opened, m.resumes, m.graceExpiries, m.timeouts, m.replaced, m.slow, m.swept, m.reholds, m.in, m.out, open, held, idle} {
+	for _, c := range []prometheus.Collector{m.opened, m.resumes, m.graceExpiries, m.timeouts, m.replaced, m.slow, m.swept, m.renames, m.in, m.out, open, held, idle} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("connect: register metrics: %w", err)
 		}
