@@ -54,23 +54,9 @@ func parseHeld(m string) (presence.HeldSession, error) {
 
 func millis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
-// do runs one call with the store's deadline and metrics.
-func (h Holders) do(ctx context.Context, op string, call func(ctx context.Context, cli rueidis.Client) error) error {
-	cli, err := h.s.client()
-	if err != nil {
-		return err
-	}
-	octx, cancel := h.s.opCtx(ctx)
-	defer cancel()
-	sent := time.Now()
-	err = call(octx, cli)
-	h.s.metrics.roundTrip(op, sent, err)
-	return wrap(ctx, op, err)
-}
-
 // Register implements presence.Holders.
 func (h Holders) Register(ctx context.Context, holder string, until time.Time) error {
-	return h.do(ctx, "holder_register", func(ctx context.Context, cli rueidis.Client) error {
+	return h.s.call(ctx, "holder_register", func(ctx context.Context, cli rueidis.Client) error {
 		return cli.Do(ctx, cli.B().Zadd().Key(h.recordsKey()).ScoreMember().ScoreMember(float64(until.UnixMilli()), holder).Build()).Error()
 	})
 }
@@ -97,7 +83,7 @@ const heldTTL = 24 * time.Hour
 
 // Renew implements presence.Holders.
 func (h Holders) Renew(ctx context.Context, holder string, until time.Time) (alive bool, err error) {
-	err = h.do(ctx, "holder_renew", func(ctx context.Context, cli rueidis.Client) error {
+	err = h.s.call(ctx, "holder_renew", func(ctx context.Context, cli rueidis.Client) error {
 		n, err := renewHolderScript.run(ctx, cli, []string{h.recordsKey(), h.deadKey(), h.heldKey(holder)},
 			[]string{holder, millis(until), strconv.FormatInt(heldTTL.Milliseconds(), 10)}).AsInt64()
 		alive = n == 1
@@ -113,7 +99,7 @@ func (h Holders) Add(ctx context.Context, holder string, held ...presence.HeldSe
 	if len(held) == 0 {
 		return nil
 	}
-	return h.do(ctx, "holder_add", func(ctx context.Context, cli rueidis.Client) error {
+	return h.s.call(ctx, "holder_add", func(ctx context.Context, cli rueidis.Client) error {
 		add := cli.B().Sadd().Key(h.heldKey(holder)).Member(members(held)...).Build()
 		if h.s.opts.WaitReplicas <= 0 {
 			return cli.Do(ctx, add).Error()
@@ -140,7 +126,7 @@ func (h Holders) Remove(ctx context.Context, holder string, held ...presence.Hel
 	if len(held) == 0 {
 		return nil
 	}
-	return h.do(ctx, "holder_remove", func(ctx context.Context, cli rueidis.Client) error {
+	return h.s.call(ctx, "holder_remove", func(ctx context.Context, cli rueidis.Client) error {
 		return cli.Do(ctx, cli.B().Srem().Key(h.heldKey(holder)).Member(members(held)...).Build()).Error()
 	})
 }
@@ -171,7 +157,7 @@ return due
 // Claim implements presence.Holders.
 func (h Holders) Claim(ctx context.Context, now, until time.Time, limit int) ([]presence.ClaimedHolder, error) {
 	var claimed []presence.ClaimedHolder
-	err := h.do(ctx, "holder_claim", func(ctx context.Context, cli rueidis.Client) error {
+	err := h.s.call(ctx, "holder_claim", func(ctx context.Context, cli rueidis.Client) error {
 		due, err := claimScript.run(ctx, cli, []string{h.recordsKey(), h.deadKey()},
 			[]string{millis(now), millis(until), strconv.Itoa(max(limit, 1))}).AsStrSlice()
 		if err != nil || len(due) == 0 {
@@ -204,7 +190,7 @@ func (h Holders) Claim(ctx context.Context, now, until time.Time, limit int) ([]
 
 // Forget implements presence.Holders.
 func (h Holders) Forget(ctx context.Context, holder string) error {
-	return h.do(ctx, "holder_forget", func(ctx context.Context, cli rueidis.Client) error {
+	return h.s.call(ctx, "holder_forget", func(ctx context.Context, cli rueidis.Client) error {
 		for _, r := range cli.DoMulti(ctx,
 			cli.B().Zrem().Key(h.recordsKey()).Member(holder).Build(),
 			cli.B().Del().Key(h.heldKey(holder)).Build(),

@@ -174,16 +174,24 @@ func (s *Store) client() (rueidis.Client, error) {
 // Ping reports whether Redis answers now (for /readyz): nil, or an error
 // matching presence.ErrUnavailable (or ErrClosed).
 func (s *Store) Ping(ctx context.Context) error {
+	return s.call(ctx, "ping", func(ctx context.Context, cli rueidis.Client) error {
+		return cli.Do(ctx, cli.B().Ping().Build()).Error()
+	})
+}
+
+// call runs one round trip of op with the store's deadline (OpTimeout),
+// records it in the metrics and wraps its error.
+func (s *Store) call(ctx context.Context, op string, fn func(ctx context.Context, cli rueidis.Client) error) error {
 	cli, err := s.client()
 	if err != nil {
 		return err
 	}
-	octx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	octx, cancel := s.opCtx(ctx)
 	defer cancel()
 	start := time.Now()
-	err = cli.Do(octx, cli.B().Ping().Build()).Error()
-	s.metrics.roundTrip("ping", start, err)
-	return wrap(ctx, "ping", err)
+	err = fn(octx, cli)
+	s.metrics.roundTrip(op, start, err)
+	return wrap(ctx, op, err)
 }
 
 // metaKey is the hash recording the keyspace's format.
