@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	presence "github.com/presenced/presenced"
@@ -45,8 +44,10 @@ func (s *Server) claimFor() time.Duration   { return s.cfg.Grace / 2 }
 const (
 	// claimLimit is how many dead holders one claim takes.
 	claimLimit = 4
-	// dropWorkers is how many batches of DropHolder run at once.
-	dropWorkers = 4
+	// holdBatch is how many sessions one call of the service re-holds or
+	// drops (Service.DoEach: on Redis two pipelined round trips for the
+	// lot).
+	holdBatch = 256
 )
 
 // holding reports whether the sessions are held under a holder's record.
@@ -289,45 +290,42 @@ func (s *Server) reconcile(ctx context.Context) error {
 	s.mu.Unlock()
 	var first error
 	for len(stale) > 0 && ctx.Err() == nil {
-		n := min(renewBatch*8, len(stale))
+		n := min(holdBatch, len(stale))
 		first = cmpErr(first, s.holdEach(ctx, h, stale[:n]))
 		stale = stale[n:]
 	}
 	return first
 }
 
-// holdEach lists conns under h and holds their sessions with it, as
-// re-holds from the names they were held under.
+// holdEach lists conns (a batch) under h and holds their sessions with it,
+// as re-holds from the names they were held under, in one call of the
+// service.
 func (s *Server) holdEach(ctx context.Context, h string, conns []*conn) error {
 	held := make([]presence.HeldSession, len(conns))
+	keys := make([]presence.Key, len(conns))
+	cmds := make([]*presence.HoldConnection, len(conns))
+	each := make([]presence.Command, len(conns))
 	for i, c := range conns {
 		held[i] = presence.HeldSession{Key: c.key, Device: c.device}
 	}
 	if err := s.cfg.Holders.Add(ctx, h, held...); err != nil {
 		return err
 	}
+	for i, c := range conns {
+		cmd := c.holdCommand()
+		cmd.Holder, cmd.From = h, c.swapHolder(h)
+		keys[i], cmds[i], each[i] = c.key, cmd, cmd
+	}
 	now := s.clock.Now()
 	var first error
-	for len(conns) > 0 {
-		n := min(renewBatch, len(conns))
-		keys := make([]presence.Key, n)
-		cmds := make([]*presence.HoldConnection, n)
-		each := make([]presence.Command, n)
-		for i, c := range conns[:n] {
-			cmd := c.holdCommand()
-			cmd.Holder, cmd.From = h, c.swapHolder(h)
-			keys[i], cmds[i], each[i] = c.key, cmd, cmd
+	for i, err := range s.svc.DoEach(ctx, keys, each) {
+		if err != nil {
+			conns[i].unsettle() // the next look retries
+			first = cmpErr(first, err)
+			continue
 		}
-		for i, err := range s.svc.DoEach(ctx, keys, each) {
-			if err != nil {
-				conns[i].unsettle() // the next look retries
-				first = cmpErr(first, err)
-				continue
-			}
-			conns[i].renewed.Store(now.UnixMilli())
-			s.afterHold(ctx, conns[i], cmds[i])
-		}
-		conns = conns[n:]
+		conns[i].renewed.Store(now.UnixMilli())
+		s.afterHold(ctx, conns[i], cmds[i])
 	}
 	return first
 }
@@ -369,42 +367,28 @@ func (s *Server) Sweep(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// drop ends the sessions c's holder held, a few batches at once, and
+// drop ends the sessions c's holder held, a batch a call, and
 // forgets the holder once all of them are.
 func (s *Server) drop(ctx context.Context, c presence.ClaimedHolder) error {
 	s.logger.Info("connections: ending the sessions of a holder found dead", "holder", c.Holder, "sessions", len(c.Held))
-	batches := make(chan []presence.HeldSession)
-	var mu sync.Mutex
 	var first error
-	var wg sync.WaitGroup
-	for range min(dropWorkers, (len(c.Held)+renewBatch-1)/renewBatch) {
-		wg.Go(func() {
-			for held := range batches {
-				keys := make([]presence.Key, len(held))
-				cmds := make([]presence.Command, len(held))
-				for i, hs := range held {
-					keys[i], cmds[i] = hs.Key, &presence.DropHolder{Device: hs.Device, Holder: c.Holder}
-				}
-				for _, err := range s.svc.DoEach(ctx, keys, cmds) {
-					if err != nil {
-						mu.Lock()
-						first = cmpErr(first, err)
-						mu.Unlock()
-						continue
-					}
-					s.m.swept.Inc()
-				}
+	for held := c.Held; len(held) > 0 && ctx.Err() == nil; {
+		n := min(holdBatch, len(held))
+		keys := make([]presence.Key, n)
+		cmds := make([]presence.Command, n)
+		for i, hs := range held[:n] {
+			keys[i], cmds[i] = hs.Key, &presence.DropHolder{Device: hs.Device, Holder: c.Holder}
+		}
+		for _, err := range s.svc.DoEach(ctx, keys, cmds) {
+			if err != nil {
+				first = cmpErr(first, err)
+				continue
 			}
-		})
-	}
-	for held := c.Held; len(held) > 0; {
-		n := min(renewBatch, len(held))
-		batches <- held[:n]
+			s.m.swept.Inc()
+		}
 		held = held[n:]
 	}
-	close(batches)
-	wg.Wait()
-	if first != nil {
+	if first = cmpErr(first, ctx.Err()); first != nil {
 		return fmt.Errorf("connect: ending the sessions of holder %s: %w", c.Holder, first)
 	}
 	return s.cfg.Holders.Forget(ctx, c.Holder)
