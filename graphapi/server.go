@@ -94,6 +94,7 @@ type Server struct {
 	closeStreams sync.Once
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
+	bulk         sync.Pool // of *bulkScratch
 }
 
 // NewServer builds the Graph API handler.

@@ -101,7 +101,7 @@ const (
 // token), which starts with current presence. A write that does not end
 // within streamWriteTimeout ends the stream without one.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call) error {
-	ids, err := filterIDs(r.URL.Query())
+	ids, err := filterIDs(r.URL.Query(), newScratch()) // the stream keeps the ids
 	if err != nil {
 		return err
 	}
