@@ -36,10 +36,10 @@ func TestFilterIDs(t *testing.T) {
 	braced := func(s string) string { return "{" + s + "}" }
 	// 650 ids, each also written in braces: 1,300 values, 650 ids.
 	all := append(vals(650, same), vals(650, braced)...)
-	if ids, err := filterIDs(q("id in (" + strings.Join(all, ",") + ")"), newScratch()); err != nil || len(ids) != 650 {
+	if ids, err := filterIDs(q("id in ("+strings.Join(all, ",")+")"), newScratch()); err != nil || len(ids) != 650 {
 		t.Errorf("650 ids written twice: %d ids, %v", len(ids), err)
 	}
-	if _, err := filterIDs(q("id in (" + strings.Join(vals(651, same), ",") + ")"), newScratch()); presence.ErrorCode(err) != presence.CodeBadRequest {
+	if _, err := filterIDs(q("id in ("+strings.Join(vals(651, same), ",")+")"), newScratch()); presence.ErrorCode(err) != presence.CodeBadRequest {
 		t.Errorf("651 ids: %v, want BadRequest", err)
 	}
 }
