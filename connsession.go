@@ -417,6 +417,25 @@ type Holders interface {
 	Forget(ctx context.Context, holder string) error
 }
 
+// HolderAdvances carries the test clock's advances between the processes
+// sharing a registry of holders. An advance moves the service clock for
+// every process at once, and with it past every record's expiry; the
+// process that moves the clock extends its own record, and asks every
+// other live holder, through this, to extend its own before the clock
+// moves. A holder that does not answer (a dead or stalled process) is
+// left to the sweep that follows the advance.
+type HolderAdvances interface {
+	// Announce asks every holder but self whose record has not run out at
+	// now (and is not claimed) to extend its record and its sessions as an
+	// advance to until needs, and waits for their answers, at most wait.
+	// It returns the holders that did not answer.
+	Announce(ctx context.Context, now, until time.Time, self string, wait time.Duration) (missing []string, err error)
+	// Listen calls extend for each advance another process announces,
+	// until ctx is done; extend returns the holder it extended ("" for
+	// none), which answers the announcement.
+	Listen(ctx context.Context, extend func(ctx context.Context, until time.Time) (holder string))
+}
+
 // ClaimedHolder is a holder found dead and the sessions listed under it.
 type ClaimedHolder struct {
 	Holder string

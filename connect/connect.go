@@ -90,8 +90,12 @@ type Config struct {
 	// HolderPrefix starts this process's holder names (the node's id).
 	Holders      presence.Holders
 	HolderPrefix string
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
+	// Advances, with Holders and the test clock, carries the clock's
+	// advances between the processes (BeforeAdvance), so that an advance
+	// made through one process does not run the others' records out.
+	Advances   presence.HolderAdvances
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Server is the connection endpoint and the registry of the sessions this
@@ -189,6 +193,9 @@ func (s *Server) Run(ctx context.Context) {
 	if s.holding() {
 		s.wg.Go(func() { s.records(ctx) })
 		s.wg.Go(func() { s.sweeps(ctx) })
+		if s.cfg.Advances != nil {
+			s.wg.Go(func() { s.cfg.Advances.Listen(ctx, s.extendFor) })
+		}
 	}
 	defer s.wg.Wait()
 	for {

@@ -252,6 +252,54 @@ func (s *Server) renewRecord(ctx context.Context, at time.Time) error {
 	return err
 }
 
+// advanceWait bounds how long an advance of the test clock waits for the
+// other processes to extend their records (BeforeAdvance). A process that
+// does not answer in time (dead, or stalled) is swept after the advance.
+const advanceWait = 3 * time.Second
+
+// BeforeAdvance prepares the processes holding sessions for the test
+// clock's move to until: this one extends its leases and record
+// (ExtendLeases), and with Config.Advances every other live holder is
+// asked to extend its own, and waited for at most advanceWait, before the
+// clock moves. Without it an advance longer than a record lasts made the
+// other processes' users go offline until their processes held them again.
+func (s *Server) BeforeAdvance(ctx context.Context, until time.Time) error {
+	if err := s.ExtendLeases(ctx, until); err != nil {
+		return err
+	}
+	if !s.holding() || s.cfg.Advances == nil {
+		return nil
+	}
+	missing, err := s.cfg.Advances.Announce(ctx, s.clock.Now(), until, s.currentHolder(), advanceWait)
+	if err != nil {
+		return fmt.Errorf("connect: asking the other processes to extend their records: %w", err)
+	}
+	if len(missing) > 0 {
+		s.logger.Info("connections: holders that did not extend their records for the clock's advance; they are swept if they ran out", "holders", missing)
+	}
+	return nil
+}
+
+// extendFor extends this process's record and leases for another
+// process's advance of the clock to until, and returns the holder it
+// extended ("" when it holds nothing, or failed: the announcer then counts
+// it as missing, and the sweep after the advance may claim it, which the
+// next look repairs by holding anew).
+func (s *Server) extendFor(ctx context.Context, until time.Time) string {
+	h := s.currentHolder()
+	if h == "" {
+		return ""
+	}
+	if err := s.ExtendLeases(ctx, until); err != nil {
+		s.logger.Warn("connections: extending the holder's record for another node's advance of the clock", "err", err)
+		return ""
+	}
+	if s.currentHolder() != h {
+		return "" // claimed meanwhile: renamed
+	}
+	return h
+}
+
 // sweeps holds again what is not held under the current name, retries
 // failed releases and sweeps the dead holders every look, until ctx is
 // done.

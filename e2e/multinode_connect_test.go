@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -67,10 +68,11 @@ func storedSession(t *testing.T, s *server, tenant, user, device string) map[str
 
 // On Redis a node holds its connections' sessions under one record of its
 // own: a session names the node's holder and takes a long lease, and a
-// closed connection's session is released with no holder. A node whose
-// record ran out while it lived (here the test clock moved past it through
-// another node, which then swept it) holds its sessions again under a new
-// name, so that its users show online again.
+// closed connection's session is released with no holder. An advance of
+// the test clock through another node extends the node's record too. A
+// node whose record ran out while it lived (here stopped while the clock
+// moved past it, so another node swept it) holds its sessions again under
+// a new name, so that its users show online again.
 func TestNodesConnectHeldUnderNodeRecord(t *testing.T) {
 	c := startNodes(t, 2)
 	f := newFixture(t)
@@ -95,10 +97,39 @@ func TestNodesConnectHeldUnderNodeRecord(t *testing.T) {
 		t.Errorf("the console shows holder %q, want %q: %s", got, holder, rec)
 	}
 
-	// The clock moves a minute through B: A's record is not renewed past
-	// it, so B finds A dead and ends its sessions; A then finds its record
-	// claimed and holds both sessions again under a new name.
+	// The clock moves a minute through B, past A's record and the grace
+	// window: B asks A to extend its record before the clock moves, so A's
+	// users never go offline and nothing is swept.
 	advanceOn(t, b, "PT1M")
+	f.on(b).wantPresence(f.U1, "Busy", "InACall")
+	f.on(b).wantPresence(f.U2, "Available", "Available")
+	if got, _ := storedSession(t, b, f.T, f.U1, "laptop")["holder"].(string); got != holder {
+		t.Errorf("after an advance through another node the session names holder %q, want %q still", got, holder)
+	}
+	if n := metricValue(t, b, "presenced_connection_holder_sessions_swept_total"); n != 0 {
+		t.Errorf("B swept %v sessions of a live node on an advance, want 0", n)
+	}
+
+	// A node that cannot answer (stopped, as a stalled process would be)
+	// is found dead once the clock moves past its record: B ends its
+	// sessions; A, running again, finds its record claimed and holds both
+	// sessions again under a new name, so that its users show online again.
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(resume)
+	advanceOn(t, b, "PT1M")
+	f.on(b).wantPresence(f.U1, "Offline", "Offline")
+	resume()
 	f.on(b).eventuallyPresence(f.U1, "Busy", "InACall")
 	f.on(b).eventuallyPresence(f.U2, "Available", "Available")
 	again, _ := storedSession(t, b, f.T, f.U1, "laptop")["holder"].(string)

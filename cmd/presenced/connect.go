@@ -44,12 +44,17 @@ func parseConnectionConfig(grace, heartbeat, timeout string) (ConnectionConfig, 
 // registry of holders, named after the node.
 func newConnections(cfg Config, svc *presence.Service, rnode *redisNode, verifier ticket.Authenticator, tickets *ticket.Issuer, api *graphapi.Server, logger *slog.Logger, reg prometheus.Registerer, mux *http.ServeMux) (*connect.Server, error) {
 	var holders presence.Holders
+	var advances presence.HolderAdvances
 	if rnode != nil {
 		holders = rnode.store.Holders()
+		if cfg.TestHooks {
+			advances = rnode.store.Holders()
+		}
 	}
 	conns, err := connect.New(connect.Config{
 		Holders:      holders,
 		HolderPrefix: cfg.NodeID,
+		Advances:     advances,
 		Service:      svc,
 		Auth:         verifier,
 		Tickets:      tickets,
@@ -79,7 +84,8 @@ func newTickets(svc *presence.Service, rnode *redisNode) *ticket.Issuer {
 }
 
 // extendLeases is the test clock's hook: before the clock jumps to until,
-// the sessions held by open connections are renewed past it.
+// the sessions held by open connections are renewed past it, on every node
+// (connect.Server.BeforeAdvance).
 func extendLeases(conns *connect.Server) func(ctx context.Context, until time.Time) error {
-	return func(ctx context.Context, until time.Time) error { return conns.ExtendLeases(ctx, until) }
+	return func(ctx context.Context, until time.Time) error { return conns.BeforeAdvance(ctx, until) }
 }
