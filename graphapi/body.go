@@ -52,28 +52,11 @@ func readJSON(r *http.Request) ([]byte, error) {
 	return readAll(r)
 }
 
-// presizedBody is the largest announced Content-Length that readAll
-// allocates for before reading: a client that announces more and sends
-// less holds no more than this.
-const presizedBody = 64 << 10
-
 func readAll(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
-	var data []byte
-	var err error
-	if n := r.ContentLength; n > 0 && n <= presizedBody {
-		// Room for the announced size at once instead of io.ReadAll's
-		// doublings (a 650-id list is about 26 KB). The body is still read
-		// to its end: a decoded body (Content-Encoding: gzip) is longer
-		// than announced, and the size limit still applies.
-		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
-		_, err = buf.ReadFrom(r.Body)
-		data = buf.Bytes()
-	} else {
-		data, err = io.ReadAll(r.Body)
-	}
+	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
