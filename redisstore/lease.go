@@ -96,6 +96,8 @@ func (s *Store) leaseTick(ctx context.Context) {
 		return
 	}
 	cli := *c
+	s.tickMu.Lock()
+	defer s.tickMu.Unlock()
 	sent := time.Now()
 	ttl := s.opts.LeaseTTL
 	var gained, lost []int
@@ -266,6 +268,10 @@ func (s *Store) Leave(ctx context.Context) error {
 		return ErrClosed
 	}
 	cli := *c
+	// A round in flight ends first: begun before the node was leaving, it
+	// would put it back among the live nodes and take its partitions again
+	// (and stop draining them) after this hands them over.
+	s.tickMu.Lock()
 	now := time.Now()
 	o := &s.own
 	var lost []int
@@ -281,6 +287,7 @@ func (s *Store) Leave(ctx context.Context) error {
 		}
 	}
 	o.mu.Unlock()
+	s.tickMu.Unlock()
 	s.report(nil, lost)
 	if err := cli.Do(ctx, cli.B().Zrem().Key(s.nodesKey()).Member(s.opts.NodeID).Build()).Error(); err != nil {
 		return fmt.Errorf("redisstore: leaving the live nodes: %w", err)

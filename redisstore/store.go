@@ -46,6 +46,11 @@ type Store struct {
 	locks [lockStripes]chan struct{} // each a mutex that a waiter may give up
 
 	own ownership
+	// tickMu is held through each leaseTick; Leave takes it to mark the
+	// node leaving, so that no round begun before (whose heartbeat would
+	// put the node back among the live ones and whose renewals would take
+	// its partitions again) ends after.
+	tickMu sync.Mutex
 	// reportMu keeps the OnPartitions calls in order (leaseLoop, Leave and
 	// Close all report).
 	reportMu sync.Mutex
