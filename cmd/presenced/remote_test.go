@@ -69,6 +69,11 @@ func change(u string, n int) (redisstore.RemoteEvent, presence.View) {
 func (f *fakeNode) latest(pairs bool) map[presence.Key]presence.View {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.latestLocked(pairs)
+}
+
+// latestLocked is latest with f locked.
+func (f *fakeNode) latestLocked(pairs bool) map[presence.Key]presence.View {
 	out := map[presence.Key]presence.View{}
 	evs := f.published
 	if pairs {
@@ -80,6 +85,28 @@ func (f *fakeNode) latest(pairs bool) map[presence.Key]presence.View {
 		}
 	}
 	return out
+}
+
+// waitFor polls cond, with f locked, until it holds; after 10 s it fails
+// the test with what.
+func (f *fakeNode) waitFor(t *testing.T, what func() string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		ok := cond()
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.mu.Lock()
+			msg := what()
+			f.mu.Unlock()
+			t.Fatal(msg)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestRemoteRelayReadsABatchAtOnce: other nodes' changes are relayed with
@@ -99,19 +126,8 @@ func TestRemoteRelayReadsABatchAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.run(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f.mu.Lock()
-		n := len(f.published)
-		f.mu.Unlock()
-		if n == users*rounds {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d changes relayed", n, users*rounds)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	f.waitFor(t, func() string { return fmt.Sprintf("%d of %d changes relayed", len(f.published), users*rounds) },
+		func() bool { return len(f.published) == users*rounds })
 	f.mu.Lock()
 	reads := f.reads
 	f.mu.Unlock()
@@ -144,35 +160,17 @@ func TestRemoteRelayPairsDoNotWaitForTheRead(t *testing.T) {
 	f.current[re.Key] = v
 	f.mu.Unlock()
 	r.offer(re)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f.mu.Lock()
-		pairs, published, reads := len(f.pairs), len(f.published), f.reads
-		f.mu.Unlock()
-		if pairs == 1 {
-			if published != 0 || reads != 0 {
-				t.Fatalf("published %d with views after %d reads, while the read waits", published, reads)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the pair was not published while the read waits")
-		}
-		time.Sleep(time.Millisecond)
+	f.waitFor(t, func() string { return "the pair was not published while the read waits" },
+		func() bool { return len(f.pairs) == 1 })
+	f.mu.Lock()
+	published, reads := len(f.published), f.reads
+	f.mu.Unlock()
+	if published != 0 || reads != 0 {
+		t.Fatalf("published %d with views after %d reads, while the read waits", published, reads)
 	}
 	close(f.gate)
-	for {
-		f.mu.Lock()
-		published := len(f.published)
-		f.mu.Unlock()
-		if published == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the view was not published once read")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	f.waitFor(t, func() string { return "the view was not published once read" },
+		func() bool { return len(f.published) == 1 })
 	if got := f.latest(true)[re.Key]; got != v {
 		t.Fatalf("pair published %v, want %v", got, v)
 	}
@@ -201,23 +199,17 @@ func TestRemoteRelayKeepsTheLatestStateOfDroppedChanges(t *testing.T) {
 		t.Fatal("no change was dropped: the test does not test drops")
 	}
 	close(f.gate) // the relay reads again
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, pairs := f.latest(false), f.latest(true)
-		missing := 0
-		f.mu.Lock()
+	missing := func() int {
+		got, pairs := f.latestLocked(false), f.latestLocked(true)
+		n := 0
 		for k, v := range f.current {
 			if got[k] != v || pairs[k] != v {
-				missing++
+				n++
 			}
 		}
-		f.mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d users' latest presence never relayed (%d changes dropped)", missing, users, r.dropped.Load())
-		}
-		time.Sleep(time.Millisecond)
+		return n
 	}
+	f.waitFor(t, func() string {
+		return fmt.Sprintf("%d of %d users' latest presence never relayed (%d changes dropped)", missing(), users, r.dropped.Load())
+	}, func() bool { return missing() == 0 })
 }
