@@ -443,10 +443,16 @@ func (s *Server) renew(ctx context.Context, until time.Time, due func(*conn) boo
 			all = all[:q]
 		}
 	}
+	return inBatches(ctx, all, renewBatch, func(b []*conn) error { return s.renewEach(ctx, until, b) })
+}
+
+// inBatches calls fn with all, size at a time, until ctx is done, and
+// returns the first error.
+func inBatches[T any](ctx context.Context, all []T, size int, fn func([]T) error) error {
 	var first error
 	for len(all) > 0 && ctx.Err() == nil {
-		n := min(renewBatch, len(all))
-		first = cmpErr(first, s.renewEach(ctx, until, all[:n]))
+		n := min(size, len(all))
+		first = cmpErr(first, fn(all[:n]))
 		all = all[n:]
 	}
 	return first

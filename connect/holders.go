@@ -336,13 +336,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-	var first error
-	for len(stale) > 0 && ctx.Err() == nil {
-		n := min(holdBatch, len(stale))
-		first = cmpErr(first, s.holdEach(ctx, h, stale[:n]))
-		stale = stale[n:]
-	}
-	return first
+	return inBatches(ctx, stale, holdBatch, func(b []*conn) error { return s.holdEach(ctx, h, b) })
 }
 
 // holdEach lists conns (a batch) under h and holds their sessions with it,
@@ -419,14 +413,13 @@ func (s *Server) Sweep(ctx context.Context) error {
 // forgets the holder once all of them are.
 func (s *Server) drop(ctx context.Context, c presence.ClaimedHolder) error {
 	s.logger.Info("connections: ending the sessions of a holder found dead", "holder", c.Holder, "sessions", len(c.Held))
-	var first error
-	for held := c.Held; len(held) > 0 && ctx.Err() == nil; {
-		n := min(holdBatch, len(held))
-		keys := make([]presence.Key, n)
-		cmds := make([]presence.Command, n)
-		for i, hs := range held[:n] {
+	first := inBatches(ctx, c.Held, holdBatch, func(held []presence.HeldSession) error {
+		keys := make([]presence.Key, len(held))
+		cmds := make([]presence.Command, len(held))
+		for i, hs := range held {
 			keys[i], cmds[i] = hs.Key, &presence.DropHolder{Device: hs.Device, Holder: c.Holder}
 		}
+		var first error
 		for _, err := range s.svc.DoEach(ctx, keys, cmds) {
 			if err != nil {
 				first = cmpErr(first, err)
@@ -434,8 +427,8 @@ func (s *Server) drop(ctx context.Context, c presence.ClaimedHolder) error {
 			}
 			s.m.swept.Inc()
 		}
-		held = held[n:]
-	}
+		return first
+	})
 	if first = cmpErr(first, ctx.Err()); first != nil {
 		return fmt.Errorf("connect: ending the sessions of holder %s: %w", c.Holder, first)
 	}
