@@ -104,33 +104,16 @@ func parseAdvance(msg string) (id string, until time.Time, err error) {
 // Listen implements presence.HolderAdvances. It subscribes again after a
 // lost connection, until ctx is done.
 func (h Holders) Listen(ctx context.Context, extend func(ctx context.Context, until time.Time) string) {
-	for ctx.Err() == nil {
-		c := h.s.cli.Load()
-		if c == nil {
-			if !sleepCtx(ctx, 200*time.Millisecond) {
-				return
-			}
-			continue
-		}
-		cli := *c
-		err := cli.Receive(ctx, cli.B().Ssubscribe().Channel(h.advanceChannel()).Build(), func(m rueidis.PubSubMessage) {
-			id, until, err := parseAdvance(m.Message)
-			if err != nil {
-				h.s.logger().Warn("redis: skipping an advance announcement", "err", err)
-				return
-			}
-			// Not on the subscription's reader: extending may take a
-			// while (a write per held session).
-			go h.answer(ctx, id, until, extend)
-		})
-		if ctx.Err() != nil {
+	h.s.resubscribe(ctx, ctx, h.advanceChannel(), func(m rueidis.PubSubMessage) {
+		id, until, err := parseAdvance(m.Message)
+		if err != nil {
+			h.s.logger().Warn("redis: skipping an advance announcement", "err", err)
 			return
 		}
-		h.s.logger().Debug("redis: the advances' subscription ended; subscribing again", "err", err)
-		if !sleepCtx(ctx, 200*time.Millisecond) {
-			return
-		}
-	}
+		// Not on the subscription's reader: extending may take a while
+		// (a write per held session).
+		go h.answer(ctx, id, until, extend)
+	}, nil)
 }
 
 // answer extends as the announcement id asks and answers it.

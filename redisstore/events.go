@@ -281,11 +281,28 @@ func (s *Store) receive(ctx context.Context, p int, fn func(RemoteEvent)) {
 			s.following.Add(1)
 		}
 	})
-	defer func() {
+	s.resubscribe(ctx, hooked, ch, func(m rueidis.PubSubMessage) {
+		ev, err := decodeEvent([]byte(m.Message))
+		if err != nil {
+			s.logger().Warn("redis: invalid event", "channel", m.Channel, "err", err)
+			return
+		}
+		if ev.Origin != s.opts.NodeID {
+			fn(ev)
+		}
+	}, func() {
 		if s.subscribed[p].Swap(false) {
 			s.following.Add(-1)
 		}
-	}()
+	})
+}
+
+// resubscribe hands the messages of the sharded channel ch to fn, and
+// subscribes again (after a pause) whenever the subscription ends, as a
+// lost connection ends it, until ctx is done. subCtx is the context of
+// each subscription (ctx, or ctx with a subscription hook); ended, if set,
+// runs each time one ends.
+func (s *Store) resubscribe(ctx, subCtx context.Context, ch string, fn func(rueidis.PubSubMessage), ended func()) {
 	for ctx.Err() == nil {
 		c := s.cli.Load()
 		if c == nil {
@@ -295,23 +312,14 @@ func (s *Store) receive(ctx context.Context, p int, fn func(RemoteEvent)) {
 			continue
 		}
 		cli := *c
-		err := cli.Receive(hooked, cli.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
-			ev, err := decodeEvent([]byte(m.Message))
-			if err != nil {
-				s.logger().Warn("redis: invalid event", "channel", m.Channel, "err", err)
-				return
-			}
-			if ev.Origin != s.opts.NodeID {
-				fn(ev)
-			}
-		})
-		if s.subscribed[p].Swap(false) {
-			s.following.Add(-1)
+		err := cli.Receive(subCtx, cli.B().Ssubscribe().Channel(ch).Build(), fn)
+		if ended != nil {
+			ended()
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		s.logger().Debug("redis: subscription ended; resubscribing", "partition", p, "err", err)
+		s.logger().Debug("redis: subscription ended; subscribing again", "channel", ch, "err", err)
 		if !sleepCtx(ctx, 200*time.Millisecond) {
 			return
 		}
