@@ -131,11 +131,10 @@ func (s *Server) scratch() *bulkScratch {
 	return newScratch()
 }
 
-// newScratch returns scratch memory for a bulk read that is not pooled:
-// for ids kept longer than the request.
-func newScratch() *bulkScratch {
-	return &bulkScratch{seen: make(map[string]struct{}, presence.MaxIDs)}
-}
+// newScratch returns empty scratch memory for a bulk read; pooled ones
+// keep what they grew to. The event stream takes one it keeps, as its ids
+// live as long as it does.
+func newScratch() *bulkScratch { return &bulkScratch{seen: map[string]struct{}{}} }
 
 // release empties sc (keeping no id or answer alive) and pools it again.
 func (s *Server) release(sc *bulkScratch) {
