@@ -105,18 +105,11 @@ func (h Holders) Add(ctx context.Context, holder string, held ...presence.HeldSe
 			return cli.Do(ctx, add).Error()
 		}
 		return cli.Dedicated(func(c rueidis.DedicatedClient) error {
-			res := c.DoMulti(ctx, add, c.B().Wait().Numreplicas(int64(h.s.opts.WaitReplicas)).Timeout(h.s.opts.WaitTimeout.Milliseconds()).Build())
+			res := c.DoMulti(ctx, add, h.s.waitCmd(c))
 			if err := res[0].Error(); err != nil {
 				return err
 			}
-			n, err := res[1].AsInt64()
-			if err != nil {
-				return err
-			}
-			if n < int64(h.s.opts.WaitReplicas) {
-				return presence.Unavailable(fmt.Errorf("redisstore: a holder's list reached %d of %d replicas within %v", n, h.s.opts.WaitReplicas, h.s.opts.WaitTimeout))
-			}
-			return nil
+			return h.s.reachedReplicas(res[1], "a holder's list")
 		})
 	})
 }

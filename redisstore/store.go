@@ -660,12 +660,9 @@ func casReply(res rueidis.RedisResult) (ok bool, current string, err error) {
 func (s *Store) casWait(ctx context.Context, cli rueidis.Client, keys, args []string) (rueidis.RedisResult, error) {
 	var out rueidis.RedisResult
 	err := cli.Dedicated(func(c rueidis.DedicatedClient) error {
-		wait := func() rueidis.Completed {
-			return c.B().Wait().Numreplicas(int64(s.opts.WaitReplicas)).Timeout(s.opts.WaitTimeout.Milliseconds()).Build()
-		}
-		res := c.DoMulti(ctx, casScript.evalsha(c.B(), keys, args), wait())
+		res := c.DoMulti(ctx, casScript.evalsha(c.B(), keys, args), s.waitCmd(c))
 		if isNoScript(res[0].Error()) {
-			res = c.DoMulti(ctx, casScript.eval(c.B(), keys, args), wait())
+			res = c.DoMulti(ctx, casScript.eval(c.B(), keys, args), s.waitCmd(c))
 		}
 		out = res[0]
 		if err := res[0].Error(); err != nil {
@@ -676,16 +673,28 @@ func (s *Store) casWait(ctx context.Context, cli rueidis.Client, keys, args []st
 				return nil // nothing written: nothing to wait for
 			}
 		}
-		n, err := res[1].AsInt64()
-		if err != nil {
-			return err
-		}
-		if n < int64(s.opts.WaitReplicas) {
-			return presence.Unavailable(fmt.Errorf("redisstore: write reached %d of %d replicas within %v", n, s.opts.WaitReplicas, s.opts.WaitTimeout))
-		}
-		return nil
+		return s.reachedReplicas(res[1], "write")
 	})
 	return out, err
+}
+
+// waitCmd is WAIT for Options.WaitReplicas within Options.WaitTimeout, to
+// pipeline after a write on the same (dedicated) connection.
+func (s *Store) waitCmd(c rueidis.DedicatedClient) rueidis.Completed {
+	return c.B().Wait().Numreplicas(int64(s.opts.WaitReplicas)).Timeout(s.opts.WaitTimeout.Milliseconds()).Build()
+}
+
+// reachedReplicas checks waitCmd's answer: fewer replicas than asked is
+// presence.Unavailable, what (a write) not known to survive a failover.
+func (s *Store) reachedReplicas(res rueidis.RedisResult, what string) error {
+	n, err := res.AsInt64()
+	if err != nil {
+		return err
+	}
+	if n < int64(s.opts.WaitReplicas) {
+		return presence.Unavailable(fmt.Errorf("redisstore: %s reached %d of %d replicas within %v", what, n, s.opts.WaitReplicas, s.opts.WaitTimeout))
+	}
+	return nil
 }
 
 // dueEntry is one member of a due index.
