@@ -14,15 +14,9 @@ import (
 // (kill -9) the surviving nodes end the session within the grace window,
 // and a subscription sees the user go Offline, once.
 func TestNodesConnectKill9EndsSessionsOnSurvivors(t *testing.T) {
-	c := startNodes(t, 3)
-	f := newFixture(t)
+	c, f, sk := laptopOnFirstNode(t, 3)
 	a, b := c.nodes[0], c.nodes[1]
-	sk := newSink(t)
-	t0 := nowOn(t, b)
-	f.on(b).mustSubscribe("D1ra", richBody(subBody(userRes(f.U1), sk.URL, t0.Add(50*time.Minute))))
-
-	// U1 connects to node A; U2, for comparison, to node B.
-	connectAs(t, a, f.tok("D1rw"), "laptop", "availability", "Busy", "activity", "InACall")
+	// U2, for comparison, connects to node B.
 	connectAs(t, b, f.tok("D2rw"), "phone")
 	for _, n := range c.nodes {
 		f.on(n).wantPresence(f.U1, "Busy", "InACall")
@@ -48,6 +42,20 @@ func TestNodesConnectKill9EndsSessionsOnSurvivors(t *testing.T) {
 	// The connection held by the node that advanced the clock lives on.
 	f.on(b).wantPresence(f.U2, "Available", "Available")
 	f.on(c.nodes[2]).wantPresence(f.U2, "Available", "Available")
+}
+
+// laptopOnFirstNode starts n nodes on one Redis, subscribes a sink to U1
+// (rich notifications) through the second node, and connects U1's laptop
+// to the first as Busy/InACall.
+func laptopOnFirstNode(t *testing.T, n int) (*cluster, *fixture, *sink) {
+	t.Helper()
+	c := startNodes(t, n)
+	f := newFixture(t)
+	sk := newSink(t)
+	b := c.nodes[1]
+	f.on(b).mustSubscribe("D1ra", richBody(subBody(userRes(f.U1), sk.URL, nowOn(t, b).Add(50*time.Minute))))
+	connectAs(t, c.nodes[0], f.tok("D1rw"), "laptop", "availability", "Busy", "activity", "InACall")
+	return c, f, sk
 }
 
 // storedSession returns the stored connection session of user's device,
@@ -160,13 +168,8 @@ func TestNodesConnectHeldUnderNodeRecord(t *testing.T) {
 // the same pair and sequenceNumber, no notification; and when the dead
 // node's record is swept, the session, now held by the new node, lives on.
 func TestNodesConnectResumeOnAnotherNodeAfterKill(t *testing.T) {
-	c := startNodes(t, 2)
-	f := newFixture(t)
+	c, f, sk := laptopOnFirstNode(t, 2)
 	a, b := c.nodes[0], c.nodes[1]
-	sk := newSink(t)
-	t0 := nowOn(t, b)
-	f.on(b).mustSubscribe("D1ra", richBody(subBody(userRes(f.U1), sk.URL, t0.Add(50*time.Minute))))
-	connectAs(t, a, f.tok("D1rw"), "laptop", "availability", "Busy", "activity", "InACall")
 	wantPairs(t, "connect", waitRich(t, sk, 1), f.U1, "Busy/InACall")
 	seq := f.on(b).seqOf(f.U1)
 
