@@ -19,7 +19,18 @@
 // does not wait for an fsync that started before it was written. Each
 // fsync uses a descriptor of its own, since Linux reports a failed
 // writeback once per open file description. At most 1 MiB is ever
-// written and not yet durable. Only once its record is
+// written and not yet durable.
+//
+// The "fsync" is fdatasync(2) on Linux (a full fsync elsewhere), and the
+// writer extends the segment with zeros 4 MiB at a time ahead of its
+// records (prefill): a record is written over blocks that already exist,
+// into a file whose size does not change, so that making it durable
+// flushes its data without committing the file system's journal. On this
+// project's machine that cut the mean commit by about a fifth under load.
+// fdatasync still commits the size when it did change (right after an
+// extension), so durability never depends on the prefill; the zeros after
+// the last record of a segment are read as never written. A clean Close
+// cuts them off. Only once its record is
 // durable does an Update publish the new State to memory, release the
 // stripe lock and return. So a reader never sees a State that a crash could
 // take back, and every acknowledged write survives kill -9 and power loss
@@ -30,6 +41,7 @@
 //	LOCK                       flock(2)ed while a Store has the directory open
 //	snapshot                   every State, as of some point in the log
 //	00000000000000000007.log   log segments, numbered; appended to in order
+//	                           (records, then zeros written ahead of them)
 //
 // Every record, in the log and in the snapshot, is framed as a CRC-32C (of
 // what follows) and a length, both 4 bytes little-endian, then the payload:
@@ -56,8 +68,10 @@
 // whole records that one goroutine a core checks and stores: each state's
 // encoding is validated and kept as it is, never decoded into Go values,
 // in a map sized from the count in the snapshot's header; the due index
-// is then built in one pass. A damaged record in the last segment within
-// 1 MiB (the largest batch) of its end, with no valid record after it, is
+// is then built in one pass. Zeros from a segment's last valid record to
+// its end are the prefill, not damage. A damaged record in the last
+// segment within 1 MiB (the largest batch) of the end of its data (its
+// last byte that is not zero), with no valid record after it, is
 // a write torn by a crash: it was never acknowledged, so the tail is
 // truncated away, durably, and a warning logged. A damaged record followed
 // by valid ones is not a torn write, however near the end: truncating

@@ -106,6 +106,10 @@ type Store struct {
 	// dirty says seg may hold bytes past segBytes, left by a failed write
 	// not yet cut back.
 	dirty bool
+	// filled is how far seg is known to hold zeros written ahead of the
+	// records (prefill), zeros its buffer of zeros.
+	filled int64
+	zeros  []byte
 	// The failures since the last successful write, for the rate-limited
 	// error log.
 	failures, unlogged       int
@@ -270,9 +274,11 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 }
 
 // replaySegment replays one segment into s.m and returns its valid size.
-// Damage in the last segment within maxBatchBytes of its end with no valid
-// record after it is a torn write: it is truncated away durably and logged.
-// Any other damage is an error naming the file and the offset.
+// Zeros from the last valid record to the end of the file are the end of
+// the segment. Damage in the last segment within maxBatchBytes of the end
+// of its data (its last byte that is not zero) with no valid record after
+// it is a torn write: it is truncated away durably and logged. Any other
+// damage is an error naming the file and the offset.
 func (s *Store) replaySegment(n uint64, last bool) (int64, error) {
 	path := s.segPath(n)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -291,10 +297,19 @@ func (s *Store) replaySegment(n uint64, last bool) (int64, error) {
 	if !errors.Is(err, ErrCorrupt) {
 		return 0, fmt.Errorf("filestore: read %s: %w", path, err)
 	}
+	// Zeros after the last record were written ahead of the records
+	// (prefill) and never overwritten: the end of the segment, not damage.
+	end, err2 := zeroTailFrom(f, valid, fi.Size())
+	if err2 != nil {
+		return 0, fmt.Errorf("filestore: read %s: %w", path, err2)
+	}
+	if end == valid {
+		return valid, nil
+	}
 	torn := false
 	if last {
 		var terr error
-		if torn, terr = tornTail(f, valid, fi.Size()); terr != nil {
+		if torn, terr = tornTail(f, valid, end); terr != nil {
 			return 0, fmt.Errorf("filestore: read %s: %w", path, terr)
 		}
 	}
@@ -302,7 +317,7 @@ func (s *Store) replaySegment(n uint64, last bool) (int64, error) {
 		return 0, fmt.Errorf("filestore: %s: %w (valid records follow the damage; nothing was changed)", path, err)
 	}
 	s.log.Warn("filestore: truncating a torn log tail left by a crash",
-		"file", path, "offset", valid, "bytes_dropped", fi.Size()-valid, "cause", err)
+		"file", path, "offset", valid, "bytes_dropped", end-valid, "cause", err)
 	if err := f.Truncate(valid); err != nil {
 		return 0, fmt.Errorf("filestore: truncate %s: %w", path, err)
 	}
@@ -341,7 +356,7 @@ func (s *Store) segPath(n uint64) string { return filepath.Join(s.dir, segName(n
 // createSegment creates segment n, makes its name durable, and makes it the
 // current segment, closing the previous one.
 func (s *Store) createSegment(n uint64) error {
-	f, err := os.OpenFile(s.segPath(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(s.segPath(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("filestore: create log segment: %w", err)
 	}
@@ -352,9 +367,9 @@ func (s *Store) createSegment(n uint64) error {
 	if s.seg != nil {
 		s.seg.Close()
 	}
-	s.seg, s.segNum, s.segBytes, s.written, s.dirty = f, n, 0, 0, false
+	s.seg, s.segNum, s.segBytes, s.written, s.filled, s.dirty = dataFile{f}, n, 0, 0, 0, false
 	if s.wrapFile != nil {
-		s.seg = s.wrapFile(f)
+		s.seg = s.wrapFile(s.seg)
 	}
 	s.logBytes.Store(0)
 	return nil
@@ -537,6 +552,12 @@ func (s *Store) Close() error {
 	if s.dirty {
 		if err := s.cutBack(); err != nil {
 			errs = append(errs, err)
+		}
+	} else if s.filled > s.segBytes {
+		// Drop the zeros written ahead: a segment closed cleanly ends
+		// with its last record. Open reads them as never written anyway.
+		if err := s.seg.Truncate(s.segBytes); err != nil {
+			s.log.Warn("filestore: trim the zeros after the log's last record", "file", s.seg.Name(), "err", err)
 		}
 	}
 	s.mu.Lock()

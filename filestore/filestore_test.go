@@ -145,20 +145,41 @@ func TestTornTail(t *testing.T) {
 		name   string
 		damage func(t *testing.T, path string, size int64)
 		kept   int // records that survive
+		// clean says the damage is no damage: zeros after the last
+		// record are the ones the writer writes ahead (prefill), read as
+		// never written, with no warning.
+		clean bool
 	}{
-		{"TruncatedRecord", func(t *testing.T, path string, size int64) { truncate(t, path, size-3) }, n - 1},
+		{"TruncatedRecord", func(t *testing.T, path string, size int64) { truncate(t, path, size-3) }, n - 1, false},
 		{"TruncatedHeader", func(t *testing.T, path string, size int64) {
 			truncate(t, path, size)
 			appendBytes(t, path, []byte{1, 2, 3})
-		}, n},
+		}, n, false},
 		{"Garbage", func(t *testing.T, path string, size int64) {
 			appendBytes(t, path, []byte("garbage that is not a record at all"))
-		}, n},
-		{"Zeros", func(t *testing.T, path string, size int64) { appendBytes(t, path, make([]byte, 4096)) }, n},
-		{"FlippedByte", func(t *testing.T, path string, size int64) { flip(t, path, size-5) }, n - 1},
+		}, n, false},
+		{"Zeros", func(t *testing.T, path string, size int64) { appendBytes(t, path, make([]byte, 4096)) }, n, true},
+		{"PrefilledZeros", func(t *testing.T, path string, size int64) { appendBytes(t, path, make([]byte, prefillBytes)) }, n, true},
+		{"GarbageThenPrefilledZeros", func(t *testing.T, path string, size int64) {
+			appendBytes(t, path, []byte("a batch torn by a crash"))
+			appendBytes(t, path, make([]byte, prefillBytes))
+		}, n, false},
+		{"TornRecordThenPrefilledZeros", func(t *testing.T, path string, size int64) {
+			// The crash kept the first half of the last record's bytes
+			// in blocks written with zeros ahead of it.
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(make([]byte, prefillBytes), size-10); err != nil {
+				t.Fatal(err)
+			}
+		}, n - 1, false},
+		{"FlippedByte", func(t *testing.T, path string, size int64) { flip(t, path, size-5) }, n - 1, false},
 		{"HugeLength", func(t *testing.T, path string, size int64) {
 			appendBytes(t, path, []byte{0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f})
-		}, n},
+		}, n, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, seg := writeLog(t, n)
@@ -179,8 +200,8 @@ func TestTornTail(t *testing.T) {
 					t.Errorf("key %d: Seq %d, want %d", i, got[i], want)
 				}
 			}
-			if !strings.Contains(logs.String(), "torn log tail") {
-				t.Errorf("no warning logged; logs:\n%s", logs.String())
+			if warned := strings.Contains(logs.String(), "torn log tail"); warned == tc.clean {
+				t.Errorf("torn tail warning logged: %v, want %v; logs:\n%s", warned, !tc.clean, logs.String())
 			}
 			// The store goes on: a write, a reopen, and everything is there.
 			mustUpdate(t, s, key(n), setSeq(99))

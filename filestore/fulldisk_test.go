@@ -21,12 +21,12 @@ type fullDisk struct {
 	full, failSync *atomic.Bool
 }
 
-func (f fullDisk) Write(p []byte) (int, error) {
+func (f fullDisk) WriteAt(p []byte, off int64) (int, error) {
 	if f.full.Load() {
-		n, _ := f.File.Write(p[:len(p)/2])
+		n, _ := f.File.WriteAt(p[:len(p)/2], off)
 		return n, syscall.ENOSPC
 	}
-	return f.File.Write(p)
+	return f.File.WriteAt(p, off)
 }
 
 func (f fullDisk) Sync() error {

@@ -7,11 +7,12 @@ import (
 	presence "github.com/presenced/presenced"
 )
 
-// File is what the store needs of the log segment it appends to. *os.File
-// has it; Options.WrapFile lets tests put a faulty file system under the
-// store.
+// File is what the store needs of the log segment it writes to. The store
+// gives its segments a File whose Sync makes the written data durable
+// (fdatasync on Linux); Options.WrapFile lets tests put a faulty file
+// system under the store.
 type File interface {
-	Write(p []byte) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
 	Sync() error
 	Truncate(size int64) error
 	Close() error
@@ -41,9 +42,13 @@ func (s *Store) Healthy() error {
 }
 
 // cutBack truncates the current segment to its durable size, durably, so
-// that a failed write leaves nothing behind. Writer goroutine only.
+// that a failed write leaves nothing behind (the zeros written ahead go
+// too). Writer goroutine only.
 func (s *Store) cutBack() error {
 	err := s.seg.Truncate(s.segBytes)
+	if err == nil {
+		s.filled = s.segBytes
+	}
 	if err == nil && !s.noSync {
 		err = s.seg.Sync()
 	}
@@ -94,18 +99,19 @@ func (s *Store) wroteOK() {
 }
 
 // probe checks whether the log can grow again: it cuts back what a failed
-// write left, appends probeSize bytes, syncs, and cuts them back. A crash
-// in between leaves zeros at the end of the log, which Open takes for a
-// torn tail. Writer goroutine only.
+// write left (and the zeros written ahead, so that the probe needs new
+// blocks), appends probeSize bytes, syncs, and cuts them back. A crash in
+// between leaves zeros at the end of the log, which Open takes for bytes
+// never written. Writer goroutine only.
 func (s *Store) probe() {
 	err := func() error {
-		if s.dirty {
+		if s.dirty || s.filled > s.segBytes {
 			if err := s.cutBack(); err != nil {
 				return err
 			}
 		}
 		s.dirty = true
-		_, err := s.seg.Write(make([]byte, probeSize))
+		_, err := s.seg.WriteAt(make([]byte, probeSize), s.segBytes)
 		if err == nil && !s.noSync {
 			err = s.seg.Sync()
 		}

@@ -178,6 +178,13 @@ func repairFile(path, stamp string, build func([][]byte) ([]byte, error)) (Repai
 		return rf, fmt.Errorf("filestore: repair: %w", err)
 	}
 	recs, damaged := salvage(data)
+	if n := len(damaged); n > 0 && filepath.Base(path) != snapshotName {
+		// A segment's zeros after its last record were written ahead of
+		// the records (prefill): the end of the segment, not damage.
+		if d := damaged[n-1]; d.Offset+d.Length == int64(len(data)) && allZero(data[d.Offset:]) {
+			damaged = damaged[:n-1]
+		}
+	}
 	rf.Damaged = damaged
 	rf.Records = len(recs)
 	if len(damaged) == 0 {

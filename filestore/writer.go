@@ -228,8 +228,9 @@ func (s *Store) writeOut(buf []byte) error {
 			return err
 		}
 	}
+	s.prefill(s.written + int64(len(buf)))
 	s.dirty = true
-	if _, err := s.seg.Write(buf); err != nil {
+	if _, err := s.seg.WriteAt(buf, s.written); err != nil {
 		return fmt.Errorf("filestore: write log %s: %w", s.seg.Name(), err)
 	}
 	s.written += int64(len(buf))
@@ -363,9 +364,9 @@ func (s *Store) syncFile() (File, error) {
 		return nil, fmt.Errorf("filestore: open log %s to sync it: %w", s.seg.Name(), err)
 	}
 	if s.wrapFile != nil {
-		return s.wrapFile(f), nil
+		return s.wrapFile(dataFile{f}), nil
 	}
-	return f, nil
+	return dataFile{f}, nil
 }
 
 // closeSyncFiles closes the descriptors kept for fsyncs of the segment.

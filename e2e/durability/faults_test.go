@@ -174,16 +174,20 @@ func TestFlippedByteRefusesToStartAndRepairKeepsTheRest(t *testing.T) {
 
 	segs, _ := filepath.Glob(filepath.Join(data, "*.log"))
 	var seg string
-	var size int64
+	var size, records int64
 	for _, p := range segs {
 		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
 			seg, size = p, fi.Size()
 		}
 	}
-	if size < 30_000 {
-		t.Fatalf("log %s of %d bytes: too short for the test", seg, size)
+	// The records end where the zeros written ahead of them begin.
+	if b, err := os.ReadFile(seg); err == nil {
+		records = int64(len(bytes.TrimRight(b, "\x00")))
 	}
-	off := size - size/3 // in the last MiB, a third of the log after it
+	if records < 30_000 {
+		t.Fatalf("log %s of %d bytes of records: too short for the test", seg, records)
+	}
+	off := records - records/3 // in the last MiB, a third of the records after it
 	f, err := os.OpenFile(seg, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -259,13 +263,10 @@ func TestFullDiskIsAnOutageNotACorruption(t *testing.T) {
 		}
 		acked[userID(i)] = "before"
 	}
-	segs, _ := filepath.Glob(filepath.Join(data, "*.log"))
-	var size int64
-	for _, p := range segs {
-		if fi, err := os.Stat(p); err == nil {
-			size = max(size, fi.Size())
-		}
-	}
+	// The log's records end here; the file goes on with zeros written
+	// ahead of them, which a limit below the file's size leaves in place
+	// and writes over until they pass the limit.
+	size := logBytes(t, srv)
 	pid := srv.cmd.Process.Pid
 	var old unix.Rlimit
 	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, nil, &old); err != nil {
@@ -373,4 +374,21 @@ func metricsText(t *testing.T, s *server) string {
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
 	return b.String()
+}
+
+// logBytes reads the size of the records in the current log segment from
+// presenced_store_log_bytes.
+func logBytes(t *testing.T, srv *server) int64 {
+	t.Helper()
+	for line := range strings.SplitSeq(metricsText(t, srv), "\n") {
+		if v, ok := strings.CutPrefix(line, "presenced_store_log_bytes "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("presenced_store_log_bytes: %q", v)
+			}
+			return int64(f)
+		}
+	}
+	t.Fatal("no presenced_store_log_bytes in /metrics")
+	return 0
 }
