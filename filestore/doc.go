@@ -30,7 +30,12 @@
 // fdatasync still commits the size when it did change (right after an
 // extension), so durability never depends on the prefill; the zeros after
 // the last record of a segment are read as never written. A clean Close
-// cuts them off. Only once its record is
+// cuts them off. One thing the prefill changes after a power loss (not
+// after kill -9): if the disk stored a later page of the last batch,
+// never acknowledged, but not an earlier one, the log reads as records,
+// zeros, then records, where appending to a growing file would have shown
+// neither. Open cannot tell that from zeros over acknowledged records, so
+// it refuses to open (ErrCorrupt) and Repair keeps every valid record. Only once its record is
 // durable does an Update publish the new State to memory, release the
 // stripe lock and return. So a reader never sees a State that a crash could
 // take back, and every acknowledged write survives kill -9 and power loss
