@@ -31,11 +31,13 @@
 // extension), so durability never depends on the prefill; the zeros after
 // the last record of a segment are read as never written. A clean Close
 // cuts them off. One thing the prefill changes after a power loss (not
-// after kill -9): if the disk stored a later page of the last batch,
-// never acknowledged, but not an earlier one, the log reads as records,
-// zeros, then records, where appending to a growing file would have shown
-// neither. Open cannot tell that from zeros over acknowledged records, so
-// it refuses to open (ErrCorrupt) and Repair keeps every valid record. Only once its record is
+// after kill -9): if the disk stored a later sector of the last batch but
+// not an earlier one, the log reads as records, zeros, then valid records
+// that were never acknowledged (a sync that made one of them durable
+// stored the earlier sector before it returned), where appending to a
+// growing file would have hidden both behind the old size. Open takes
+// such a sector of zeros before the next valid record, within 1 MiB of
+// the end, for a torn write (see tornTail). Only once its record is
 // durable does an Update publish the new State to memory, release the
 // stripe lock and return. So a reader never sees a State that a crash could
 // take back, and every acknowledged write survives kill -9 and power loss
@@ -76,7 +78,8 @@
 // is then built in one pass. Zeros from a segment's last valid record to
 // its end are the prefill, not damage. A damaged record in the last
 // segment within 1 MiB (the largest batch) of the end of its data (its
-// last byte that is not zero), with no valid record after it, is
+// last byte that is not zero), with no valid record after it (or a sector
+// of zeros before the next valid one, above), is
 // a write torn by a crash: it was never acknowledged, so the tail is
 // truncated away, durably, and a warning logged. A damaged record followed
 // by valid ones is not a torn write, however near the end: truncating

@@ -524,3 +524,31 @@ func TestStats(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// recordOffsets returns the offset of each record of the log segment path.
+func recordOffsets(t *testing.T, path string) []int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var offs []int64
+	if _, err := readRecords(f, func(off int64, _ []byte) error { offs = append(offs, off); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return offs
+}
+
+// zeroFrom writes zeros over path from off to the end of off's sector.
+func zeroFrom(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, sectorSize-off%sectorSize), off); err != nil {
+		t.Fatal(err)
+	}
+}

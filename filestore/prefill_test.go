@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,5 +112,71 @@ func TestZerosEndEverySegment(t *testing.T) {
 		if len(f.Damaged) > 0 || f.Backup != "" {
 			t.Errorf("Repair found damage in %s: %+v", f.Name, f)
 		}
+	}
+}
+
+// A power loss in the last batch of a prefilled segment can leave a later
+// sector of the batch stored and an earlier one not: records, zeros (what
+// the earlier sector held before), then valid records that were never
+// acknowledged. Open truncates that as a torn write, with a warning. The
+// same records after a damaged record that is not zeros are corruption:
+// Open refuses.
+func TestEarlierSectorNotStored(t *testing.T) {
+	const n = 60
+	for _, tc := range []struct {
+		name string
+		// damage damages the segment at off, the start of a record in
+		// its third sector.
+		damage func(t *testing.T, path string, off int64)
+		torn   bool
+	}{
+		{"Zeros", func(t *testing.T, path string, off int64) { zeroFrom(t, path, off) }, true},
+		{"ZerosAfterATornRecord", func(t *testing.T, path string, off int64) {
+			// The record's first sector was stored, its second not.
+			zeroFrom(t, path, (off/sectorSize+1)*sectorSize)
+			flip(t, path, off+2)
+		}, true},
+		{"FlippedByte", func(t *testing.T, path string, off int64) { flip(t, path, off+2) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, seg := writeLog(t, n)
+			offs := recordOffsets(t, seg)
+			k := slices.IndexFunc(offs, func(o int64) bool { return o >= 2*sectorSize })
+			if k < 0 || offs[len(offs)-1] < 4*sectorSize {
+				t.Fatalf("log too short: records at %v", offs)
+			}
+			if tc.name == "ZerosAfterATornRecord" {
+				// A record that crosses into the next sector.
+				for k = 0; offs[k] < 2*sectorSize || offs[k+1] <= (offs[k]/sectorSize+1)*sectorSize; k++ {
+				}
+			}
+			tc.damage(t, seg, offs[k])
+			var logs syncBuffer
+			s, err := Open(context.Background(), dir, Options{CompactBytes: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if !tc.torn {
+				if err == nil {
+					s.Close()
+					t.Fatal("Open accepted a damaged record followed by valid ones")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			got := seqs(t, s, n)
+			for i := range n {
+				want := uint64(i + 1)
+				if i >= k {
+					want = 0
+				}
+				if got[i] != want {
+					t.Errorf("key %d: Seq %d, want %d (records from %d on never acknowledged)", i, got[i], want, k)
+				}
+			}
+			if !strings.Contains(logs.String(), "torn log tail") {
+				t.Errorf("no warning logged:\n%s", logs.String())
+			}
+		})
 	}
 }

@@ -48,20 +48,56 @@ func nextValidRecord(data []byte, from int) int {
 	return -1
 }
 
-// tornTail reports whether the damage at offset valid of the file f, of
-// size bytes, is a write torn by a crash: within maxBatchBytes of the end,
-// and with no valid record after it. A damaged record followed by valid
-// ones is not a torn write, whatever its distance from the end: truncating
-// there would destroy acknowledged records.
-func tornTail(f *os.File, valid, size int64) (bool, error) {
-	if size-valid > maxBatchBytes {
+// tornTail reports whether the damage at offset valid of the file f, whose
+// data ends at end (its last byte that is not zero), is a write torn by a
+// crash: within maxBatchBytes of the end, and either with no valid record
+// after it, or with a sector of zeros (sectorSize bytes, aligned) between
+// it and the next valid record (or zeros from valid to the end of its
+// sector). A damaged record followed by valid ones is
+// otherwise not a torn write, whatever its distance from the end:
+// truncating there would destroy acknowledged records.
+//
+// The sector of zeros is a power loss (not kill -9, after which the kernel
+// still has every page) in the last batch of a prefilled segment: the disk
+// stored a later page of the batch but not an earlier one, which still
+// holds the zeros written ahead. Nothing from there on was acknowledged: a
+// sync that made any later record durable started after the earlier page
+// was written, so it stored that page too before it returned. Before the
+// zeros there is only the damaged record at valid (no valid one), which is
+// unreadable either way.
+func tornTail(f *os.File, valid, end int64) (bool, error) {
+	if end-valid > maxBatchBytes {
 		return false, nil
 	}
-	tail := make([]byte, size-valid)
+	tail := make([]byte, end-valid)
 	if _, err := f.ReadAt(tail, valid); err != nil && !errors.Is(err, io.EOF) {
 		return false, err
 	}
-	return nextValidRecord(tail, 1) < 0, nil
+	next := nextValidRecord(tail, 1)
+	if next < 0 {
+		return true, nil
+	}
+	return hasZeroSector(tail[:next], valid), nil
+}
+
+// sectorSize is the unit a disk stores whole: a torn write leaves each
+// sector either written or as it was.
+const sectorSize = 512
+
+// hasZeroSector reports whether b, which starts at offset off of its file,
+// holds a sector that was never written: zeros from b's start to the end
+// of its sector, or an aligned sector of zeros.
+func hasZeroSector(b []byte, off int64) bool {
+	i := (sectorSize - off%sectorSize) % sectorSize
+	if i > 0 && i <= int64(len(b)) && allZero(b[:i]) {
+		return true
+	}
+	for ; i+sectorSize <= int64(len(b)); i += sectorSize {
+		if allZero(b[i : i+sectorSize]) {
+			return true
+		}
+	}
+	return false
 }
 
 // Damage is a damaged range of a file that Repair dropped.
