@@ -520,6 +520,11 @@ func TestStats(t *testing.T) {
 	if st.Users != 20 || st.Records != 20 || st.Syncs < 1 || st.Syncs > 20 || st.Compactions < 1 || st.DueIndexLen != 20 {
 		t.Errorf("Stats = %+v", st)
 	}
+	// Each record waited at least for the sync that covered it, and there
+	// are no more syncs than records.
+	if st.SyncSeconds <= 0 || st.SyncSeconds > st.CommitSeconds {
+		t.Errorf("SyncSeconds %g, CommitSeconds %g: want 0 < sync time <= commit time", st.SyncSeconds, st.CommitSeconds)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,7 @@ type syncJob struct {
 	seq  uint64
 	size int64
 	err  error
+	took time.Duration // the sync call's own time
 }
 
 // writer is the one goroutine that writes the log. It takes everything
@@ -257,7 +258,9 @@ func (s *Store) startSync() bool {
 	s.inflight++
 	j := syncJob{f: f, seq: last.seq, size: last.end}
 	go func() {
+		start := time.Now()
 		j.err = j.f.Sync()
+		j.took = time.Since(start)
 		s.synced <- j
 	}()
 	return true
@@ -282,6 +285,7 @@ func (s *Store) synced1(j syncJob) {
 		return
 	}
 	s.syncs.Add(1)
+	s.syncNanos.Add(int64(j.took))
 	s.durable(j)
 }
 

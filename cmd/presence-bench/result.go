@@ -68,6 +68,10 @@ type RunResult struct {
 	// writer to the end of the fsync that made it durable, during the
 	// window (presenced_store_commit_seconds_total over records_total).
 	CommitMs float64 `json:"commit_ms,omitempty"`
+	// SyncMs is the mean time one sync of the log took during the window,
+	// from its call to its return (presenced_store_sync_seconds_total over
+	// syncs_total): the disk's part of CommitMs.
+	SyncMs float64 `json:"sync_ms,omitempty"`
 	// With --store redis: the number of presenced nodes (0 otherwise),
 	// redis-server's CPU during the window in cores and per request, and
 	// the Redis calls per request the nodes made (their
@@ -119,6 +123,9 @@ func (r *RunResult) usage(before, after snapshot, d time.Duration) {
 		if syncs > 0 {
 			r.RecordsPerFsync = (after.records - before.records) / syncs
 			r.FsyncsPerSecond = syncs / d.Seconds()
+			if after.syncSeconds > before.syncSeconds {
+				r.SyncMs = (after.syncSeconds - before.syncSeconds) / syncs * 1000
+			}
 		}
 		if recs := after.records - before.records; recs > 0 && after.commitSeconds > before.commitSeconds {
 			r.CommitMs = (after.commitSeconds - before.commitSeconds) / recs * 1000

@@ -59,7 +59,7 @@ func writeTable(w io.Writer, r *Report) error {
 	if len(r.Runs) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\ttarget\tconns\toperation\treq/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\tvs baseline\tp99 vs baseline\tserver CPU\tserver µs/req\tclient CPU\tother CPU\trec/fsync\tcommit ms\t")
+		fmt.Fprintln(tw, "scenario\ttarget\tconns\toperation\treq/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\tvs baseline\tp99 vs baseline\tserver CPU\tserver µs/req\tclient CPU\tother CPU\trec/fsync\tcommit ms\tsync ms\t")
 		for _, run := range r.Runs {
 			writeRun(tw, run)
 		}
@@ -114,14 +114,17 @@ func writeRun(w io.Writer, run RunResult) {
 			server = fmt.Sprintf("%.2f", run.ServerCPUCores)
 			perReq = fmt.Sprintf("%.0f", run.ServerCPUusPerReq)
 		}
-		fsync, commit := "-", "-"
+		fsync, commit, sync := "-", "-", "-"
 		if run.RecordsPerFsync > 0 {
 			fsync = fmt.Sprintf("%.1f", run.RecordsPerFsync)
 		}
 		if run.CommitMs > 0 {
 			commit = fmt.Sprintf("%.2f", run.CommitMs)
 		}
-		return fmt.Sprintf("%s\t%s\t%.2f\t%.2f\t%s\t%s\t", server, perReq, run.ClientCPUCores, run.OtherCPUCores, fsync, commit)
+		if run.SyncMs > 0 {
+			sync = fmt.Sprintf("%.2f", run.SyncMs)
+		}
+		return fmt.Sprintf("%s\t%s\t%.2f\t%.2f\t%s\t%s\t%s\t", server, perReq, run.ClientCPUCores, run.OtherCPUCores, fsync, commit, sync)
 	}
 	target := run.Target
 	if run.Noisy {
@@ -132,7 +135,7 @@ func writeRun(w io.Writer, run RunResult) {
 		if o.VsBaseline > 0 {
 			vs = fmt.Sprintf("%.3fx", o.VsBaseline)
 		}
-		tail := "\t\t\t\t\t\t"
+		tail := "\t\t\t\t\t\t\t"
 		if len(run.Ops) == 1 && i == 0 {
 			tail = cpu()
 			if run.P99Ratio > 0 {

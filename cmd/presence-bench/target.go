@@ -64,6 +64,7 @@ type snapshot struct {
 	hasMachine     bool
 	records, syncs float64
 	commitSeconds  float64
+	syncSeconds    float64
 	hasStore       bool
 	// redisCPU is redis-server's CPU time, and redisCalls the Redis calls
 	// the nodes made (presenced_redis_roundtrip_seconds_count), with
@@ -96,6 +97,7 @@ func (t *target) snapshot(ctx context.Context) snapshot {
 			syn, ok2 := m["presenced_store_syncs_total"]
 			s.records, s.syncs, s.hasStore = rec, syn, ok1 && ok2
 			s.commitSeconds = m["presenced_store_commit_seconds_total"]
+			s.syncSeconds = m["presenced_store_sync_seconds_total"]
 		}
 	}
 	return s

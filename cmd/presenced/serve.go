@@ -421,6 +421,8 @@ func registerStoreMetrics(reg prometheus.Registerer, fs *filestore.Store) {
 			stat(func(s filestore.Stats) float64 { return float64(s.Syncs) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_store_commit_seconds_total", Help: "Sum over the records made durable of the time from queueing each to the end of its fsync; over records_total, the mean commit latency."},
 			stat(func(s filestore.Stats) float64 { return s.CommitSeconds })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_store_sync_seconds_total", Help: "Time the log's syncs took, each from the call to the return of fdatasync; over syncs_total, the mean sync: the disk's part of a commit."},
+			stat(func(s filestore.Stats) float64 { return s.SyncSeconds })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presenced_store_log_bytes", Help: "Size of the current log segment."},
 			stat(func(s filestore.Stats) float64 { return float64(s.LogBytes) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_store_compactions_total", Help: "Snapshots written."},
