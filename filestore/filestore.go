@@ -556,16 +556,10 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 
 	var errs []error
-	if s.dirty {
-		if err := s.cutBack(); err != nil {
-			errs = append(errs, err)
-		}
-	} else if s.filled > s.segBytes {
-		// Drop the zeros written ahead: a segment closed cleanly ends
-		// with its last record. Open reads them as never written anyway.
-		if err := s.seg.Truncate(s.segBytes); err != nil {
-			s.log.Warn("filestore: trim the zeros after the log's last record", "file", s.seg.Name(), "err", err)
-		}
+	// A segment closed cleanly ends with its last record: no bytes of a
+	// failed write, no zeros written ahead.
+	if err := s.trimToDurable(); err != nil {
+		errs = append(errs, err)
 	}
 	s.mu.Lock()
 	failed := s.writeErr

@@ -167,14 +167,7 @@ func TestTornTail(t *testing.T) {
 		{"TornRecordThenPrefilledZeros", func(t *testing.T, path string, size int64) {
 			// The crash kept the first half of the last record's bytes
 			// in blocks written with zeros ahead of it.
-			f, err := os.OpenFile(path, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if _, err := f.WriteAt(make([]byte, prefillBytes), size-10); err != nil {
-				t.Fatal(err)
-			}
+			writeAt(t, path, size-10, make([]byte, prefillBytes))
 		}, n - 1, false},
 		{"FlippedByte", func(t *testing.T, path string, size int64) { flip(t, path, size-5) }, n - 1, false},
 		{"HugeLength", func(t *testing.T, path string, size int64) {
@@ -242,16 +235,21 @@ func appendBytes(t *testing.T, path string, b []byte) {
 
 func flip(t *testing.T, path string, off int64) {
 	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil || off >= int64(len(b)) {
+		t.Fatalf("read %s for byte %d: %v", path, off, err)
+	}
+	writeAt(t, path, off, []byte{b[off] ^ 0x20})
+}
+
+// writeAt writes b over path at off.
+func writeAt(t *testing.T, path string, off int64, b []byte) {
+	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x20
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
@@ -548,12 +546,5 @@ func recordOffsets(t *testing.T, path string) []int64 {
 // zeroFrom writes zeros over path from off to the end of off's sector.
 func zeroFrom(t *testing.T, path string, off int64) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(make([]byte, sectorSize-off%sectorSize), off); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, path, off, make([]byte, sectorSize-off%sectorSize))
 }

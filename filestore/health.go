@@ -41,6 +41,16 @@ func (s *Store) Healthy() error {
 	return presence.Unavailable(s.writeErr)
 }
 
+// trimToDurable cuts back the current segment if it may hold anything past
+// its durable size: bytes of a failed write, or zeros written ahead.
+// Writer goroutine only (or Close, once the writer has exited).
+func (s *Store) trimToDurable() error {
+	if !s.dirty && s.filled <= s.segBytes {
+		return nil
+	}
+	return s.cutBack()
+}
+
 // cutBack truncates the current segment to its durable size, durably, so
 // that a failed write leaves nothing behind (the zeros written ahead go
 // too). Writer goroutine only.
@@ -105,10 +115,8 @@ func (s *Store) wroteOK() {
 // never written. Writer goroutine only.
 func (s *Store) probe() {
 	err := func() error {
-		if s.dirty || s.filled > s.segBytes {
-			if err := s.cutBack(); err != nil {
-				return err
-			}
+		if err := s.trimToDurable(); err != nil {
+			return err
 		}
 		s.dirty = true
 		_, err := s.seg.WriteAt(make([]byte, probeSize), s.segBytes)
